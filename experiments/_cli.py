@@ -1,0 +1,104 @@
+"""Shared command-line plumbing: options from frozen dataclasses, and one-line errors.
+
+Every field of a config dataclass becomes ``--field-name`` with the field's help text; the dataclass's own
+``__post_init__`` validation decides what is a bad value, so the CLI and the library can never disagree.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import sys
+from typing import Any, Callable, Iterable
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # no hub access from any command, ever
+
+
+class UserError(Exception):
+    """An error the user caused and can fix; printed as one line, exit status 2."""
+
+
+def _parse_bool(text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true/false, got {text!r}")
+
+
+def _none_or(convert: Callable[[str], Any]) -> Callable[[str], Any]:
+    def parse(text: str) -> Any:
+        return None if text.strip().lower() in ("none", "") else convert(text)
+    parse.__name__ = getattr(convert, "__name__", "value")
+    return parse
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if value != value or value in (float("inf"), float("-inf")):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+    return value
+
+
+_CONVERTERS: dict[str, Callable[[str], Any]] = {
+    "int": int, "float": _finite_float, "str": str, "bool": _parse_bool,
+    "int | None": _none_or(int), "float | None": _none_or(_finite_float), "str | None": _none_or(str),
+    "Optional[int]": _none_or(int), "Optional[float]": _none_or(_finite_float), "Optional[str]": _none_or(str),
+}
+
+
+def add_dataclass_options(parser: argparse.ArgumentParser, cls: type, *, title: str,
+                          skip: Iterable[str] = (), rename: dict[str, str] | None = None) -> None:
+    """Add one option per dataclass field; defaults are left as ``SUPPRESS`` so only given options override."""
+    group = parser.add_argument_group(title)
+    rename = rename or {}
+    for f in dataclasses.fields(cls):
+        if f.name in skip:
+            continue
+        type_name = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type))
+        option = "--" + rename.get(f.name, f.name).replace("_", "-")
+        default = f.default if f.default is not dataclasses.MISSING else None
+        help_text = f.metadata.get("help", "")
+        if type_name.startswith("tuple"):
+            group.add_argument(option, dest=f"{cls.__name__}.{f.name}", type=str, nargs="+",
+                               default=argparse.SUPPRESS, help=f"{help_text} (default: {' '.join(default or ())})")
+            continue
+        convert = _CONVERTERS.get(type_name)
+        if convert is None:
+            raise TypeError(f"no command-line converter for field {f.name} of type {type_name}")
+        metavar = {"bool": "{true,false}"}.get(type_name, f.name.upper())
+        group.add_argument(option, dest=f"{cls.__name__}.{f.name}", type=convert, metavar=metavar,
+                           default=argparse.SUPPRESS, help=f"{help_text} (default: {default})")
+
+
+def dataclass_from_args(cls: type, args: argparse.Namespace, **overrides: Any) -> Any:
+    """Build ``cls`` from the parsed options that belong to it; validation errors become UserError."""
+    values = dict(overrides)
+    prefix = f"{cls.__name__}."
+    for key, value in vars(args).items():
+        if key.startswith(prefix):
+            field_name = key[len(prefix):]
+            values[field_name] = tuple(value) if isinstance(value, list) else value
+    try:
+        return cls(**values)
+    except (ValueError, TypeError) as exc:
+        raise UserError(str(exc)) from None
+
+
+def run_main(main: Callable[[list[str] | None], int], argv: list[str] | None = None) -> int:
+    """Run a command's main, turning user errors into one line on stderr and a non-zero exit."""
+    try:
+        return main(argv)
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+    except (ValueError, FileNotFoundError, FloatingPointError) as exc:
+        # Library validation speaks in one sentence already; keep it to that line.
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        print(f"error: {message}", file=sys.stderr)
+        return 2

@@ -1,0 +1,59 @@
+"""Train the SciLT fused model: ``python -m experiments.train [options]``.
+
+Writes OUT/run.pt (weights-only loadable), OUT/metrics.json and OUT/metrics.md. Every option below maps to a
+field of DataConfig, ModelConfig or TrainConfig; ``--help`` lists them all with their defaults.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from experiments._cli import UserError, add_dataclass_options, dataclass_from_args, run_main
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from scilt_theory.data import DATASETS, DataConfig
+    from scilt_theory.models import ModelConfig
+    from scilt_theory.training import TrainConfig
+
+    parser = argparse.ArgumentParser(
+        prog="python -m experiments.train",
+        description="Train the SciLT fused model (penultimate + final CLS features, adaptive fusion, two "
+                    "logit-adjusted heads) and evaluate it on the balanced test split. "
+                    f"Data sets: {', '.join(sorted(DATASETS))}.")
+    add_dataclass_options(parser, DataConfig, title="data", rename={"name": "dataset"})
+    add_dataclass_options(parser, ModelConfig, title="model", skip=("num_classes",))
+    add_dataclass_options(parser, TrainConfig, title="training")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    from scilt_theory.data import DATASETS, DataConfig
+    from scilt_theory.models import ModelConfig
+    from scilt_theory.training import TrainConfig, train
+
+    data_config = dataclass_from_args(DataConfig, args)
+    if data_config.name not in DATASETS:
+        raise UserError(f"unknown data set {data_config.name!r}; choose one of {', '.join(sorted(DATASETS))}")
+    # num_classes is a placeholder until the data set is built; train() replaces it.
+    model_config = dataclass_from_args(ModelConfig, args, num_classes=2)
+    train_config = dataclass_from_args(TrainConfig, args)
+    result = train(data_config, model_config, train_config)
+    m = result.metrics
+    ga = m["group_accuracy"]
+
+    def pct(value: float | None) -> str:
+        return "n/a" if value is None else f"{100 * value:.1f}%"
+
+    if not train_config.quiet:
+        print(f"balanced accuracy {pct(m['balanced_accuracy'])}  many {pct(ga['many'])}  medium {pct(ga['medium'])}  "
+              f"few {pct(ga['few'])}  worst class {pct(m['worst_class']['accuracy'])} ({m['worst_class']['name']})")
+        print(f"wrote {result.run_path} and metrics.json / metrics.md beside it ({result.seconds:.0f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run_main(main))

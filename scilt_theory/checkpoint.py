@@ -1,0 +1,148 @@
+"""Safe, atomic save and load of ``run.pt``.
+
+A run file is a plain dictionary of tensors and JSON-like values, so it loads with
+``torch.load(..., weights_only=True)`` and never executes code from the file. Writes go to a temporary
+file in the same directory, are flushed and fsync'ed, then renamed over the target: a crash or a kill
+during a save leaves the previous file intact.
+
+Layout of the dictionary (``format_version`` 1)::
+
+    format          "scilt-theory/run"      marks the file as ours
+    format_version  int                     refused when newer than this code knows
+    model_config    dict                    ModelConfig.to_dict()
+    data_config     dict                    DataConfig as a dict (names the split and its seed)
+    train_config    dict                    TrainConfig as a dict
+    model_state     {name: tensor}          trainable parameters (+ fusion, heads); not a frozen file backbone
+    weights_sha256  str | None              sha256 of the pretrained weights file, when one was used
+    class_names     list[str]
+    class_counts    list[int]               training counts per class
+    metrics         dict                    evaluation metrics at the end of training
+    versions        dict                    library versions
+    extra           dict                    method-specific state (e.g. optimiser for resume)
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+FORMAT = "scilt-theory/run"
+FORMAT_VERSION = 1
+
+
+class CheckpointError(ValueError):
+    """A run file that cannot be used; the message is one sentence meant for the user."""
+
+
+def library_versions() -> dict[str, str]:
+    """Versions of the libraries that shape a run's numbers (recorded in run.pt)."""
+    import platform
+
+    import numpy
+    import timm
+
+    versions = {"python": platform.python_version(), "torch": torch.__version__, "timm": timm.__version__,
+                "numpy": numpy.__version__}
+    for name in ("peft", "torchvision", "sklearn", "scipy", "cvxpy"):
+        try:
+            module = __import__(name)
+            versions[name] = str(getattr(module, "__version__", "unknown"))
+        except ImportError:  # optional at load time
+            versions[name] = "missing"
+    return versions
+
+
+def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:
+    """``torch.save`` to ``path`` atomically (temp file + fsync + rename in the same directory)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            torch.save(obj, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp_name, path)
+        _fsync_directory(path.parent)
+    except BaseException:
+        if os.path.exists(tmp_name):
+            os.unlink(tmp_name)
+        raise
+    return path
+
+
+def atomic_write_text(text: str, path: str | os.PathLike) -> Path:
+    """Write a text file atomically, so a reader never sees half a report."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp_name, path)
+    except BaseException:
+        if os.path.exists(tmp_name):
+            os.unlink(tmp_name)
+        raise
+    return path
+
+
+def _fsync_directory(directory: Path) -> None:
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:  # some file systems do not allow opening directories
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def save_run(path: str | os.PathLike, payload: dict[str, Any]) -> Path:
+    """Save a run dictionary (adds the format markers) atomically."""
+    record = dict(payload)
+    record["format"] = FORMAT
+    record["format_version"] = FORMAT_VERSION
+    return atomic_torch_save(record, path)
+
+
+def load_run(path: str | os.PathLike, *, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Load a run file safely (``weights_only=True``) and check that it is ours and not from the future.
+
+    Raises
+    ------
+    CheckpointError
+        For a missing, unreadable, truncated, foreign or future-version file, with one clear sentence.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise CheckpointError(f"checkpoint not found: {path}")
+    if path.is_dir():
+        raise CheckpointError(f"checkpoint path is a directory, not a file: {path}")
+    try:
+        record = torch.load(path, map_location=map_location, weights_only=True)
+    except (pickle.UnpicklingError, zipfile.BadZipFile, EOFError, RuntimeError, OSError, ValueError,
+            AttributeError, TypeError, KeyError, IndexError) as exc:
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(f"{path} is not a readable scilt-theory checkpoint (truncated, corrupt, or not a "
+                              f"weights-only torch file): {first_line[:200]}") from None
+    if not isinstance(record, dict) or record.get("format") != FORMAT:
+        raise CheckpointError(f"{path} is a torch file but not a scilt-theory run (no '{FORMAT}' marker)")
+    version = record.get("format_version")
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise CheckpointError(f"{path} has run format version {version!r}; this scilt-theory reads up to "
+                              f"version {FORMAT_VERSION} — upgrade scilt-theory to read it")
+    missing = [key for key in ("model_config", "data_config", "model_state") if key not in record]
+    if missing:
+        raise CheckpointError(f"{path} is missing required entries: {', '.join(missing)}")
+    return record

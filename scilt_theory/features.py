@@ -1,0 +1,64 @@
+"""Streamed extraction of the two CLS features and the scores of a trained model.
+
+One forward pass per batch yields φ_{N-1}, φ_N (THEORY §0) and the scores s1 + s2; only the n × d feature
+matrices and the n × K scores are kept, so memory does not grow with anything but n.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from tqdm.auto import tqdm
+
+from scilt_theory.models import SciLTModel
+
+
+@dataclass(frozen=True)
+class FeatureSet:
+    """Features of one sample as the heads see them.
+
+    phi_penult, phi_final : (n, d) CLS features after the final LayerNorm (not L2-normalised).
+    psi_penult, psi_final : (n, d) head inputs ψ_1, ψ_2 (L2-normalised for cosine heads, THEORY §0).
+    scores                : (n, K) s1 + s2, the scorer whose bound is computed.
+    labels                : (n,) int64.
+    """
+
+    phi_penult: torch.Tensor
+    phi_final: torch.Tensor
+    psi_penult: torch.Tensor
+    psi_final: torch.Tensor
+    scores: torch.Tensor
+    labels: torch.Tensor
+
+    @property
+    def n(self) -> int:
+        return int(self.labels.shape[0])
+
+
+@torch.no_grad()
+def extract_features(model: SciLTModel, images: torch.Tensor, labels: torch.Tensor, *, batch_size: int = 256,
+                     device: torch.device | str = "cpu", progress: bool = True, desc: str = "features",
+                     dtype: torch.dtype = torch.float64) -> FeatureSet:
+    """Run the model once over ``images`` in batches and keep features, head inputs and scores (on CPU).
+
+    Features are stored in ``dtype`` (float64 by default) so the Rademacher estimators accumulate exactly.
+    """
+    if images.shape[0] != labels.shape[0]:
+        raise ValueError(f"{images.shape[0]} images but {labels.shape[0]} labels")
+    device = torch.device(device)
+    model.eval()
+    parts: dict[str, list[torch.Tensor]] = {k: [] for k in ("phi1", "phi2", "psi1", "psi2", "scores")}
+    for start in tqdm(range(0, images.shape[0], batch_size), desc=desc, leave=False, disable=not progress or None):
+        x = images[start:start + batch_size].to(device, non_blocking=True)
+        # Features in float32 even on GPU: bf16 would blur the norms the bounds depend on.
+        phi1, phi2 = model.features(x)
+        psi1, psi2 = model.head_inputs(phi1, phi2)
+        scores = model.scores_from_features(phi1, phi2) if hasattr(model, "scores_from_features") else model(x).logits
+        for key, value in (("phi1", phi1), ("phi2", phi2), ("psi1", psi1), ("psi2", psi2), ("scores", scores)):
+            parts[key].append(value.detach().to("cpu", dtype))
+    if not parts["scores"]:
+        raise ValueError("no images to extract features from")
+    return FeatureSet(phi_penult=torch.cat(parts["phi1"]), phi_final=torch.cat(parts["phi2"]),
+                      psi_penult=torch.cat(parts["psi1"]), psi_final=torch.cat(parts["psi2"]),
+                      scores=torch.cat(parts["scores"]), labels=labels.to(torch.int64).cpu())

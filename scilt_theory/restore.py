@@ -1,0 +1,67 @@
+"""Rebuild a trained model and its data split from a run record (the dictionary inside run.pt)."""
+
+from __future__ import annotations
+
+from dataclasses import fields
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from scilt_theory.checkpoint import CheckpointError, load_run
+from scilt_theory.data import DATASETS, DataConfig, LongTailDataset, build_dataset
+from scilt_theory.models import MODEL_VARIANTS, ModelConfig, SciLTModel, build_model
+
+
+def data_config_from_record(record: dict[str, Any]) -> DataConfig:
+    known = {f.name for f in fields(DataConfig)}
+    values = {k: v for k, v in record["data_config"].items() if k in known}
+    if values.get("name") not in DATASETS:
+        raise CheckpointError(f"the checkpoint names data set {values.get('name')!r}, which this installation "
+                              f"does not know (known: {', '.join(sorted(DATASETS))})")
+    return DataConfig(**values)
+
+
+def model_from_record(record: dict[str, Any], *, device: torch.device | str = "cpu") -> SciLTModel:
+    """Build the model the record describes and load its saved (trainable) state.
+
+    The frozen backbone of a run trained from a weights file is rebuilt from that file; its sha256 must match.
+    """
+    method = record.get("method", "scilt")
+    if method not in MODEL_VARIANTS:
+        raise CheckpointError(f"the checkpoint is of model kind {method!r}, which this command does not support "
+                              f"(supported: {', '.join(sorted(MODEL_VARIANTS))})")
+    try:
+        config = ModelConfig.from_dict(record["model_config"])
+    except (TypeError, ValueError) as exc:
+        raise CheckpointError(f"the checkpoint's model configuration is invalid: {exc}") from None
+    if config.weights is not None and not Path(config.weights).exists():
+        raise CheckpointError(f"the checkpoint was trained from weights file {config.weights}, which is missing")
+    torch.manual_seed(0)
+    model = build_model(config)
+    expected = record.get("weights_sha256")
+    if expected is not None and model.weights_sha256 != expected:
+        raise CheckpointError(f"weights file {config.weights} has sha256 {model.weights_sha256}, but the checkpoint "
+                              f"was trained from {expected}")
+    try:
+        model.load_trainable_state_dict(record["model_state"])
+    except (RuntimeError, KeyError, ValueError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(f"the checkpoint's weights do not fit its model configuration: {first[:200]}") from None
+    return model.to(device).eval()
+
+
+def restore_run(path: str | Path, *, device: torch.device | str = "cpu",
+                data: LongTailDataset | None = None) -> tuple[dict[str, Any], SciLTModel, LongTailDataset]:
+    """Load run.pt safely, rebuild its model and re-create the data split it names."""
+    record = load_run(path)
+    model = model_from_record(record, device=device)
+    if data is None:
+        data = build_dataset(data_config_from_record(record))
+    if data.num_classes != model.config.num_classes:
+        raise CheckpointError(f"the data set has {data.num_classes} classes but the checkpoint's model has "
+                              f"{model.config.num_classes}")
+    if "class_counts" in record and [int(n) for n in data.class_counts] != list(record["class_counts"]):
+        raise CheckpointError("the re-created training split does not have the class counts recorded in the "
+                              "checkpoint (different data set version or seed)")
+    return record, model, data

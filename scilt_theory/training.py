@@ -1,0 +1,257 @@
+"""Training of the SciLT fused model (THEORY §1): logit-adjusted CE on both heads, SGD + cosine schedule.
+
+loss = LA-CE(s1, y) + λ · LA-CE(s2, y), LA-CE(z, y) = CE(z + τ·log π, y) with π the training class prior;
+prediction = argmax(s1 + s2). The loop is small on purpose: data → model → optimiser → run.pt.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from scilt_theory.checkpoint import atomic_write_text, library_versions, save_run
+from scilt_theory.data import DataConfig, LongTailDataset, build_dataset, make_loader
+from scilt_theory.losses import logit_adjusted_cross_entropy
+from scilt_theory.metrics import evaluate_predictions, metrics_markdown
+from scilt_theory.models import ModelConfig, SciLTModel, build_model
+
+OPTIMIZERS = ("sgd", "adamw")
+DEVICES = ("auto", "cpu", "cuda")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation settings. Defaults follow LIFT (SGD, momentum 0.9, wd 5e-4, cosine schedule)."""
+
+    epochs: int = field(default=20, metadata={"help": "number of passes over the training set"})
+    batch_size: int = field(default=64, metadata={"help": "training batch size"})
+    lr: float = field(default=0.05, metadata={"help": "peak learning rate (after warm-up)"})
+    optimizer: str = field(default="sgd", metadata={"help": f"one of {OPTIMIZERS}"})
+    momentum: float = field(default=0.9, metadata={"help": "SGD momentum (ignored by adamw)"})
+    weight_decay: float = field(default=5e-4, metadata={"help": "weight decay"})
+    warmup_epochs: float = field(default=1.0, metadata={"help": "linear warm-up length in epochs (0 = none)"})
+    tau: float = field(default=1.0, metadata={"help": "logit-adjustment strength τ (0 = plain CE)"})
+    lam: float = field(default=1.0, metadata={"help": "weight λ of the second head's loss"})
+    augment: bool = field(default=True, metadata={"help": "random flips and 90° rotations of training images"})
+    seed: int = field(default=0, metadata={"help": "seed of initialisation, data order and augmentation"})
+    device: str = field(default="auto", metadata={"help": f"one of {DEVICES}; auto picks CUDA when present"})
+    eval_batch_size: int = field(default=256, metadata={"help": "batch size for evaluation"})
+    out: str = field(default="runs/run", metadata={"help": "output directory for run.pt, metrics.json, metrics.md"})
+    quiet: bool = field(default=False, metadata={"help": "no progress bars or per-epoch lines"})
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1:
+            raise ValueError(f"epochs must be at least 1, got {self.epochs}")
+        if self.batch_size < 1 or self.eval_batch_size < 1:
+            raise ValueError("batch sizes must be at least 1")
+        if not (self.lr > 0 and math.isfinite(self.lr)):
+            raise ValueError(f"lr must be a positive finite number, got {self.lr}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
+        if not 0 <= self.momentum < 1:
+            raise ValueError(f"momentum must lie in [0, 1), got {self.momentum}")
+        if self.weight_decay < 0:
+            raise ValueError(f"weight_decay must be non-negative, got {self.weight_decay}")
+        if self.warmup_epochs < 0 or self.warmup_epochs > self.epochs:
+            raise ValueError(f"warmup_epochs must lie in [0, epochs], got {self.warmup_epochs}")
+        if self.tau < 0 or self.lam < 0:
+            raise ValueError("tau and lam must be non-negative")
+        if self.device not in DEVICES:
+            raise ValueError(f"device must be one of {DEVICES}, got {self.device!r}")
+        if self.device == "cuda" and not torch.cuda.is_available():
+            raise ValueError("device 'cuda' was asked for but no CUDA device is available")
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def augment_batch(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Random horizontal/vertical flips and 90° rotations, one choice per image (scientific images have
+    no canonical orientation). Square images only, which all our data sets are."""
+    batch = images.shape[0]
+    choice = torch.randint(0, 8, (batch,), generator=generator)
+    out = images.clone()
+    for k in range(8):
+        idx = (choice == k).nonzero(as_tuple=True)[0]
+        if idx.numel() == 0:
+            continue
+        x = images[idx]
+        if k & 4:
+            x = x.flip(-1)
+        out[idx] = torch.rot90(x, k & 3, dims=(-2, -1))
+    return out
+
+
+def scilt_loss(output, targets: torch.Tensor, class_counts: torch.Tensor, config: TrainConfig) -> torch.Tensor:
+    """Dual supervision of THEORY §1: LA-CE(s1) + λ·LA-CE(s2)."""
+    loss = logit_adjusted_cross_entropy(output.s1, targets, class_counts, tau=config.tau)
+    if config.lam:
+        loss = loss + config.lam * logit_adjusted_cross_entropy(output.s2, targets, class_counts, tau=config.tau)
+    return loss
+
+
+def cosine_with_warmup(total_steps: int, warmup_steps: int) -> Callable[[int], float]:
+    def factor(step: int) -> float:
+        if warmup_steps and step < warmup_steps:
+            return (step + 1) / warmup_steps
+        progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
+        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+    return factor
+
+
+def make_optimizer(params: list[torch.nn.Parameter], config: TrainConfig, device: torch.device):
+    fused = device.type == "cuda"  # fused kernels exist for CUDA only
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay,
+                               fused=fused or None)
+    return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay, fused=fused or None)
+
+
+@torch.no_grad()
+def predict(model: SciLTModel, images: torch.Tensor, batch_size: int, device: torch.device) -> torch.Tensor:
+    """Scores s1 + s2 for every image, computed in batches (CPU tensor (N, K))."""
+    model.eval()
+    outputs = []
+    for start in range(0, images.shape[0], batch_size):
+        x = images[start:start + batch_size].to(device, non_blocking=True)
+        with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+            outputs.append(model(x).logits.float().cpu())
+    return torch.cat(outputs) if outputs else torch.empty(0, model.config.num_classes)
+
+
+def evaluate_model(model: SciLTModel, data: LongTailDataset, batch_size: int, device: torch.device) -> dict:
+    scores = predict(model, data.test_images, batch_size, device)
+    cfg = data.config
+    return evaluate_predictions(data.test_labels.numpy(), scores.argmax(dim=1).numpy(),
+                                num_classes=data.num_classes, train_counts=data.class_counts.tolist(),
+                                class_names=data.class_names, many_threshold=cfg.many_threshold,
+                                few_threshold=cfg.few_threshold)
+
+
+@dataclass
+class TrainResult:
+    model: SciLTModel
+    data: LongTailDataset
+    metrics: dict
+    history: list[dict]
+    run_path: Path
+    seconds: float
+
+
+def train(data_config: DataConfig, model_config: ModelConfig, config: TrainConfig,
+          *, data: LongTailDataset | None = None, log: Callable[[str], None] = print) -> TrainResult:
+    """Train the SciLT model, evaluate it on the balanced test split and write run.pt + metrics.
+
+    ``model_config.num_classes`` is overwritten by the data set's class count.
+    """
+    started = time.perf_counter()
+    device = resolve_device(config.device)
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    seed_everything(config.seed)
+    if data is None:
+        data = build_dataset(data_config)
+    model_config = ModelConfig.from_dict({**model_config.to_dict(), "num_classes": data.num_classes})
+    model = build_model(model_config).to(device)
+    class_counts = torch.as_tensor(data.class_counts, dtype=torch.float32, device=device)
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = make_optimizer(params, config, device)
+    loader = make_loader(data.train_images, data.train_labels, batch_size=config.batch_size, shuffle=True,
+                         seed=config.seed, drop_last=False)
+    steps_per_epoch = len(loader)
+    total_steps = steps_per_epoch * config.epochs
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, cosine_with_warmup(total_steps, int(round(config.warmup_epochs * steps_per_epoch))))
+    aug_generator = torch.Generator().manual_seed(config.seed + 1)
+    if not config.quiet:
+        log(f"training {model_config.arch} (depth {model_config.depth or 'default'}, adapter {model_config.adapter}, "
+            f"{model.num_trainable_parameters():,} trainable parameters) on {data.name}: "
+            f"{len(data.train_labels)} train / {len(data.test_labels)} test images, {data.num_classes} classes, "
+            f"device {device}")
+    history: list[dict] = []
+    for epoch in range(config.epochs):
+        model.train()
+        epoch_start = time.perf_counter()
+        total_loss, correct, seen = 0.0, 0, 0
+        bar = tqdm(loader, desc=f"epoch {epoch + 1}/{config.epochs}", leave=False,
+                   disable=config.quiet or None)
+        for images, labels in bar:
+            if config.augment:
+                images = augment_batch(images, aug_generator)
+            images = images.to(device, non_blocking=True)
+            labels = labels.to(device, non_blocking=True)
+            with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+                output = model(images)
+            loss = scilt_loss(output, labels, class_counts, config)
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"non-finite training loss at epoch {epoch + 1}; lower the learning rate "
+                                         f"(lr={config.lr})")
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            total_loss += float(loss.detach()) * labels.shape[0]
+            correct += int((output.logits.detach().argmax(dim=1) == labels).sum())
+            seen += labels.shape[0]
+        record = {"epoch": epoch + 1, "loss": total_loss / max(seen, 1), "train_acc": correct / max(seen, 1),
+                  "alpha": float(model.alpha), "lr": scheduler.get_last_lr()[0],
+                  "seconds": time.perf_counter() - epoch_start}
+        history.append(record)
+        if not config.quiet:
+            log(f"epoch {record['epoch']:3d}/{config.epochs}  loss {record['loss']:.4f}  "
+                f"train acc {100 * record['train_acc']:5.1f}%  alpha {record['alpha']:.3f}  "
+                f"lr {record['lr']:.4g}  {record['seconds']:.1f}s")
+    metrics = evaluate_model(model, data, config.eval_batch_size, device)
+    seconds = time.perf_counter() - started
+    metrics["train_seconds"] = seconds
+    metrics["history"] = history
+    out_dir = Path(config.out)
+    run_path = save_run(out_dir / "run.pt", {
+        "method": "scilt",
+        "model_config": model_config.to_dict(),
+        "data_config": asdict(data.config),
+        "train_config": asdict(config),
+        "model_state": {k: v.detach().cpu() for k, v in model.trainable_state_dict().items()},
+        "weights_sha256": model.weights_sha256,
+        "class_names": list(data.class_names),
+        "class_counts": [int(n) for n in data.class_counts],
+        "metrics": _json_safe(metrics),
+        "versions": library_versions(),
+    })
+    import json
+
+    atomic_write_text(json.dumps(_json_safe(metrics), indent=2) + "\n", out_dir / "metrics.json")
+    atomic_write_text(metrics_markdown(metrics, title=f"SciLT on {data.name} (test split, balanced)"),
+                      out_dir / "metrics.md")
+    return TrainResult(model=model, data=data, metrics=metrics, history=history, run_path=run_path, seconds=seconds)
+
+
+def _json_safe(value):
+    """Plain Python containers only (no numpy scalars), so run.pt stays weights_only-loadable."""
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (np.floating,)):
+        return float(value)
+    return value
