@@ -15,6 +15,14 @@ from typing import Any, Callable, Iterable
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # no hub access from any command, ever
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse that reports a bad option in one line (no usage dump), exit status 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        print(f"error: {message} (see {self.prog} --help)", file=sys.stderr)
+        sys.exit(2)
+
+
 class UserError(Exception):
     """An error the user caused and can fix; printed as one line, exit status 2."""
 
@@ -68,8 +76,12 @@ def add_dataclass_options(parser: argparse.ArgumentParser, cls: type, *, title: 
         convert = _CONVERTERS.get(type_name)
         if convert is None:
             raise TypeError(f"no command-line converter for field {f.name} of type {type_name}")
-        metavar = {"bool": "{true,false}"}.get(type_name, f.name.upper())
-        group.add_argument(option, dest=f"{cls.__name__}.{f.name}", type=convert, metavar=metavar,
+        if type_name == "bool":  # a bare --flag means true; --flag false switches a default-on option off
+            group.add_argument(option, dest=f"{cls.__name__}.{f.name}", type=convert, nargs="?", const=True,
+                               metavar="true|false", default=argparse.SUPPRESS,
+                               help=f"{help_text} (default: {default})")
+            continue
+        group.add_argument(option, dest=f"{cls.__name__}.{f.name}", type=convert, metavar=f.name.upper(),
                            default=argparse.SUPPRESS, help=f"{help_text} (default: {default})")
 
 

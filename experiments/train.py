@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from experiments._cli import UserError, add_dataclass_options, dataclass_from_args, run_main
+from experiments._cli import OneLineParser, UserError, add_dataclass_options, dataclass_from_args, run_main
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -17,12 +17,13 @@ def build_parser() -> argparse.ArgumentParser:
     from scilt_theory.models import ModelConfig
     from scilt_theory.training import TrainConfig
 
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="python -m experiments.train",
         description="Train the SciLT fused model (penultimate + final CLS features, adaptive fusion, two "
                     "logit-adjusted heads) and evaluate it on the balanced test split. "
                     f"Data sets: {', '.join(sorted(DATASETS))}.")
-    add_dataclass_options(parser, DataConfig, title="data", rename={"name": "dataset"})
+    add_dataclass_options(parser, DataConfig, title="data", skip=("image_size",),
+                          rename={"name": "dataset", "seed": "split_seed"})
     add_dataclass_options(parser, ModelConfig, title="model", skip=("num_classes",))
     add_dataclass_options(parser, TrainConfig, title="training")
     return parser
@@ -35,11 +36,12 @@ def main(argv: list[str] | None = None) -> int:
     from scilt_theory.models import ModelConfig
     from scilt_theory.training import TrainConfig, train
 
-    data_config = dataclass_from_args(DataConfig, args)
-    if data_config.name not in DATASETS:
-        raise UserError(f"unknown data set {data_config.name!r}; choose one of {', '.join(sorted(DATASETS))}")
     # num_classes is a placeholder until the data set is built; train() replaces it.
     model_config = dataclass_from_args(ModelConfig, args, num_classes=2)
+    # images are made at the model's input size, so there is one size option (--img-size)
+    data_config = dataclass_from_args(DataConfig, args, image_size=model_config.img_size)
+    if data_config.name not in DATASETS:
+        raise UserError(f"unknown data set {data_config.name!r}; choose one of {', '.join(sorted(DATASETS))}")
     train_config = dataclass_from_args(TrainConfig, args)
     result = train(data_config, model_config, train_config)
     m = result.metrics

@@ -47,8 +47,8 @@ def library_versions() -> dict[str, str]:
     import numpy
     import timm
 
-    versions = {"python": platform.python_version(), "torch": torch.__version__, "timm": timm.__version__,
-                "numpy": numpy.__version__}
+    versions = {"python": platform.python_version(), "torch": str(torch.__version__), "timm": str(timm.__version__),
+                "numpy": str(numpy.__version__)}
     for name in ("peft", "torchvision", "sklearn", "scipy", "cvxpy"):
         try:
             module = __import__(name)

@@ -53,8 +53,8 @@ def extract_features(model: SciLTModel, images: torch.Tensor, labels: torch.Tens
         x = images[start:start + batch_size].to(device, non_blocking=True)
         # Features in float32 even on GPU: bf16 would blur the norms the bounds depend on.
         phi1, phi2 = model.features(x)
-        psi1, psi2 = model.head_inputs(phi1, phi2)
-        scores = model.scores_from_features(phi1, phi2) if hasattr(model, "scores_from_features") else model(x).logits
+        out = model.output_from_features(phi1, phi2)
+        psi1, psi2, scores = out.psi1, out.psi2, out.logits
         for key, value in (("phi1", phi1), ("phi2", phi2), ("psi1", psi1), ("psi2", psi2), ("scores", scores)):
             parts[key].append(value.detach().to("cpu", dtype))
     if not parts["scores"]:

@@ -41,6 +41,10 @@ class TrainConfig:
     tau: float = field(default=1.0, metadata={"help": "logit-adjustment strength τ (0 = plain CE)"})
     lam: float = field(default=1.0, metadata={"help": "weight λ of the second head's loss"})
     augment: bool = field(default=True, metadata={"help": "random flips and 90° rotations of training images"})
+    holdout_fraction: float = field(default=0.0, metadata={
+        "help": "fraction of each class's training images held out from training (stratified, seeded, at least "
+                "one image kept for training); needed by `experiments.bounds --mode certified`, which refits "
+                "the heads and evaluates the bound on this disjoint part"})
     seed: int = field(default=0, metadata={"help": "seed of initialisation, data order and augmentation"})
     device: str = field(default="auto", metadata={"help": f"one of {DEVICES}; auto picks CUDA when present"})
     eval_batch_size: int = field(default=256, metadata={"help": "batch size for evaluation"})
@@ -62,12 +66,28 @@ class TrainConfig:
             raise ValueError(f"weight_decay must be non-negative, got {self.weight_decay}")
         if self.warmup_epochs < 0 or self.warmup_epochs > self.epochs:
             raise ValueError(f"warmup_epochs must lie in [0, epochs], got {self.warmup_epochs}")
+        if not 0.0 <= self.holdout_fraction < 1.0:
+            raise ValueError(f"holdout_fraction must lie in [0, 1), got {self.holdout_fraction}")
         if self.tau < 0 or self.lam < 0:
             raise ValueError("tau and lam must be non-negative")
         if self.device not in DEVICES:
             raise ValueError(f"device must be one of {DEVICES}, got {self.device!r}")
         if self.device == "cuda" and not torch.cuda.is_available():
             raise ValueError("device 'cuda' was asked for but no CUDA device is available")
+
+
+def holdout_split(labels: torch.Tensor, fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Stratified split of sample indices into (fit, holdout): ⌊fraction·n_c⌋ of each class held out, but at
+    least one image of every class stays in the fit part. Seeded, so the bounds command can re-create it."""
+    generator = torch.Generator().manual_seed(seed + 7919)
+    fit, held = [], []
+    for c in torch.unique(labels).tolist():
+        idx = (labels == c).nonzero(as_tuple=True)[0]
+        idx = idx[torch.randperm(idx.numel(), generator=generator)]
+        k = min(int(fraction * idx.numel()), idx.numel() - 1)
+        held.append(idx[:k])
+        fit.append(idx[k:])
+    return torch.sort(torch.cat(fit)).values, torch.sort(torch.cat(held)).values
 
 
 def resolve_device(name: str) -> torch.device:
@@ -171,10 +191,13 @@ def train(data_config: DataConfig, model_config: ModelConfig, config: TrainConfi
         data = build_dataset(data_config)
     model_config = ModelConfig.from_dict({**model_config.to_dict(), "num_classes": data.num_classes})
     model = build_model(model_config).to(device)
-    class_counts = torch.as_tensor(data.class_counts, dtype=torch.float32, device=device)
+    fit_index, holdout_index = holdout_split(data.train_labels, config.holdout_fraction, config.seed)
+    fit_images, fit_labels = data.train_images[fit_index], data.train_labels[fit_index]
+    fit_counts = torch.bincount(fit_labels, minlength=data.num_classes)
+    class_counts = fit_counts.to(device=device, dtype=torch.float32)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = make_optimizer(params, config, device)
-    loader = make_loader(data.train_images, data.train_labels, batch_size=config.batch_size, shuffle=True,
+    loader = make_loader(fit_images, fit_labels, batch_size=config.batch_size, shuffle=True,
                          seed=config.seed, drop_last=False)
     steps_per_epoch = len(loader)
     total_steps = steps_per_epoch * config.epochs
@@ -184,7 +207,7 @@ def train(data_config: DataConfig, model_config: ModelConfig, config: TrainConfi
     if not config.quiet:
         log(f"training {model_config.arch} (depth {model_config.depth or 'default'}, adapter {model_config.adapter}, "
             f"{model.num_trainable_parameters():,} trainable parameters) on {data.name}: "
-            f"{len(data.train_labels)} train / {len(data.test_labels)} test images, {data.num_classes} classes, "
+            f"{len(fit_labels)} train ({len(holdout_index)} held out) / {len(data.test_labels)} test images, {data.num_classes} classes, "
             f"device {device}")
     history: list[dict] = []
     for epoch in range(config.epochs):
@@ -212,7 +235,7 @@ def train(data_config: DataConfig, model_config: ModelConfig, config: TrainConfi
             correct += int((output.logits.detach().argmax(dim=1) == labels).sum())
             seen += labels.shape[0]
         record = {"epoch": epoch + 1, "loss": total_loss / max(seen, 1), "train_acc": correct / max(seen, 1),
-                  "alpha": float(model.alpha), "lr": scheduler.get_last_lr()[0],
+                  "alpha": float(model.alpha.detach()), "lr": scheduler.get_last_lr()[0],
                   "seconds": time.perf_counter() - epoch_start}
         history.append(record)
         if not config.quiet:
@@ -233,6 +256,8 @@ def train(data_config: DataConfig, model_config: ModelConfig, config: TrainConfi
         "weights_sha256": model.weights_sha256,
         "class_names": list(data.class_names),
         "class_counts": [int(n) for n in data.class_counts],
+        "fit_counts": [int(n) for n in fit_counts],
+        "holdout_indices": holdout_index.tolist(),
         "metrics": _json_safe(metrics),
         "versions": library_versions(),
     })

@@ -1,0 +1,1259 @@
+"""The statements of THEORY §2-§5 as small functions, each with its formula beside the code.
+
+Map from THEORY.md to this module
+---------------------------------
+* §2 Lemma 5.1 (summed class): :func:`lemma51_sum`, :func:`lemma51_scale`.
+* §3 Lemma 5.2 (a) envelope: :func:`envelope_bounds`; (b) contraction: :func:`margin_lipschitz`,
+  :func:`vector_contraction`, :func:`contraction_factor`; (c) uniform deviation:
+  :func:`uniform_deviation_bound`, :func:`confidence_term`.
+* §4 Theorem 5.3: :func:`theorem53_bound`, over a grid: :func:`theorem53_grid_bound`.
+  Corollary 5.4: :func:`corollary54_class_bound`, all classes + groups + worst class:
+  :func:`corollary54_all_classes`. The grid of §4: :class:`BoundGrid`.
+* §5 Monte Carlo certificates: :class:`ConfidenceSplit`, :func:`split_confidence`.
+* Everything together for a trained fused model: :func:`fused_model_bounds` -> :class:`FusedBoundReport`.
+
+A tighter form beside the contract (proved in the docstring, never the default):
+:func:`theorem53_bound_bounded_features` uses the *expected* Rademacher complexity (Mohri et al., Thm 3.3,
+first statement) when every feature has a known norm bound (cosine heads: ``||psi|| = 1``). Its confidence
+term is ``sqrt(ln(m/delta)/(2n))`` instead of ``3 sqrt(ln(2m/delta)/(2n))``.
+
+Conventions: ``delta`` is always the *total* failure probability of one statement; with a grid of size ``m``
+and a union over ``K`` classes every single application gets ``delta / (K m)``, which is where
+``ln(2 K m / delta)`` comes from. Rademacher complexities passed to the bounds must be *upper* values
+(closed form, exact, or certified Monte Carlo; THEORY §5); an MC mean is not an upper value.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from dataclasses import dataclass, field, fields, replace
+from typing import Any, Callable, Iterator, Mapping, Sequence
+
+import numpy as np
+
+from scilt_theory.losses import margins as _margins
+from scilt_theory.losses import ramp_loss
+
+__all__ = [
+    "BoundGrid",
+    "BoundTerms",
+    "ClassBound",
+    "ConfidenceSplit",
+    "Corollary54Result",
+    "DeviationBound",
+    "ErcSummary",
+    "FusedBoundReport",
+    "GridBoundResult",
+    "GridPoint",
+    "GroupBound",
+    "WorstClass",
+    "class_groups_from_counts",
+    "confidence_split_from_parts",
+    "confidence_term",
+    "contraction_factor",
+    "corollary54_all_classes",
+    "corollary54_class_bound",
+    "envelope_bounds",
+    "fused_model_bounds",
+    "lemma51_scale",
+    "lemma51_sum",
+    "margin_lipschitz",
+    "resolve_method",
+    "split_confidence",
+    "theorem53_bound",
+    "theorem53_bound_bounded_features",
+    "theorem53_grid_bound",
+    "uniform_deviation_bound",
+    "vector_contraction",
+]
+
+NORMS = ("frobenius", "row")
+METHODS = ("auto", "closed", "mc", "exact", "cvxpy")
+#: "auto" enumerates all sign vectors exactly up to this many independent signs (THEORY §5).
+EXACT_MAX_SIGNS = 22
+
+
+# ----------------------------------------------------------------------------------------------------------
+# validation helpers: one clear sentence per bad input
+# ----------------------------------------------------------------------------------------------------------
+
+def _real(value: Any, name: str) -> float:
+    if isinstance(value, bool):
+        raise ValueError(f"{name} must be a number, got {value!r}.")
+    try:
+        out = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a number, got {value!r}.") from None
+    if not math.isfinite(out):
+        raise ValueError(f"{name} must be finite, got {out}.")
+    return out
+
+
+def _check_delta(delta: Any, name: str = "delta") -> float:
+    d = _real(delta, name)
+    if not 0.0 < d < 1.0:
+        raise ValueError(f"{name} must lie strictly between 0 and 1, got {d}.")
+    return d
+
+
+def _check_rho(rho: Any) -> float:
+    r = _real(rho, "rho")
+    if r <= 0:
+        raise ValueError(f"rho must be positive, got {r}.")
+    return r
+
+
+def _check_nonneg(value: Any, name: str) -> float:
+    v = _real(value, name)
+    if v < 0:
+        raise ValueError(f"{name} must be >= 0, got {v}.")
+    return v
+
+
+def _check_count(value: Any, name: str, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        if isinstance(value, (float, np.floating)) and float(value).is_integer():
+            value = int(value)
+        else:
+            raise ValueError(f"{name} must be an integer, got {value!r}.")
+    value = int(value)
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}.")
+    return value
+
+
+def _check_loss(value: Any, name: str) -> float:
+    v = _real(value, name)
+    if not 0.0 <= v <= 1.0:
+        raise ValueError(f"{name} must lie in [0, 1] (it is a mean of losses in [0, 1]), got {v}.")
+    return v
+
+
+def _check_norm(norm: str) -> str:
+    if norm not in NORMS:
+        raise ValueError(f"norm must be one of {NORMS}, got {norm!r}.")
+    return norm
+
+
+def _check_features(features: Any, name: str, n: int | None = None, shape: str = "(n, d)") -> np.ndarray:
+    arr = np.asarray(features.detach().cpu().numpy() if hasattr(features, "detach") else features)
+    if arr.ndim != 2:
+        raise ValueError(f"{name} must be a 2-D array of shape {shape}, got shape {arr.shape}.")
+    if not (np.issubdtype(arr.dtype, np.number) and not np.iscomplexobj(arr)):
+        raise ValueError(f"{name} must contain real numbers, got dtype {arr.dtype}.")
+    arr = arr.astype(np.float64, copy=False)
+    if not np.isfinite(arr).all():
+        raise ValueError(f"{name} contain NaN or infinite values.")
+    if n is not None and arr.shape[0] != n:
+        raise ValueError(f"{name} has {arr.shape[0]} rows but the sample has {n} examples.")
+    return arr
+
+
+def _clean(value: Any) -> Any:
+    """JSON-friendly copy: numpy scalars to Python, non-finite floats to None, recursively."""
+    if isinstance(value, Mapping):
+        return {str(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    if hasattr(value, "to_dict") and callable(value.to_dict):
+        return _clean(value.to_dict())
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        v = float(value)
+        return v if math.isfinite(v) else None
+    return value
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Rademacher values as carried through the bounds (THEORY §2, §5)
+# ----------------------------------------------------------------------------------------------------------
+
+def _get(obj: Any, key: str, default: Any = None) -> Any:
+    if isinstance(obj, Mapping):
+        return obj.get(key, default)
+    return getattr(obj, key, default)
+
+
+def _opt_float(x: Any) -> float | None:
+    if x is None:
+        return None
+    x = float(x)
+    return x if math.isfinite(x) else None
+
+
+@dataclass(frozen=True)
+class ErcSummary:
+    """An empirical Rademacher complexity as the bounds use it (a slim, scalable RademacherResult).
+
+    ``upper`` is a valid upper value (closed form, exact, or min(closed, certified MC); THEORY §5) and is
+    what enters every bound; ``value`` is the estimate (exact value or MC mean) and ``stderr`` its standard
+    error (0 for exact/closed, None when unknown).
+    """
+
+    value: float | None = field(metadata={"help": "estimate: exact value or MC mean (None if only bounds)"})
+    upper: float = field(metadata={"help": "valid upper value used in the bounds"})
+    stderr: float | None = field(default=None, metadata={"help": "standard error of value (MC)"})
+    lower: float | None = field(default=None, metadata={"help": "valid lower value (envelope or exact)"})
+    method: str = field(default="given", metadata={"help": "closed | mc | exact | cvxpy | sum | given"})
+    n: int | None = field(default=None, metadata={"help": "number of samples the ERC is taken on"})
+    num_outputs: int | None = field(default=None, metadata={"help": "K, outputs of the linear class"})
+    norm: str | None = field(default=None, metadata={"help": "frobenius | row"})
+    radius: float | None = field(default=None, metadata={"help": "radius B of the norm ball"})
+    n_draws: int | None = field(default=None, metadata={"help": "MC sign draws (None unless MC)"})
+    delta_mc: float | None = field(default=None, metadata={"help": "failure probability of the MC certificate"})
+
+    def __post_init__(self) -> None:
+        up = _real(self.upper, "upper")
+        if up < 0:
+            raise ValueError(f"a Rademacher upper value must be >= 0, got {up}.")
+
+    @classmethod
+    def from_result(cls, result: Any) -> "ErcSummary":
+        """Build from a ``RademacherResult`` (or its ``to_dict()``) of ``scilt_theory.rademacher``."""
+        if isinstance(result, ErcSummary):
+            return result
+        upper = _opt_float(_get(result, "upper"))
+        if upper is None:
+            raise ValueError("a Rademacher result without a finite upper value cannot enter a bound.")
+        n_draws = _get(result, "n_draws")
+        method = str(_get(result, "method", "given"))
+        return cls(value=_opt_float(_get(result, "value")), upper=upper,
+                   stderr=_opt_float(_get(result, "stderr")), lower=_opt_float(_get(result, "lower")),
+                   method=method, n=_get(result, "n"), num_outputs=_get(result, "num_outputs"),
+                   norm=_get(result, "norm"), radius=_opt_float(_get(result, "radius")),
+                   n_draws=int(n_draws) if (n_draws is not None and method == "mc") else None,
+                   delta_mc=_opt_float(_get(result, "delta_mc")) if method == "mc" else None)
+
+    def to_dict(self) -> dict:
+        return _clean({f.name: getattr(self, f.name) for f in fields(self)})
+
+
+def _is_number(x: Any) -> bool:
+    return isinstance(x, numbers.Real) and not isinstance(x, (bool, np.bool_))
+
+
+def lemma51_scale(r: Any, c: float) -> Any:
+    """Lemma 5.1, scaling (THEORY §2): ``R_hat(cF) = |c| R_hat(F)``.
+
+    For the norm balls of THEORY §1 this is linearity in the radius: ``R_hat(W(B)) = B R_hat(W(1))``.
+
+    Parameters
+    ----------
+    r : float or Rademacher result (ErcSummary, RademacherResult, or its dict)
+    c : float
+
+    Returns
+    -------
+    float for a float ``r``; otherwise an :class:`ErcSummary` with value, upper, lower and stderr scaled
+    by ``|c|`` (and ``radius`` by ``|c|``).
+    """
+    c = abs(_real(c, "c"))
+    if _is_number(r):
+        return c * _real(r, "r")
+    s = ErcSummary.from_result(r)
+
+    def sc(x: float | None) -> float | None:
+        return None if x is None else c * x
+
+    return replace(s, value=sc(s.value), upper=c * s.upper, stderr=sc(s.stderr), lower=sc(s.lower),
+                   radius=sc(s.radius))
+
+
+def lemma51_sum(r1: Any, r2: Any) -> Any:
+    """Lemma 5.1, summed class (THEORY §2): ``R_hat(F_1 + F_2) <= R_hat(F_1) + R_hat(F_2)``.
+
+    Equality holds when f_1 and f_2 range independently (``U x V`` of THEORY §1), because the supremum
+    separates for every sign draw; with the *same* sign draws the MC means add exactly too.
+
+    Parameters
+    ----------
+    r1, r2 : floats, or Rademacher results (ErcSummary, RademacherResult, or their dicts)
+
+    Returns
+    -------
+    ``r1 + r2`` for floats. For results an :class:`ErcSummary` with ``value = v1 + v2``,
+    ``upper = u1 + u2`` (valid for any F_1, F_2), ``lower = l1 + l2`` (valid for independent classes,
+    where the sum is an equality) and ``stderr <= s1 + s2`` (Minkowski: ``sd(X+Y) <= sd X + sd Y``,
+    whatever the correlation of the two estimates).
+    """
+    if _is_number(r1) and _is_number(r2):
+        return _real(r1, "r1") + _real(r2, "r2")
+    a, b = ErcSummary.from_result(r1), ErcSummary.from_result(r2)
+
+    def add(x: float | None, y: float | None) -> float | None:
+        return None if x is None or y is None else x + y
+
+    method = a.method if a.method == b.method else f"{a.method}+{b.method}"
+    return ErcSummary(value=add(a.value, b.value), upper=a.upper + b.upper, stderr=add(a.stderr, b.stderr),
+                      lower=add(a.lower, b.lower), method=method, n=a.n if a.n == b.n else None,
+                      num_outputs=a.num_outputs if a.num_outputs == b.num_outputs else None,
+                      norm=a.norm if a.norm == b.norm else None, radius=None,
+                      n_draws=a.n_draws if a.n_draws == b.n_draws else None,
+                      delta_mc=add(a.delta_mc, b.delta_mc))
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Lemma 5.2 (THEORY §3)
+# ----------------------------------------------------------------------------------------------------------
+
+def envelope_bounds(features: Any, radius: float, num_outputs: int = 1, norm: str = "frobenius"
+                    ) -> tuple[float, float]:
+    """Lemma 5.2(a), the envelope of the linear class (THEORY §3a).
+
+    With ``S2 = sum_i ||psi_i||^2`` (Jensen above; Khintchine-Kahane with the optimal constant
+    ``1/sqrt(2)``, Latala-Oleszkiewicz, below):
+
+    * Frobenius ball: ``(B/n) sqrt(K S2 / 2) <= R_hat^v(W_F(B)) <= (B/n) sqrt(K S2)``;
+    * row-wise ball:  ``(B K/n) sqrt(S2 / 2) <= R_hat^v(W_row(B)) <= (B K/n) sqrt(S2)``;
+    * K = 1 gives the scalar l2 ball for either norm.
+
+    Returns
+    -------
+    (lower, upper) : tuple of floats
+    """
+    psi = _check_features(features, "features")
+    n = psi.shape[0]
+    if n == 0:
+        raise ValueError("the Rademacher complexity of an empty sample is not defined (n = 0).")
+    b = _check_nonneg(radius, "radius")
+    k = _check_count(num_outputs, "num_outputs")
+    _check_norm(norm)
+    s2 = float(np.sum(psi * psi))
+    factor = b * math.sqrt(k) / n if norm == "frobenius" else b * k / n
+    upper = factor * math.sqrt(s2)
+    return upper / math.sqrt(2.0), upper
+
+
+def margin_lipschitz(rho: float) -> float:
+    """Lipschitz constant of ``v -> Phi_rho(M(v, y))`` w.r.t. the l2 norm on R^K (THEORY §3b): ``sqrt(2)/rho``.
+
+    ``|M(v,y) - M(v',y)| <= |d_y| + max_{c != y} |d_c| <= sqrt(2) ||d||_2`` (``d = v - v'``) and ``Phi_rho``
+    is ``1/rho``-Lipschitz.
+    """
+    return math.sqrt(2.0) / _check_rho(rho)
+
+
+def vector_contraction(lipschitz: float, rv: float) -> float:
+    """Lemma 5.2(b), vector contraction (Maurer 2016; THEORY §3b): ``R_hat(l o F) <= sqrt(2) L R_hat^v(F)``.
+
+    Parameters
+    ----------
+    lipschitz : float
+        ``L``, the l2-Lipschitz constant of every ``l(., y)``.
+    rv : float
+        ``R_hat^v_S(F)``, the vector Rademacher complexity of F (an upper value).
+    """
+    return math.sqrt(2.0) * _check_nonneg(lipschitz, "lipschitz") * _check_nonneg(rv, "rv")
+
+
+def contraction_factor(rho: float) -> float:
+    """Lemma 5.2(b) for the ramp of the margin (THEORY §3b): ``sqrt(2) * sqrt(2)/rho = 2/rho``.
+
+    ``R_hat_S(Phi_rho o M o F) <= (2/rho) R_hat^v_S(F)``.
+    """
+    return vector_contraction(margin_lipschitz(rho), 1.0)
+
+
+@dataclass(frozen=True)
+class DeviationBound:
+    """Terms of Lemma 5.2(c): ``E g <= E_hat g + 2 R_hat_S(G) + 3 sqrt(ln(2/delta)/(2n))``."""
+
+    empirical_mean: float = field(metadata={"help": "E_hat_S g"})
+    complexity: float = field(metadata={"help": "2 R_hat_S(G)"})
+    confidence: float = field(metadata={"help": "3 sqrt(ln(2/delta)/(2n))"})
+    total: float = field(metadata={"help": "sum of the three terms"})
+    n: int = field(metadata={"help": "sample size"})
+    delta: float = field(metadata={"help": "failure probability"})
+
+    def to_dict(self) -> dict:
+        return _clean({f.name: getattr(self, f.name) for f in fields(self)})
+
+
+def confidence_term(n: int, delta: float, grid_size: int = 1, num_classes: int = 1) -> float:
+    """Confidence term of Lemma 5.2(c), Theorem 5.3 and Corollary 5.4 (THEORY §3c, §4).
+
+    ``3 sqrt(ln(2 K m / delta) / (2 n))`` -- Lemma 5.2(c) applied at confidence ``delta/(K m)``: a union
+    bound over ``m = grid_size`` grid points and ``K = num_classes`` classes (``K = 1`` for Theorem 5.3).
+    Using a grid therefore costs exactly ``ln(m)`` inside the logarithm.
+    """
+    n = _check_count(n, "n")
+    delta = _check_delta(delta)
+    m = _check_count(grid_size, "grid_size")
+    k = _check_count(num_classes, "num_classes")
+    return 3.0 * math.sqrt(math.log(2.0 * k * m / delta) / (2.0 * n))
+
+
+def uniform_deviation_bound(empirical_mean: float, rademacher_of_loss_class: float, n: int, delta: float
+                            ) -> DeviationBound:
+    """Lemma 5.2(c), uniform deviation (Mohri et al., Foundations of ML, Thm 3.3; THEORY §3c).
+
+    For ``G`` with values in [0, 1], w.p. >= 1 - delta over S, for every g in G:
+    ``E g <= E_hat_S g + 2 R_hat_S(G) + 3 sqrt(ln(2/delta)/(2n))``.
+    """
+    e = _check_loss(empirical_mean, "empirical_mean")
+    r = _check_nonneg(rademacher_of_loss_class, "rademacher_of_loss_class")
+    conf = confidence_term(n, delta)
+    return DeviationBound(empirical_mean=e, complexity=2.0 * r, confidence=conf, total=e + 2.0 * r + conf,
+                          n=int(n), delta=float(delta))
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Theorem 5.3 and Corollary 5.4 (THEORY §4)
+# ----------------------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class BoundTerms:
+    """The terms of one generalisation bound, broken out (THEORY §4).
+
+    ``total = empirical_margin_loss + complexity + confidence``; ``vacuous`` is ``total > 1`` (the bound is
+    reported, never hidden or clipped here).
+    """
+
+    empirical_margin_loss: float = field(metadata={"help": "R_hat_{S,rho}(f), mean ramp loss of the margins"})
+    complexity: float = field(metadata={"help": "(4/rho)(R_hat^v(F_{N-1}) + R_hat^v(F_N))"})
+    confidence: float = field(metadata={"help": "3 sqrt(ln(2 K m/delta)/(2n))"})
+    total: float = field(metadata={"help": "the bound: sum of the three terms"})
+    vacuous: bool = field(metadata={"help": "total > 1"})
+    rho: float = field(metadata={"help": "margin parameter"})
+    delta: float = field(metadata={"help": "total failure probability of the statement"})
+    n: int = field(metadata={"help": "sample size (n, or n_c for a class)"})
+    grid_size: int = field(default=1, metadata={"help": "m, number of grid points paid for"})
+    num_classes: int = field(default=1, metadata={"help": "K of the union over classes (1 for Theorem 5.3)"})
+    rc_penult: float | None = field(default=None, metadata={"help": "upper R_hat^v(F_{N-1}) used"})
+    rc_final: float | None = field(default=None, metadata={"help": "upper R_hat^v(F_N) used"})
+    radius_penult: float | None = field(default=None, metadata={"help": "B_1 of the class (None if not known)"})
+    radius_final: float | None = field(default=None, metadata={"help": "B_2 of the class (None if not known)"})
+    statement: str = field(default="Theorem 5.3", metadata={"help": "THEORY statement the terms come from"})
+
+    @property
+    def bound(self) -> float:
+        """Alias of ``total``."""
+        return self.total
+
+    def to_dict(self) -> dict:
+        d = {f.name: getattr(self, f.name) for f in fields(self)}
+        d["bound"] = self.total
+        return _clean(d)
+
+
+def _margin_bound(statement: str, empirical_margin_loss: float, rc_penult: float, rc_final: float, n: int,
+                  rho: float, delta: float, grid_size: int, num_classes: int,
+                  radius_penult: float | None = None, radius_final: float | None = None) -> BoundTerms:
+    e = _check_loss(empirical_margin_loss, "empirical_margin_loss")
+    r1 = _check_nonneg(rc_penult, "rc_penult")
+    r2 = _check_nonneg(rc_final, "rc_final")
+    rho = _check_rho(rho)
+    # Lemma 5.2(c) doubles the loss-class complexity, Lemma 5.2(b) contracts it by 2/rho and
+    # Lemma 5.1 sums the two classes: 2 * (2/rho) * (r1 + r2) = (4/rho)(r1 + r2).
+    complexity = 2.0 * contraction_factor(rho) * lemma51_sum(r1, r2)
+    conf = confidence_term(n, delta, grid_size=grid_size, num_classes=num_classes)
+    total = e + complexity + conf
+    return BoundTerms(empirical_margin_loss=e, complexity=complexity, confidence=conf, total=total,
+                      vacuous=bool(total > 1.0), rho=rho, delta=float(delta), n=int(n), grid_size=int(grid_size),
+                      num_classes=int(num_classes), rc_penult=r1, rc_final=r2,
+                      radius_penult=_opt_float(radius_penult), radius_final=_opt_float(radius_final),
+                      statement=statement)
+
+
+def theorem53_bound(empirical_margin_loss: float, rc_penult: float, rc_final: float, n: int, rho: float,
+                    delta: float, grid_size: int = 1) -> BoundTerms:
+    """Theorem 5.3, the generalisation bound of the fused model (THEORY §4).
+
+    W.p. >= 1 - delta over S, for every f in F_{N-1} + F_N::
+
+        P_D(argmax_c f_c(x) != y) <= R_hat_{S,rho}(f) + (4/rho) [R_hat^v_S(F_{N-1}) + R_hat^v_S(F_N)]
+                                     + 3 sqrt(ln(2m/delta) / (2n))
+
+    With ``grid_size = m > 1`` this is one point of a grid fixed before seeing S; every point is evaluated
+    at ``delta/m`` so that the statement holds for all points at once.
+
+    Parameters
+    ----------
+    empirical_margin_loss : float in [0, 1]
+        ``R_hat_{S,rho}(f)``.
+    rc_penult, rc_final : float >= 0
+        *Upper* values of ``R_hat^v_S(F_{N-1})`` and ``R_hat^v_S(F_N)`` (closed form, exact, or certified MC).
+    n : int >= 1
+    rho : float > 0
+    delta : float in (0, 1)
+    grid_size : int >= 1
+    """
+    return _margin_bound("Theorem 5.3", empirical_margin_loss, rc_penult, rc_final, n, rho, delta,
+                         grid_size, 1)
+
+
+def corollary54_class_bound(class_margin_loss: float, rc_penult: float, rc_final: float, n_c: int, rho: float,
+                            delta: float, num_classes: int, grid_size: int = 1) -> BoundTerms:
+    """Corollary 5.4, the bound for one class (THEORY §4).
+
+    Conditional on the labels, S_c is i.i.d. from D(x | y = c); simultaneously for every class with
+    n_c >= 1 (union over K classes and m grid points), w.p. >= 1 - delta::
+
+        P_{D_c}(error) <= R_hat_{S_c,rho}(f) + (4/rho) [R_hat^v_{S_c}(F_{N-1}) + R_hat^v_{S_c}(F_N)]
+                          + 3 sqrt(ln(2 K m / delta) / (2 n_c))
+
+    Raises ``ValueError`` for ``n_c = 0`` (no bound exists for a class without training samples).
+    """
+    if isinstance(n_c, (int, np.integer)) and not isinstance(n_c, bool) and int(n_c) == 0:
+        raise ValueError("a class with no training samples (n_c = 0) has no Corollary 5.4 bound.")
+    k = _check_count(num_classes, "num_classes")
+    return _margin_bound("Corollary 5.4", class_margin_loss, rc_penult, rc_final, n_c, rho, delta, grid_size, k)
+
+
+def theorem53_bound_bounded_features(empirical_margin_loss: float, n: int, rho: float, delta: float, *,
+                                     radius_penult: float, radius_final: float, num_outputs: int,
+                                     feature_norm_bound: float | tuple[float, float] = 1.0, norm: str = "row",
+                                     grid_size: int = 1, num_classes: int = 1) -> BoundTerms:
+    """A tighter proved form of Theorem 5.3 / Corollary 5.4 when feature norms are bounded a.s. (not THEORY's).
+
+    If ``||psi_1(x)|| <= r_1`` and ``||psi_2(x)|| <= r_2`` for every x (cosine heads: r = 1), then, w.p.
+    ``>= 1 - delta``, for every f in F_{N-1} + F_N::
+
+        P(error) <= R_hat_{S,rho}(f) + (4/rho) (B_1 r_1 + B_2 r_2) c_K / sqrt(n) + sqrt(ln(K m / delta) / (2 n))
+
+    with ``c_K = K`` for the row norm and ``sqrt(K)`` for the Frobenius norm.
+
+    Proof. Mohri et al. (Foundations of ML, 2nd ed., Thm 3.3, eq. 3.3) give, for G with values in [0, 1],
+    w.p. >= 1 - delta: ``E g <= E_hat g + 2 R_n(G) + sqrt(ln(1/delta)/(2n))`` with the *expected* complexity
+    ``R_n(G) = E_S R_hat_S(G)``. Lemma 5.2(b) gives ``R_hat_S(G) <= (2/rho) R_hat^v_S(F)`` for every S,
+    Lemma 5.1 splits F, and Lemma 5.2(a) with ``sum_i ||psi_i||^2 <= n r^2`` gives
+    ``R_hat^v_S(W_row(B)) <= B K r / sqrt(n)`` (``B sqrt(K) r / sqrt(n)`` for the Frobenius ball) for every
+    S, hence also in expectation. Union over the m grid points and K classes (each at ``delta/(K m)``),
+    and ``1{error} <= Phi_rho(M)``, finish the proof. The statement needs the norm bound for *every* x
+    (not only the sample), which cosine heads guarantee.
+    """
+    e = _check_loss(empirical_margin_loss, "empirical_margin_loss")
+    n = _check_count(n, "n")
+    rho = _check_rho(rho)
+    delta = _check_delta(delta)
+    b1 = _check_nonneg(radius_penult, "radius_penult")
+    b2 = _check_nonneg(radius_final, "radius_final")
+    k_out = _check_count(num_outputs, "num_outputs")
+    _check_norm(norm)
+    m = _check_count(grid_size, "grid_size")
+    k = _check_count(num_classes, "num_classes")
+    if isinstance(feature_norm_bound, (tuple, list)):
+        r1, r2 = (_check_nonneg(v, "feature_norm_bound") for v in feature_norm_bound)
+    else:
+        r1 = r2 = _check_nonneg(feature_norm_bound, "feature_norm_bound")
+    c_k = k_out if norm == "row" else math.sqrt(k_out)
+    rc1, rc2 = b1 * r1 * c_k / math.sqrt(n), b2 * r2 * c_k / math.sqrt(n)
+    complexity = 2.0 * contraction_factor(rho) * (rc1 + rc2)
+    conf = math.sqrt(math.log(k * m / delta) / (2.0 * n))
+    total = e + complexity + conf
+    statement = "Theorem 5.3 (bounded features)" if k == 1 else "Corollary 5.4 (bounded features)"
+    return BoundTerms(empirical_margin_loss=e, complexity=complexity, confidence=conf, total=total,
+                      vacuous=bool(total > 1.0), rho=rho, delta=delta, n=n, grid_size=m, num_classes=k,
+                      rc_penult=rc1, rc_final=rc2, radius_penult=b1, radius_final=b2, statement=statement)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# The grid of THEORY §4
+# ----------------------------------------------------------------------------------------------------------
+
+def _positive_tuple(values: Any, name: str) -> tuple[float, ...]:
+    if values is None:
+        raise ValueError(f"{name} must be a non-empty sequence of positive numbers.")
+    try:
+        vals = tuple(_real(v, name) for v in values)
+    except TypeError:
+        raise ValueError(f"{name} must be a sequence of positive numbers, got {values!r}.") from None
+    if not vals:
+        raise ValueError(f"{name} must not be empty.")
+    if any(v <= 0 for v in vals):
+        raise ValueError(f"every value of {name} must be positive, got {vals}.")
+    if len(set(vals)) != len(vals):
+        raise ValueError(f"{name} must not repeat values (a repeated point only enlarges the grid size m).")
+    return tuple(sorted(vals))
+
+
+def _geometric(lo: float, hi: float, num: int, name: str) -> tuple[float, ...]:
+    lo, hi = _real(lo, f"{name}_min"), _real(hi, f"{name}_max")
+    num = _check_count(num, "num")
+    if lo <= 0 or hi < lo:
+        raise ValueError(f"need 0 < {name}_min <= {name}_max, got {lo} and {hi}.")
+    if num == 1:
+        if lo != hi:
+            raise ValueError(f"a grid with one point needs {name}_min == {name}_max.")
+        return (lo,)
+    if lo == hi:
+        raise ValueError(f"a grid with {num} points needs {name}_min < {name}_max.")
+    return tuple(float(v) for v in np.geomspace(lo, hi, num))
+
+
+@dataclass(frozen=True)
+class GridPoint:
+    """One point (rho, B_1, B_2) of a :class:`BoundGrid`; radii are None when fixed outside the grid."""
+
+    rho: float
+    radius_penult: float | None = None
+    radius_final: float | None = None
+
+
+@dataclass(frozen=True)
+class BoundGrid:
+    """The finite grid of THEORY §4, fixed BEFORE seeing the sample.
+
+    Grid points are ``(rho, B_1, B_2)``; the radii axes are optional (cosine heads know their radii,
+    THEORY §1; linear heads need them). With ``m = |rhos| * |radii_penult| * |radii_final|`` points, every
+    point is evaluated at ``delta/m`` (the confidence term becomes ``3 sqrt(ln(2 K m/delta)/(2n))``) and the
+    smallest value over the points whose radii cover the trained weights is a valid bound.
+    """
+
+    rhos: tuple[float, ...] = field(metadata={"help": "margin parameters rho > 0"})
+    radii_penult: tuple[float, ...] | None = field(
+        default=None, metadata={"help": "radii B_1 of F_{N-1} (None: the radius is fixed outside the grid)"})
+    radii_final: tuple[float, ...] | None = field(
+        default=None, metadata={"help": "radii B_2 of F_N (None: the radius is fixed outside the grid)"})
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "rhos", _positive_tuple(self.rhos, "rhos"))
+        for name in ("radii_penult", "radii_final"):
+            value = getattr(self, name)
+            if value is not None:
+                object.__setattr__(self, name, _positive_tuple(value, name))
+
+    @classmethod
+    def geometric(cls, rho_min: float, rho_max: float, num: int, *, radii_penult: Sequence[float] | None = None,
+                  radii_final: Sequence[float] | None = None) -> "BoundGrid":
+        """``num`` rho values spaced geometrically in ``[rho_min, rho_max]`` (``numpy.geomspace``)."""
+        return cls(rhos=_geometric(rho_min, rho_max, num, "rho"), radii_penult=radii_penult,
+                   radii_final=radii_final)
+
+    @staticmethod
+    def geometric_values(lo: float, hi: float, num: int) -> tuple[float, ...]:
+        """Helper for radii axes: ``num`` values spaced geometrically in ``[lo, hi]``."""
+        return _geometric(lo, hi, num, "value")
+
+    @property
+    def size(self) -> int:
+        """``m``, the number of grid points paid for in the confidence term."""
+        return (len(self.rhos) * (len(self.radii_penult) if self.radii_penult else 1)
+                * (len(self.radii_final) if self.radii_final else 1))
+
+    def points(self) -> Iterator[GridPoint]:
+        for b1 in self.radii_penult or (None,):
+            for b2 in self.radii_final or (None,):
+                for rho in self.rhos:
+                    yield GridPoint(rho, b1, b2)
+
+    def covering_points(self, radius_penult: float, radius_final: float) -> list[GridPoint]:
+        """Points whose radii cover the given ones; a fixed (non-grid) radius is used as given.
+
+        For a radius axis of the grid, ``radius_*`` is the trained weights' norm and a point qualifies
+        when its grid radius is >= that norm; without the axis ``radius_*`` is the class radius itself.
+        """
+        b1, b2 = _check_nonneg(radius_penult, "radius_penult"), _check_nonneg(radius_final, "radius_final")
+        out = []
+        for p in self.points():
+            if p.radius_penult is not None and p.radius_penult < b1:
+                continue
+            if p.radius_final is not None and p.radius_final < b2:
+                continue
+            out.append(GridPoint(p.rho, b1 if p.radius_penult is None else p.radius_penult,
+                                 b2 if p.radius_final is None else p.radius_final))
+        return out
+
+    def to_dict(self) -> dict:
+        return _clean({"rhos": list(self.rhos), "radii_penult": self.radii_penult,
+                       "radii_final": self.radii_final, "grid_size": self.size})
+
+
+@dataclass(frozen=True)
+class GridBoundResult:
+    """The smallest bound over the covering grid points, plus every evaluated point (THEORY §4)."""
+
+    best: BoundTerms = field(metadata={"help": "smallest total over the covering points"})
+    evaluated: tuple[BoundTerms, ...] = field(metadata={"help": "every covering point, in grid order"})
+    grid_size: int = field(metadata={"help": "m"})
+
+    @property
+    def rho(self) -> float:
+        return self.best.rho
+
+    def to_dict(self) -> dict:
+        return _clean({"best": self.best, "chosen_rho": self.best.rho, "grid_size": self.grid_size,
+                       "evaluated": list(self.evaluated)})
+
+
+def _grid_evaluate(terms_at: Callable[[GridPoint], BoundTerms], grid: BoundGrid, radius_penult: float,
+                   radius_final: float) -> GridBoundResult:
+    if not isinstance(grid, BoundGrid):
+        raise ValueError(f"grid must be a BoundGrid, got {type(grid).__name__}.")
+    points = grid.covering_points(radius_penult, radius_final)
+    if not points:
+        raise ValueError(
+            f"no grid point covers the trained weights' norms (penultimate {radius_penult:g}, final "
+            f"{radius_final:g}); the radii grid must be enlarged before seeing the data.")
+    evaluated = tuple(terms_at(p) for p in points)
+    best = min(evaluated, key=lambda t: t.total)  # first minimum in grid order: deterministic
+    return GridBoundResult(best=best, evaluated=evaluated, grid_size=grid.size)
+
+
+def _as_margins(margins_or_scores: Any, labels: Any = None) -> np.ndarray:
+    if labels is not None:
+        return np.asarray(_margins(margins_or_scores, labels), dtype=np.float64)
+    m = np.asarray(margins_or_scores, dtype=np.float64)
+    if m.ndim != 1:
+        raise ValueError(f"margins must be 1-D, got shape {m.shape}.")
+    if not np.isfinite(m).all():
+        raise ValueError("margins contain NaN or infinite values.")
+    return m
+
+
+def theorem53_grid_bound(margins: Any, rc_penult_unit: float, rc_final_unit: float, delta: float,
+                         grid: BoundGrid, radius_penult: float, radius_final: float) -> GridBoundResult:
+    """Theorem 5.3 over the grid of THEORY §4: ``min`` over covering points of the bound at ``delta/m``.
+
+    ``bound(rho, B_1, B_2) = R_hat_{S,rho}(f) + (4/rho)(B_1 r_1 + B_2 r_2) + 3 sqrt(ln(2m/delta)/(2n))``
+    with ``r_j = R_hat^v_S(W(1))`` the unit-radius upper values (Lemma 5.1 scaling: ``R_hat(W(B)) =
+    B R_hat(W(1))``).
+
+    Parameters
+    ----------
+    margins : 1-D array
+        ``M_f(x_i, y_i)`` of the trained scorer on S (see :func:`scilt_theory.losses.margins`).
+    rc_penult_unit, rc_final_unit : float
+        Upper values of ``R_hat^v_S`` of the unit-radius classes.
+    radius_penult, radius_final : float
+        Class radii when the grid has no radii axis, else the trained weights' norms to be covered.
+    """
+    m = _as_margins(margins)
+    n = m.shape[0]
+    if n == 0:
+        raise ValueError("Theorem 5.3 needs a non-empty sample (n = 0).")
+    r1, r2 = _check_nonneg(rc_penult_unit, "rc_penult_unit"), _check_nonneg(rc_final_unit, "rc_final_unit")
+    delta = _check_delta(delta)
+
+    def at(p: GridPoint) -> BoundTerms:
+        emp = float(np.mean(ramp_loss(m, p.rho)))
+        return _margin_bound("Theorem 5.3", emp, p.radius_penult * r1, p.radius_final * r2, n, p.rho, delta,
+                             grid.size, 1, p.radius_penult, p.radius_final)
+
+    return _grid_evaluate(at, grid, radius_penult, radius_final)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Corollary 5.4 over all classes: per class, groups, worst class
+# ----------------------------------------------------------------------------------------------------------
+
+def class_groups_from_counts(class_counts: Sequence[int], many_threshold: int = 100, few_threshold: int = 20
+                             ) -> list[str]:
+    """Many (n_c > many_threshold), Few (n_c < few_threshold), Medium otherwise -- the LIFT convention."""
+    many = _check_count(many_threshold, "many_threshold", 0)
+    few = _check_count(few_threshold, "few_threshold", 0)
+    if few > many + 1:
+        raise ValueError(f"few_threshold ({few}) must not exceed many_threshold + 1 ({many + 1}).")
+    out = []
+    for n_c in class_counts:
+        n_c = _check_count(n_c, "class count", 0)
+        out.append("many" if n_c > many else ("few" if n_c < few else "medium"))
+    return out
+
+
+@dataclass(frozen=True)
+class ClassBound:
+    """Corollary 5.4 for one class: the best terms over the grid, or None with the reason."""
+
+    cls: int = field(metadata={"help": "class index"})
+    name: str = field(metadata={"help": "class name"})
+    n_train: int = field(metadata={"help": "n_c, class-c samples in S"})
+    group: str = field(metadata={"help": "many | medium | few (or a user-given group)"})
+    terms: BoundTerms | None = field(default=None, metadata={"help": "best bound over the grid, or None"})
+    reason: str | None = field(default=None, metadata={"help": "why there is no bound"})
+    rc_penult: ErcSummary | None = field(default=None, metadata={"help": "R_hat^v_{S_c}(F_{N-1}) at chosen B_1"})
+    rc_final: ErcSummary | None = field(default=None, metadata={"help": "R_hat^v_{S_c}(F_N) at chosen B_2"})
+
+    @property
+    def bound(self) -> float | None:
+        return None if self.terms is None else self.terms.total
+
+    def to_dict(self) -> dict:
+        t = self.terms
+        rc_sum = None if (self.rc_penult is None or self.rc_final is None) else lemma51_sum(self.rc_penult,
+                                                                                          self.rc_final)
+        return _clean({
+            "class": self.cls, "name": self.name, "n_train": self.n_train, "group": self.group,
+            "bound": None if t is None else t.total, "reason": self.reason,
+            "train_margin_loss": None if t is None else t.empirical_margin_loss,
+            "complexity": None if t is None else t.complexity, "confidence": None if t is None else t.confidence,
+            "vacuous": None if t is None else t.vacuous, "rho": None if t is None else t.rho,
+            "terms": t,
+            "rademacher": {"penultimate": self.rc_penult, "final": self.rc_final, "sum": rc_sum},
+        })
+
+
+@dataclass(frozen=True)
+class GroupBound:
+    """A group's balanced-error bound: the mean of its classes' Corollary 5.4 bounds (THEORY §4).
+
+    All class bounds hold simultaneously, so the mean of the bounds bounds the mean of the class errors.
+    ``bound`` averages the classes *with* a bound (classes with n_c = 0 are left out, as bounds.json
+    says); ``bound_all_classes`` also counts each class without a bound as 1 (its error is <= 1), which
+    bounds the balanced error over *all* classes of the group.
+    """
+
+    name: str
+    num_classes: int
+    num_classes_with_bound: int
+    classes: tuple[int, ...]
+    bound: float | None = None
+    bound_all_classes: float | None = None
+    train_margin_loss: float | None = None
+    complexity: float | None = None
+    confidence: float | None = None
+    vacuous: bool | None = None
+    reason: str | None = None
+
+    def to_dict(self) -> dict:
+        return _clean({f.name: getattr(self, f.name) for f in fields(self)})
+
+
+@dataclass(frozen=True)
+class WorstClass:
+    """Worst-class error <= max over classes with n_c >= 1 of the Corollary 5.4 bound (THEORY §4)."""
+
+    cls: int
+    name: str
+    bound: float
+
+    def to_dict(self) -> dict:
+        return _clean({"bound": self.bound, "bound_class": self.cls, "bound_class_name": self.name})
+
+
+@dataclass(frozen=True)
+class Corollary54Result:
+    per_class: tuple[ClassBound, ...]
+    groups: dict
+    worst_class: WorstClass | None
+    grid_size: int
+    num_classes: int
+    delta: float
+
+    def to_dict(self) -> dict:
+        return _clean({"per_class": list(self.per_class), "groups": self.groups, "worst_class": self.worst_class,
+                       "grid_size": self.grid_size, "num_classes": self.num_classes, "delta": self.delta})
+
+
+def _group_bound(name: str, members: list[ClassBound]) -> GroupBound:
+    with_bound = [c for c in members if c.terms is not None]
+    classes = tuple(c.cls for c in members)
+    if not members:
+        return GroupBound(name, 0, 0, classes, reason="no classes in this group")
+    if not with_bound:
+        return GroupBound(name, len(members), 0, classes, bound_all_classes=1.0,
+                          reason="no class of this group has training samples")
+    bounds = [c.terms.total for c in with_bound]
+    mean = float(np.mean(bounds))
+    missing = len(members) - len(with_bound)
+    reason = None if missing == 0 else f"{missing} class(es) without training samples left out of the mean"
+    return GroupBound(
+        name, len(members), len(with_bound), classes, bound=mean,
+        bound_all_classes=float((sum(bounds) + missing) / len(members)),
+        train_margin_loss=float(np.mean([c.terms.empirical_margin_loss for c in with_bound])),
+        complexity=float(np.mean([c.terms.complexity for c in with_bound])),
+        confidence=float(np.mean([c.terms.confidence for c in with_bound])),
+        vacuous=bool(mean > 1.0), reason=reason)
+
+
+def corollary54_all_classes(margins: Any, labels: Any, rc_penult_unit: Sequence[Any], rc_final_unit: Sequence[Any],
+                            *, num_classes: int, delta: float, grid: BoundGrid, radius_penult: float,
+                            radius_final: float, class_names: Sequence[str] | None = None,
+                            class_groups: Sequence[str] | Mapping[int, str] | None = None,
+                            class_counts: Sequence[int] | None = None, many_threshold: int = 100,
+                            few_threshold: int = 20) -> Corollary54Result:
+    """Corollary 5.4 for every class, the group means and the worst class (THEORY §4).
+
+    For each class with n_c >= 1, the smallest over covering grid points of::
+
+        R_hat_{S_c,rho}(f) + (4/rho)(B_1 r_1^c + B_2 r_2^c) + 3 sqrt(ln(2 K m/delta)/(2 n_c))
+
+    (all classes and grid points hold simultaneously w.p. >= 1 - delta, so a per-class minimum is valid).
+    Classes with n_c = 0 get ``terms = None`` and the reason "no training samples". A group's bound is
+    the mean of its classes' bounds; the worst-class bound is the max over classes with n_c >= 1.
+
+    Parameters
+    ----------
+    margins : 1-D array
+        ``M_f(x_i, y_i)`` on S.
+    labels : 1-D int array
+        ``y_i`` in [0, num_classes).
+    rc_penult_unit, rc_final_unit : length-K sequences
+        Per-class upper values (floats or Rademacher results) of ``R_hat^v_{S_c}`` at unit radius;
+        entries of classes with n_c = 0 are ignored (may be None).
+    class_groups : optional
+        Group name of each class (sequence or mapping); default: thresholds on ``class_counts``
+        (the training counts; default the counts in ``labels``).
+    """
+    m = _as_margins(margins)
+    k = _check_count(num_classes, "num_classes")
+    delta = _check_delta(delta)
+    y = np.asarray(labels)
+    if y.ndim != 1 or y.shape[0] != m.shape[0]:
+        raise ValueError(f"labels must be 1-D with one entry per margin ({m.shape[0]}), got shape {y.shape}.")
+    if y.size and not np.issubdtype(y.dtype, np.integer):
+        raise ValueError(f"labels must be integers, got dtype {y.dtype}.")
+    if y.size and (y.min() < 0 or y.max() >= k):
+        raise ValueError(f"labels must lie in [0, {k - 1}], found values in [{y.min()}, {y.max()}].")
+    if len(rc_penult_unit) != k or len(rc_final_unit) != k:
+        raise ValueError(f"per-class Rademacher values must have one entry per class ({k}).")
+    n_c = np.bincount(y.astype(np.int64), minlength=k)
+    names = [str(c) for c in range(k)] if class_names is None else [str(s) for s in class_names]
+    if len(names) != k:
+        raise ValueError(f"class_names has {len(names)} entries for {k} classes.")
+    groups = _resolve_groups(k, n_c, class_groups, class_counts, many_threshold, few_threshold)
+    if not isinstance(grid, BoundGrid):
+        raise ValueError(f"grid must be a BoundGrid, got {type(grid).__name__}.")
+
+    per_class: list[ClassBound] = []
+    for c in range(k):
+        if n_c[c] == 0:
+            per_class.append(ClassBound(c, names[c], 0, groups[c], reason="no training samples"))
+            continue
+        mc = m[y == c]
+        e1, e2 = ErcSummary.from_result(_as_erc(rc_penult_unit[c])), ErcSummary.from_result(_as_erc(rc_final_unit[c]))
+
+        def at(p: GridPoint, mc=mc, e1=e1, e2=e2, nc=int(n_c[c])) -> BoundTerms:
+            emp = float(np.mean(ramp_loss(mc, p.rho)))
+            return _margin_bound("Corollary 5.4", emp, p.radius_penult * e1.upper, p.radius_final * e2.upper, nc,
+                                 p.rho, delta, grid.size, k, p.radius_penult, p.radius_final)
+
+        res = _grid_evaluate(at, grid, radius_penult, radius_final)
+        best = res.best
+        per_class.append(ClassBound(c, names[c], int(n_c[c]), groups[c], terms=best,
+                                    rc_penult=lemma51_scale(e1, best.radius_penult),
+                                    rc_final=lemma51_scale(e2, best.radius_final)))
+
+    group_names = list(dict.fromkeys(["many", "medium", "few"] + list(groups))) if class_groups is None \
+        else list(dict.fromkeys(groups))
+    group_bounds = {g: _group_bound(g, [pc for pc in per_class if pc.group == g]) for g in group_names}
+    bounded = [pc for pc in per_class if pc.terms is not None]
+    worst = None
+    if bounded:
+        w = max(bounded, key=lambda pc: pc.terms.total)
+        worst = WorstClass(w.cls, w.name, w.terms.total)
+    return Corollary54Result(tuple(per_class), group_bounds, worst, grid.size, k, delta)
+
+
+def _as_erc(x: Any) -> Any:
+    if _is_number(x):
+        return ErcSummary(value=None, upper=float(x))
+    if x is None:
+        raise ValueError("a class with training samples needs a Rademacher value (got None).")
+    return x
+
+
+def _resolve_groups(k: int, n_c: np.ndarray, class_groups: Any, class_counts: Any, many_threshold: int,
+                    few_threshold: int) -> list[str]:
+    if class_groups is not None:
+        if isinstance(class_groups, Mapping):
+            missing = [c for c in range(k) if c not in class_groups]
+            if missing:
+                raise ValueError(f"class_groups has no group for class(es) {missing[:5]}.")
+            return [str(class_groups[c]) for c in range(k)]
+        groups = [str(g) for g in class_groups]
+        if len(groups) != k:
+            raise ValueError(f"class_groups has {len(groups)} entries for {k} classes.")
+        return groups
+    counts = n_c if class_counts is None else class_counts
+    if len(counts) != k:
+        raise ValueError(f"class_counts has {len(counts)} entries for {k} classes.")
+    return class_groups_from_counts([int(v) if float(v).is_integer() else v for v in counts],
+                                    many_threshold, few_threshold)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Monte Carlo certificates and the confidence budget (THEORY §5)
+# ----------------------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ConfidenceSplit:
+    """How the failure probability is shared between the sample and the MC certificates (THEORY §5).
+
+    A certified MC upper value fails (is below the true ERC) w.p. <= its own ``delta`` over the sign
+    draws, independently of S. With ``N = n_certificates`` certified MC values used in one report
+    (penultimate and final, overall and per class), each certificate is run at
+    ``delta_per_certificate = delta_mc / N``; by the union bound all of them hold w.p. >= 1 - delta_mc,
+    and each statement (Theorem 5.3, or Corollary 5.4 for all classes) holds w.p. >= 1 - delta - delta_mc.
+    Without MC certificates (closed form or exact) ``delta_mc = 0`` and the level is 1 - delta.
+    Theorem 5.3 and Corollary 5.4 *together* hold w.p. >= 1 - 2 delta - delta_mc.
+    """
+
+    delta: float = field(metadata={"help": "failure probability over the sample, used in the confidence terms"})
+    delta_mc: float = field(metadata={"help": "total failure probability of all MC certificates (0 if none)"})
+    n_certificates: int = field(metadata={"help": "number of certified MC values the bounds use"})
+
+    def __post_init__(self) -> None:
+        _check_delta(self.delta)
+        _check_count(self.n_certificates, "n_certificates", 0)
+        dm = _check_nonneg(self.delta_mc, "delta_mc")
+        if self.n_certificates == 0 and dm != 0:
+            raise ValueError("delta_mc must be 0 when no Monte Carlo certificate is used.")
+        if self.n_certificates > 0 and not 0 < dm < 1:
+            raise ValueError(f"delta_mc must lie strictly between 0 and 1 when certificates are used, got {dm}.")
+        if self.delta + dm >= 1:
+            raise ValueError(f"delta + delta_mc must be < 1, got {self.delta} + {dm}.")
+
+    @property
+    def delta_per_certificate(self) -> float | None:
+        return None if self.n_certificates == 0 else self.delta_mc / self.n_certificates
+
+    @property
+    def total(self) -> float:
+        """Failure probability of one statement: ``delta + delta_mc``."""
+        return self.delta + self.delta_mc
+
+    @property
+    def confidence_level(self) -> float:
+        """``1 - delta - delta_mc``."""
+        return 1.0 - self.total
+
+    def to_dict(self) -> dict:
+        return _clean({"delta": self.delta, "delta_mc": self.delta_mc, "n_certificates": self.n_certificates,
+                       "delta_per_certificate": self.delta_per_certificate, "total_failure": self.total,
+                       "confidence_level": self.confidence_level,
+                       "joint_confidence_level": 1.0 - 2.0 * self.delta - self.delta_mc})
+
+
+def split_confidence(total_delta: float, mc_fraction: float, n_certificates: int) -> ConfidenceSplit:
+    """Split a total failure budget between the sample and ``n_certificates`` MC certificates (THEORY §5).
+
+    ``delta_mc = mc_fraction * total_delta``, ``delta = total_delta - delta_mc``, each certificate at
+    ``delta_mc / n_certificates``; with no certificate all of ``total_delta`` goes to the sample.
+    """
+    total = _check_delta(total_delta, "total_delta")
+    frac = _real(mc_fraction, "mc_fraction")
+    if not 0 < frac < 1:
+        raise ValueError(f"mc_fraction must lie strictly between 0 and 1, got {frac}.")
+    n_cert = _check_count(n_certificates, "n_certificates", 0)
+    if n_cert == 0:
+        return ConfidenceSplit(delta=total, delta_mc=0.0, n_certificates=0)
+    return ConfidenceSplit(delta=total * (1.0 - frac), delta_mc=total * frac, n_certificates=n_cert)
+
+
+def confidence_split_from_parts(delta: float, delta_mc: float, n_certificates: int) -> ConfidenceSplit:
+    """The split when ``delta`` and the MC budget ``delta_mc`` are given separately (``delta_mc`` is only
+    spent when at least one certificate is used)."""
+    n_cert = _check_count(n_certificates, "n_certificates", 0)
+    dm = _check_delta(delta_mc, "delta_mc")
+    return ConfidenceSplit(delta=_check_delta(delta), delta_mc=dm if n_cert else 0.0, n_certificates=n_cert)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Everything for a trained fused model
+# ----------------------------------------------------------------------------------------------------------
+
+def resolve_method(method: str, n_rows: int, num_outputs: int, norm: str, n_draws: int,
+                   exact_max_signs: int = EXACT_MAX_SIGNS) -> str:
+    """The estimator "auto" picks (THEORY §5): closed form when ``n_draws == 0``; exact enumeration when the
+    number of independent signs (row norm: n; Frobenius: n K) is <= ``exact_max_signs``; MC otherwise."""
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}.")
+    if method != "auto":
+        return method
+    if n_draws == 0:
+        return "closed"
+    signs = n_rows if norm == "row" else n_rows * num_outputs
+    return "exact" if signs <= exact_max_signs else "mc"
+
+
+@dataclass(frozen=True)
+class FusedBoundReport:
+    """All bounds of THEORY §4 for one trained fused model (see :func:`fused_model_bounds`)."""
+
+    rademacher: dict = field(metadata={"help": "penultimate / final / sum ErcSummary at the chosen radii"})
+    overall: GridBoundResult = field(metadata={"help": "Theorem 5.3, best over the grid"})
+    corollary: Corollary54Result = field(metadata={"help": "Corollary 5.4, per class, groups, worst"})
+    confidence: ConfidenceSplit = field(metadata={"help": "delta / delta_mc accounting"})
+    grid: BoundGrid = field(metadata={"help": "the grid fixed before the data"})
+    settings: dict = field(metadata={"help": "method, norm, radii, n_draws, seed, thresholds, ..."})
+    overall_bounded_features: GridBoundResult | None = field(
+        default=None, metadata={"help": "tighter proved form (expected Rademacher) when a norm bound is given"})
+    per_class_bounded_features: tuple[BoundTerms | None, ...] | None = field(
+        default=None, metadata={"help": "tighter per-class form when a norm bound is given"})
+
+    @property
+    def per_class(self) -> tuple[ClassBound, ...]:
+        return self.corollary.per_class
+
+    @property
+    def groups(self) -> dict:
+        return self.corollary.groups
+
+    @property
+    def worst_class(self) -> WorstClass | None:
+        return self.corollary.worst_class
+
+    def to_dict(self) -> dict:
+        best = self.overall.best
+        overall = best.to_dict()
+        overall.update({"bound": best.total, "chosen_rho": best.rho})
+        per_class = [pc.to_dict() for pc in self.per_class]
+        if self.per_class_bounded_features is not None:
+            for row, t in zip(per_class, self.per_class_bounded_features, strict=True):
+                row["bounded_features"] = None if t is None else t.to_dict()
+        return _clean({
+            "delta": self.confidence.delta, "delta_mc": self.confidence.delta_mc,
+            "n": best.n, "num_classes": self.corollary.num_classes,
+            "radii": {"norm": self.settings["norm"], "penultimate": best.radius_penult, "final": best.radius_final},
+            "margin": {"grid": list(self.grid.rhos), "grid_size": self.grid.size, "chosen": best.rho},
+            "rademacher": self.rademacher,
+            "overall": overall,
+            "overall_grid": [t.to_dict() for t in self.overall.evaluated],
+            "overall_bounded_features": None if self.overall_bounded_features is None
+            else self.overall_bounded_features.best.to_dict(),
+            "per_class": per_class,
+            "groups": self.groups,
+            "worst_class": self.worst_class,
+            "confidence": self.confidence,
+            "grid": self.grid,
+            "settings": self.settings,
+        })
+
+
+def _unit_erc(features: np.ndarray, num_outputs: int, norm: str, method: str, n_draws: int, seed: int,
+              delta_cert: float | None) -> ErcSummary:
+    from scilt_theory.rademacher import rademacher_linear  # estimator module (THEORY §5)
+
+    kwargs: dict = {"num_outputs": num_outputs, "norm": norm, "method": method, "seed": seed}
+    if method == "mc":
+        kwargs.update(n_draws=n_draws, delta_mc=delta_cert)
+    elif method == "cvxpy":
+        kwargs.update(n_draws=n_draws)
+    return ErcSummary.from_result(rademacher_linear(features, 1.0, **kwargs))
+
+
+def fused_model_bounds(psi_penult: Any, psi_final: Any, scores: Any, labels: Any, *, num_classes: int,
+                       radius_penult: float, radius_final: float, norm: str = "row", grid: BoundGrid,
+                       delta: float = 0.05, method: str = "auto", n_draws: int = 1000, delta_mc: float = 0.01,
+                       seed: int = 0, class_names: Sequence[str] | None = None, many_threshold: int = 100,
+                       few_threshold: int = 20, class_counts: Sequence[int] | None = None,
+                       class_groups: Sequence[str] | Mapping[int, str] | None = None,
+                       feature_norm_bound: float | None = None,
+                       exact_max_signs: int = EXACT_MAX_SIGNS) -> FusedBoundReport:
+    """Theorem 5.3 and Corollary 5.4 for a trained fused model (THEORY §1, §4, §5).
+
+    ``scores = U psi_1 + V psi_2`` is assumed to lie in ``F_{N-1} + F_N`` with the given radii (the caller
+    checks the trained weights): for cosine heads ``radius_penult = s (1 + alpha_max) = 2s`` and
+    ``radius_final = s`` with the row norm over K outputs (THEORY §1); for linear heads put the radii in
+    ``grid`` and pass the trained weights' norms as ``radius_*`` (only covering grid points count).
+
+    Steps: (1) unit-radius ERCs ``R_hat^v_S(W(1))`` of both feature maps on S and on every S_c, by
+    ``method`` ("auto": exact enumeration when the independent signs are <= ``exact_max_signs`` -- the
+    tail classes --, certified MC otherwise, closed form when ``n_draws == 0``); the same ``seed`` for
+    the penultimate and final features, so the MC sum is Lemma 5.1's sum with the same draws;
+    (2) Theorem 5.3 at every covering grid point, at ``delta/m``, the smallest kept; (3) Corollary 5.4 per
+    class at ``delta/(K m)``, group means, worst class. The *upper* ERC values enter the bounds.
+
+    MC accounting (THEORY §5): with N certified MC values used, each certificate is run at ``delta_mc/N``;
+    each statement then holds w.p. >= 1 - delta - delta_mc (1 - delta without MC).
+
+    ``class_counts`` (the full training counts) only decides the Many/Medium/Few groups; ``n_c`` of the
+    bound is always counted in ``labels``. With ``feature_norm_bound`` (cosine heads: 1.0), the tighter
+    :func:`theorem53_bound_bounded_features` is also reported (the contract bound stays the main one).
+    """
+    k = _check_count(num_classes, "num_classes", 2)
+    delta = _check_delta(delta)
+    dm = _check_delta(delta_mc, "delta_mc")
+    if delta + dm >= 1:
+        raise ValueError(f"delta + delta_mc must be < 1, got {delta} + {dm}.")
+    _check_norm(norm)
+    n_draws = _check_count(n_draws, "n_draws", 0)
+    seed = _check_count(seed, "seed", 0)
+    b1, b2 = _check_nonneg(radius_penult, "radius_penult"), _check_nonneg(radius_final, "radius_final")
+    if not isinstance(grid, BoundGrid):
+        raise ValueError(f"grid must be a BoundGrid, got {type(grid).__name__}.")
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}.")
+    if method == "mc" and n_draws == 0:
+        raise ValueError("method 'mc' needs n_draws >= 1.")
+    scores_np = _check_features(scores, "scores", shape="(n, K)")
+    n = scores_np.shape[0]
+    if n == 0:
+        raise ValueError("the sample is empty (n = 0): no bound can be computed.")
+    if scores_np.shape[1] != k:
+        raise ValueError(f"scores have {scores_np.shape[1]} columns but num_classes is {k}.")
+    psi1 = _check_features(psi_penult, "psi_penult", n)
+    psi2 = _check_features(psi_final, "psi_final", n)
+    y = np.asarray(labels.detach().cpu().numpy() if hasattr(labels, "detach") else labels)
+    if y.ndim != 1 or y.shape[0] != n:
+        raise ValueError(f"labels must be 1-D with one entry per example ({n}), got shape {y.shape}.")
+    if not np.issubdtype(y.dtype, np.integer):
+        raise ValueError(f"labels must be integers, got dtype {y.dtype}.")
+    if y.min() < 0 or y.max() >= k:
+        raise ValueError(f"labels must lie in [0, {k - 1}], found values in [{y.min()}, {y.max()}].")
+    y = y.astype(np.int64)
+    if feature_norm_bound is not None:
+        r = _check_nonneg(feature_norm_bound, "feature_norm_bound")
+        worst_norm = max(float(np.linalg.norm(psi1, axis=1).max()), float(np.linalg.norm(psi2, axis=1).max()))
+        if worst_norm > r * (1 + 1e-6):
+            raise ValueError(f"a feature has norm {worst_norm:.6g} above feature_norm_bound = {r:g}.")
+    # fail early (before any estimator runs) when no grid point covers the weights
+    if not grid.covering_points(b1, b2):
+        raise ValueError(
+            f"no grid point covers the trained weights' norms (penultimate {b1:g}, final {b2:g}); the radii "
+            "grid must be enlarged before seeing the data.")
+
+    n_c = np.bincount(y, minlength=k)
+    overall_method = resolve_method(method, n, k, norm, n_draws, exact_max_signs)
+    class_methods = {c: resolve_method(method, int(n_c[c]), k, norm, n_draws, exact_max_signs)
+                     for c in range(k) if n_c[c] > 0}
+    # every MC estimate used is one certificate: 2 overall (penultimate, final) + 2 per class using MC
+    n_cert = 2 * (overall_method == "mc") + 2 * sum(mth == "mc" for mth in class_methods.values())
+    split = confidence_split_from_parts(delta, dm, n_cert)
+    d_cert = split.delta_per_certificate
+
+    unit1 = _unit_erc(psi1, k, norm, overall_method, n_draws, seed, d_cert)
+    unit2 = _unit_erc(psi2, k, norm, overall_method, n_draws, seed, d_cert)
+    cls1: list[ErcSummary | None] = [None] * k
+    cls2: list[ErcSummary | None] = [None] * k
+    for c, mth in class_methods.items():
+        rows = y == c
+        cls1[c] = _unit_erc(psi1[rows], k, norm, mth, n_draws, seed + 1 + c, d_cert)
+        cls2[c] = _unit_erc(psi2[rows], k, norm, mth, n_draws, seed + 1 + c, d_cert)
+
+    marg = np.asarray(_margins(scores_np, y), dtype=np.float64)
+    overall = theorem53_grid_bound(marg, unit1.upper, unit2.upper, delta, grid, b1, b2)
+    best = overall.best
+    rc1, rc2 = lemma51_scale(unit1, best.radius_penult), lemma51_scale(unit2, best.radius_final)
+    corollary = corollary54_all_classes(
+        marg, y, cls1, cls2, num_classes=k, delta=delta, grid=grid, radius_penult=b1, radius_final=b2,
+        class_names=class_names, class_groups=class_groups, class_counts=class_counts,
+        many_threshold=many_threshold, few_threshold=few_threshold)
+
+    overall_bf = None
+    per_class_bf = None
+    if feature_norm_bound is not None:
+        r = float(feature_norm_bound)
+
+        def bf(mm: np.ndarray, nn: int, kk: int) -> GridBoundResult:
+            def at(p: GridPoint) -> BoundTerms:
+                return theorem53_bound_bounded_features(
+                    float(np.mean(ramp_loss(mm, p.rho))), nn, p.rho, delta, radius_penult=p.radius_penult,
+                    radius_final=p.radius_final, num_outputs=k, feature_norm_bound=r, norm=norm,
+                    grid_size=grid.size, num_classes=kk)
+            return _grid_evaluate(at, grid, b1, b2)
+
+        overall_bf = bf(marg, n, 1)
+        per_class_bf = tuple(bf(marg[y == c], int(n_c[c]), k).best if n_c[c] > 0 else None for c in range(k))
+
+    settings = {
+        "method": method, "overall_method": overall_method,
+        "class_methods": {str(c): mth for c, mth in class_methods.items()},
+        "norm": norm, "num_outputs": k, "n_draws": n_draws, "seed": seed, "exact_max_signs": exact_max_signs,
+        "radius_penult": b1, "radius_final": b2, "radii_from_grid": {
+            "penultimate": grid.radii_penult is not None, "final": grid.radii_final is not None},
+        "thresholds": {"many": many_threshold, "few": few_threshold},
+        "delta": delta, "delta_mc_budget": dm, "feature_norm_bound": feature_norm_bound,
+        "mc_accounting": ("each of the n_certificates certified MC values is run at delta_mc / n_certificates; "
+                          "each statement holds w.p. >= 1 - delta - delta_mc (union bound)"),
+    }
+    rademacher = {"penultimate": rc1, "final": rc2, "sum": lemma51_sum(rc1, rc2),
+                  "unit_penultimate": unit1, "unit_final": unit2}
+    return FusedBoundReport(rademacher=rademacher, overall=overall, corollary=corollary, confidence=split,
+                            grid=grid, settings=settings, overall_bounded_features=overall_bf,
+                            per_class_bounded_features=per_class_bf)

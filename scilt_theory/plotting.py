@@ -1,0 +1,668 @@
+"""Paper-ready figures of a bounds report (the dictionary written as bounds.json, schema_version 1).
+
+What is drawn is what THEORY.md states; nothing is computed here beyond clipping for display:
+
+- per class, the Corollary 5.4 bound (THEORY §4)
+  ``P_{D_c}(error) <= R̂_{S_c,ρ}(f) + (4/ρ)[R̂ᵛ_{S_c}(F_{N-1}) + R̂ᵛ_{S_c}(F_N)] + 3 sqrt(ln(2K/δ)/(2 n_c))``
+  against the measured test error and train margin loss, over the training count n_c;
+- the empirical Rademacher complexities of F_{N-1}, F_N and their Lemma 5.1 sum (THEORY §2, §5), with the
+  coupled class and its tightness ratio;
+- the three terms of the bound per Many/Medium/Few group and overall (Theorem 5.3 and Corollary 5.4).
+
+Bounds above 1 are vacuous (THEORY §4): they are drawn at ``CEILING`` with an upward triangle and their value
+written beside, never dropped. Figures are sized for papers (3.4 in single column, 7 in double column) with
+fonts of at least ``MIN_FONT_PT`` points at that size, the Okabe-Ito colour-blind-safe palette, and a distinct
+marker or hatch for every series so that they read in grey scale too. Every figure is written as PNG (dpi 200)
+and PDF, atomically. Only the object-oriented ``matplotlib.figure.Figure`` API is used: no pyplot, no global
+backend switch, so importing this module never disturbs a notebook's backend.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import matplotlib
+import matplotlib.ticker
+import numpy as np
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
+from matplotlib.transforms import blended_transform_factory
+
+SCHEMA_VERSION = 1
+CEILING = 1.05  # display height of vacuous (> 1) bounds; they are clipped here and marked
+Y_TOP = 1.2  # top of the y-axes that show probabilities: room for the ceiling markers and their values
+SINGLE_COLUMN_IN = 3.4
+DOUBLE_COLUMN_IN = 7.0
+DPI = 200
+MIN_FONT_PT = 7.0
+GROUPS = ("many", "medium", "few")
+GROUP_TITLES = {"many": "Many", "medium": "Medium", "few": "Few", "overall": "Overall"}
+
+# Okabe & Ito (2008), "Color Universal Design": distinguishable with every common colour-vision deficiency.
+OKABE_ITO = {"black": "#000000", "orange": "#E69F00", "sky_blue": "#56B4E9", "bluish_green": "#009E73",
+             "yellow": "#F0E442", "blue": "#0072B2", "vermillion": "#D55E00", "reddish_purple": "#CC79A7"}
+C_BOUND = OKABE_ITO["vermillion"]
+C_TEST = OKABE_ITO["blue"]
+C_MARGIN = OKABE_ITO["bluish_green"]
+C_COMPLEXITY = OKABE_ITO["orange"]
+C_CONFIDENCE = OKABE_ITO["sky_blue"]
+C_NOBOUND = "#777777"
+# Runs in overlays: yellow is left out (too light on white). "^" is reserved for clipped (vacuous) bounds.
+RUN_COLOURS = (OKABE_ITO["blue"], OKABE_ITO["vermillion"], OKABE_ITO["bluish_green"], OKABE_ITO["reddish_purple"],
+               OKABE_ITO["orange"], OKABE_ITO["sky_blue"], OKABE_ITO["black"])
+RUN_MARKERS = ("o", "s", "D", "v", "P", "X", "h", "<", ">", "p")
+MAX_LABELLED_RUNS = 3  # overlays with more runs do not write the values of vacuous group bounds (no room)
+BAND_FILLS = {"few": "#e6e6e6", "medium": "#f4f4f4", "many": "#ffffff"}
+
+STYLE = {
+    "font.size": 8, "axes.titlesize": 8, "axes.labelsize": 8, "xtick.labelsize": 7, "ytick.labelsize": 7,
+    "legend.fontsize": 7, "figure.titlesize": 8, "legend.title_fontsize": 7,
+    "axes.spines.top": False, "axes.spines.right": False, "axes.linewidth": 0.6,
+    "xtick.major.width": 0.6, "ytick.major.width": 0.6, "lines.linewidth": 1.0, "lines.markersize": 4.5,
+    "legend.frameon": False, "legend.handlelength": 1.6, "legend.columnspacing": 1.2,
+    "pdf.fonttype": 42, "ps.fonttype": 42,  # embed TrueType, as journals ask
+    "savefig.dpi": DPI, "figure.dpi": 100, "hatch.linewidth": 0.6, "hatch.color": "#333333",
+}
+
+
+# --------------------------------------------------------------------------------------------- validation
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def validate_report(report: object) -> None:
+    """Check that ``report`` follows bounds.json schema_version 1 in every field the figures read.
+
+    Raises
+    ------
+    ValueError
+        One sentence naming the first field that is missing or malformed.
+    """
+    if not isinstance(report, dict):
+        raise ValueError(f"a bounds report must be a JSON object, got {type(report).__name__}")
+    version = report.get("schema_version")
+    if version != SCHEMA_VERSION:
+        raise ValueError(f"bounds report has schema_version {version!r}; these plots read schema_version "
+                         f"{SCHEMA_VERSION} (recompute it with python -m experiments.bounds)")
+    for key in ("mode", "delta", "thresholds", "rademacher", "overall", "per_class", "groups"):
+        if key not in report:
+            raise ValueError(f"bounds report has no {key!r} field")
+    if not _is_number(report["delta"]):
+        raise ValueError(f"bounds report delta must be a number, got {report['delta']!r}")
+    thresholds = report["thresholds"]
+    if not (isinstance(thresholds, dict) and _is_number(thresholds.get("many"))
+            and _is_number(thresholds.get("few")) and thresholds["few"] <= thresholds["many"]):
+        raise ValueError(f"bounds report thresholds must be numbers with few <= many, got {thresholds!r}")
+    rows = report["per_class"]
+    if not isinstance(rows, list) or not rows:
+        raise ValueError("bounds report has no per-class rows")
+    for i, row in enumerate(rows):
+        if not isinstance(row, dict):
+            raise ValueError(f"per_class[{i}] of the bounds report is not an object")
+        n = row.get("n_train")
+        if not (isinstance(n, int) and not isinstance(n, bool) and n >= 0):
+            raise ValueError(f"per_class[{i}].n_train must be a non-negative integer, got {n!r}")
+        for key in ("bound", "test_error", "train_margin_loss", "complexity", "confidence"):
+            value = row.get(key)
+            if value is not None and not _is_number(value):
+                raise ValueError(f"per_class[{i}].{key} must be a finite number or null, got {value!r}")
+    for key in ("penultimate", "final", "sum"):
+        entry = report["rademacher"].get(key) if isinstance(report["rademacher"], dict) else None
+        if not isinstance(entry, dict) or not _is_number(entry.get("value")):
+            raise ValueError(f"bounds report rademacher.{key}.value is missing or not a number")
+    overall = report["overall"]
+    if not isinstance(overall, dict) or not _is_number(overall.get("bound")):
+        raise ValueError("bounds report overall.bound is missing or not a number")
+    if not isinstance(report["groups"], dict):
+        raise ValueError("bounds report groups must be an object keyed by many/medium/few")
+
+
+# ------------------------------------------------------------------------------------------------ helpers
+
+@contextlib.contextmanager
+def _style() -> Iterator[None]:
+    with matplotlib.rc_context(STYLE):
+        yield
+
+
+def _fmt(value: float) -> str:
+    """Short number for annotations: 3 significant digits, scientific only when large."""
+    if abs(value) >= 1000:
+        mantissa, exponent = f"{value:.1e}".split("e")
+        return f"{mantissa}e{int(exponent)}"
+    return f"{value:.3g}" if abs(value) >= 0.01 else f"{value:.2g}"
+
+
+def _title(report: dict, what: str) -> str:
+    parts = [str(report.get("dataset", "?")), str(report.get("method", "?")), f"{report['mode']} mode",
+             f"δ = {report['delta']:g}"]
+    return f"{what} — " + ", ".join(parts)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _save(fig: Figure, out_stem: Path) -> list[Path]:
+    """Write ``out_stem.png`` (dpi 200) and ``out_stem.pdf`` atomically (temp file + rename)."""
+    out_stem = Path(out_stem)
+    out_stem.parent.mkdir(parents=True, exist_ok=True)
+    written = []
+    for ext in ("png", "pdf"):
+        path = out_stem.parent / f"{out_stem.name}.{ext}"
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                # Fixed metadata: the same report gives the same bytes (no creation date in the file).
+                metadata = {"Software": None} if ext == "png" else {"CreationDate": None, "Creator": None,
+                                                                     "Producer": None}
+                fig.savefig(handle, format=ext, dpi=DPI, metadata=metadata)
+            os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; figures get the usual permissions
+            os.replace(tmp, path)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
+        written.append(path)
+    return written
+
+
+class _TailAxis:
+    """Log x-axis over training counts, with n = 0 drawn at a labelled position left of the smallest count."""
+
+    def __init__(self, counts: Sequence[int], few: float, many: float):
+        positive = [n for n in counts if n > 0]
+        smallest = min(positive + [max(few, 1.0)])
+        self.smallest = smallest
+        self.has_zero = any(n == 0 for n in counts)
+        self.zero_x = min(0.5, smallest / 2.0)
+        left = self.zero_x if self.has_zero else smallest
+        self.lo = left / 1.6
+        self.hi = max(positive + [many + 1.0]) * 1.6
+        self.few_edge = few - 0.5  # integer counts: Few is n <= few - 1, Medium few..many, Many >= many + 1
+        self.many_edge = many + 0.5
+
+    def x(self, n: int) -> float:
+        return self.zero_x if n == 0 else float(n)
+
+    def decorate(self, ax, *, band_labels: bool = True) -> None:
+        ax.set_xscale("log")
+        edges = {"few": (self.lo, max(self.lo, self.few_edge)),
+                 "medium": (max(self.lo, self.few_edge), min(self.hi, self.many_edge)),
+                 "many": (min(self.hi, self.many_edge), self.hi)}
+        above = blended_transform_factory(ax.transData, ax.transAxes)
+        for group, (a, b) in edges.items():
+            if b <= a:
+                continue
+            ax.axvspan(a, b, color=BAND_FILLS[group], zorder=0, lw=0)
+            if band_labels:
+                ax.text(math.sqrt(a * b), 1.01, GROUP_TITLES[group], transform=above, ha="center", va="bottom",
+                        fontsize=7, color="#333333")
+        for edge in (self.few_edge, self.many_edge):
+            if self.lo < edge < self.hi:
+                ax.axvline(edge, color="#999999", lw=0.6, ls=(0, (2, 2)), zorder=0.5)
+        decades = range(math.floor(math.log10(self.lo)), math.ceil(math.log10(self.hi)) + 1)
+        ticks = [10.0 ** d for d in decades if self.lo <= 10.0 ** d <= self.hi and 10.0 ** d >= 1]
+        if len(ticks) < 2:  # a narrow range (e.g. every class between 20 and 90): label 2 and 5 as well
+            ticks = sorted(t for t in {m * 10.0 ** d for d in decades for m in (1, 2, 5)}
+                           if self.lo <= t <= self.hi and t >= 1)
+        labels = [f"{t:g}" for t in ticks]
+        if self.has_zero:
+            ticks = [self.zero_x] + ticks
+            labels = ["0"] + labels
+        ax.set_xticks(ticks, labels)
+        minor = [m * 10.0 ** d for d in decades for m in range(2, 10)
+                 if max(1.0, self.lo) < m * 10.0 ** d < self.hi and m * 10.0 ** d not in ticks]
+        ax.set_xticks(minor, minor=True)
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+        ax.set_xlim(self.lo, self.hi)  # after the ticks: set_xticks widens the view to show every tick
+        if self.has_zero:
+            # A small break mark says the axis jumps from 0 to the log range.
+            mid = math.sqrt(self.zero_x * self.smallest)
+            for shift in (0.93, 1.07):
+                ax.plot([mid * shift / 1.05, mid * shift * 1.05], [-0.025, 0.025], transform=above,
+                        color="black", lw=0.8, clip_on=False)
+
+
+def _annotate_clipped(ax, xs: Sequence[float], values: Sequence[float], *, color: str, min_gap_decades: float,
+                      y: float = CEILING + 0.035) -> int:
+    """Write the value of each clipped bound above its triangle, skipping labels that would overlap.
+
+    Returns the number of clipped bounds whose value could not be written (said in a note by the caller).
+    """
+    order = np.argsort(xs)
+    last = -math.inf
+    skipped = 0
+    for i in order:
+        lx = math.log10(xs[i])
+        if lx - last < min_gap_decades:
+            skipped += 1
+            continue
+        ax.text(xs[i], y, _fmt(values[i]), ha="center", va="bottom", fontsize=7, color=color, clip_on=False)
+        last = lx
+    return skipped
+
+
+def _probability_axis(ax, *, label: str) -> None:
+    ax.set_ylim(0.0, Y_TOP)
+    ax.set_yticks([0.0, 0.2, 0.4, 0.6, 0.8, 1.0])
+    ax.set_ylabel(label)
+    ax.axhline(1.0, color="black", lw=0.7, ls=(0, (4, 2)), zorder=1)
+
+
+def _label_gap(tail: _TailAxis, axes_width_in: float, label_width_in: float = 0.32) -> float:
+    """Minimum spacing (in decades) between two value labels on the log axis so that they do not overlap."""
+    decades = math.log10(tail.hi) - math.log10(tail.lo)
+    return decades * label_width_in / axes_width_in
+
+
+# ------------------------------------------------------------------------------------ bound vs tail error
+
+def figure_bound_vs_tail_error(report: dict) -> Figure:
+    """Build the per-class figure of Corollary 5.4 (THEORY §4) against the empirical tail error.
+
+    x = training count n_c (log scale; n_c = 0 drawn at a labelled position on the left), y = the class's bound
+    (clipped at ``CEILING`` and marked when > 1), its test error and its train margin loss R̂_{S_c,ρ}(f); Few
+    (n < few), Medium (few <= n <= many) and Many (n > many) as shaded bands, with each group's mean test error
+    (the balanced error of the group, from ``report["groups"]``) as a dashed segment across its band.
+    """
+    validate_report(report)
+    rows = report["per_class"]
+    few, many = report["thresholds"]["few"], report["thresholds"]["many"]
+    tail = _TailAxis([r["n_train"] for r in rows], few, many)
+    with _style():
+        fig = Figure(figsize=(DOUBLE_COLUMN_IN, 3.3), layout="constrained")
+        ax = fig.add_subplot()
+        tail.decorate(ax)
+        _probability_axis(ax, label="error / bound")
+        ax.set_xlabel("training examples of the class, $n_c$ (log scale)")
+        ax.set_title(_title(report, "Corollary 5.4 per-class bound vs test error"), pad=12)
+
+        def xs_of(sel):
+            return [tail.x(r["n_train"]) for r in sel]
+
+        finite = [r for r in rows if r["bound"] is not None and r["bound"] <= 1.0]
+        vacuous = [r for r in rows if r["bound"] is not None and r["bound"] > 1.0]
+        nobound = [r for r in rows if r["bound"] is None]
+        tested = [r for r in rows if r["test_error"] is not None]
+        margin = [r for r in rows if r["train_margin_loss"] is not None]
+        handles = []
+        ax.scatter(xs_of(margin), [r["train_margin_loss"] for r in margin], marker="D", s=14, color=C_MARGIN,
+                   zorder=3, label="train margin loss")
+        ax.scatter(xs_of(tested), [r["test_error"] for r in tested], marker="s", s=16, color=C_TEST, zorder=4,
+                   label="test error")
+        ax.scatter(xs_of(finite), [r["bound"] for r in finite], marker="o", s=18, color=C_BOUND, zorder=5,
+                   label="Cor. 5.4 bound")
+        handles += [Line2D([], [], ls="none", marker="o", color=C_BOUND, label="Cor. 5.4 bound"),
+                    Line2D([], [], ls="none", marker="s", color=C_TEST, label="test error"),
+                    Line2D([], [], ls="none", marker="D", color=C_MARGIN, label="train margin loss")]
+        if vacuous:
+            ax.scatter(xs_of(vacuous), [CEILING] * len(vacuous), marker="^", s=26, color=C_BOUND, zorder=5,
+                       clip_on=False)
+            skipped = _annotate_clipped(ax, xs_of(vacuous), [r["bound"] for r in vacuous], color=C_BOUND,
+                                        min_gap_decades=_label_gap(tail, DOUBLE_COLUMN_IN - 0.8))
+            note = f"bound > 1, vacuous ({len(vacuous)} of {len(finite) + len(vacuous)}), at {CEILING:g}"
+            note += f"; value above ({len(vacuous) - skipped} shown)" if skipped else "; value above"
+            handles.append(Line2D([], [], ls="none", marker="^", color=C_BOUND, label=note))
+        if nobound:
+            ax.scatter(xs_of(nobound), [CEILING] * len(nobound), marker="x", s=22, color=C_NOBOUND, zorder=5,
+                       linewidths=1.0, clip_on=False)
+            reasons = sorted({str(r.get("reason") or "not defined") for r in nobound})
+            reason = reasons[0] if len(reasons) == 1 and len(reasons[0]) <= 28 else "reason in bounds.json"
+            handles.append(Line2D([], [], ls="none", marker="x", color=C_NOBOUND,
+                                  label=f"no bound ({len(nobound)}: {reason})"))
+        groups = report["groups"]
+        edges = {"few": (tail.lo, tail.few_edge), "medium": (tail.few_edge, tail.many_edge),
+                 "many": (tail.many_edge, tail.hi)}
+        drew_mean = False
+        for g in GROUPS:
+            info = groups.get(g) or {}
+            a, b = edges[g]
+            if info.get("num_classes") and info.get("test_error") is not None and b > a:
+                ax.plot([a * 1.08, b / 1.08], [info["test_error"]] * 2, color=C_TEST, lw=1.0, ls=(0, (5, 2)),
+                        zorder=2)
+                drew_mean = True
+        if drew_mean:
+            handles.append(Line2D([], [], color=C_TEST, lw=1.0, ls=(0, (5, 2)), label="group mean test error"))
+        handles.append(Line2D([], [], color="black", lw=0.7, ls=(0, (4, 2)), label="1 (vacuous above)"))
+        fig.legend(handles=handles, loc="outside lower center", ncol=min(len(handles), 3))
+    return fig
+
+
+def plot_bound_vs_tail_error(report: dict, out_stem: Path) -> list[Path]:
+    """Write the per-class bound-vs-tail-error figure (see ``figure_bound_vs_tail_error``) as PNG and PDF.
+
+    Returns
+    -------
+    list of Path
+        ``out_stem.png`` and ``out_stem.pdf``.
+    """
+    fig = figure_bound_vs_tail_error(report)
+    with _style():
+        return _save(fig, out_stem)
+
+
+# ------------------------------------------------------------------------------------------- Rademacher
+
+def figure_rademacher(report: dict) -> Figure:
+    """Bars of the empirical Rademacher complexities R̂ᵛ_S(F_{N-1}), R̂ᵛ_S(F_N) and their sum (Lemma 5.1).
+
+    Error bars are the Monte Carlo standard errors; the black dash is the certified upper value (THEORY §5,
+    McDiarmid: ``R̂ᵛ <= R̂_m + (B K / n) sqrt(2 Σ‖ψ_i‖² ln(1/δ_mc) / m)`` for the row class, or the closed
+    form).
+    When the report has the coupled class (THEORY §2) it is a fourth bar, with the Lemma 5.1 sum on the same
+    sign draws drawn over it and the tightness ratio coupled / sum written above.
+    """
+    validate_report(report)
+    rc = report["rademacher"]
+    entries = [("$\\mathcal{F}_{N-1}$\npenultimate", rc["penultimate"], OKABE_ITO["sky_blue"], ""),
+               ("$\\mathcal{F}_N$\nfinal", rc["final"], OKABE_ITO["orange"], "//"),
+               ("sum\n(Lemma 5.1)", rc["sum"], OKABE_ITO["bluish_green"], "..")]
+    coupled = report.get("coupled")
+    if coupled and _is_number(coupled.get("value")):
+        entries.append((f"coupled\n(n = {coupled.get('n_subsample', '?')})", coupled, OKABE_ITO["reddish_purple"],
+                        "xx"))
+    with _style():
+        fig = Figure(figsize=(SINGLE_COLUMN_IN, 2.9), layout="constrained")
+        ax = fig.add_subplot()
+        xs = np.arange(len(entries))
+        values = [e[1]["value"] for e in entries]
+        errs = [e[1].get("stderr") if _is_number(e[1].get("stderr")) else 0.0 for e in entries]
+        bars = ax.bar(xs, values, width=0.62, color=[e[2] for e in entries], edgecolor="#333333", linewidth=0.6,
+                      zorder=2)
+        for bar, e in zip(bars, entries):
+            bar.set_hatch(e[3])
+        handles: list = []
+        with_err = [i for i, e in enumerate(entries) if _is_number(e[1].get("stderr")) and e[1]["stderr"] > 0]
+        if with_err:  # exact and closed-form values have no standard error: no bar rather than a flat one
+            handles.append(ax.errorbar([xs[i] for i in with_err], [values[i] for i in with_err],
+                                       yerr=[errs[i] for i in with_err], fmt="none", ecolor="black",
+                                       elinewidth=0.9, capsize=3, zorder=3, label="± std. error"))
+        uppers = [(x, e[1]["upper"]) for x, e in zip(xs, entries) if _is_number(e[1].get("upper"))]
+        if uppers:
+            ax.scatter([u[0] for u in uppers], [u[1] for u in uppers], marker="_", s=180, linewidths=1.8,
+                       color="black", zorder=4)
+            handles.append(Line2D([], [], color="black", marker="_", ls="none", markersize=10, mew=1.8,
+                                  label="certified upper value"))
+        # Highest thing drawn over each bar, so that its value label clears it.
+        tops = [max(v + s, e[1]["upper"] if _is_number(e[1].get("upper")) else 0.0)
+                for v, s, e in zip(values, errs, entries)]
+        coupled_sum = coupled.get("sum_value") if len(entries) == 4 else None
+        if _is_number(coupled_sum):
+            tops[3] = max(tops[3], coupled_sum)
+            ax.plot([xs[3] - 0.36, xs[3] + 0.36], [coupled_sum] * 2, color="black", lw=1.0, ls=(0, (3, 1.5)),
+                    zorder=4)
+            handles.append(Line2D([], [], color="black", lw=1.0, ls=(0, (3, 1.5)),
+                                  label="sum on same draws"))
+        top = max(tops) if max(tops) > 0 else 1.0
+        for x, v, t in zip(xs, values, tops):
+            ax.text(x, t + 0.02 * top, _fmt(v), ha="center", va="bottom", fontsize=7)
+        ymax = top * 1.14
+        if len(entries) == 4 and _is_number(coupled.get("ratio")):
+            ax.text(0.98, 0.98, f"coupled / sum = {coupled['ratio']:.2f}", transform=ax.transAxes, ha="right",
+                    va="top", fontsize=7.5, bbox={"boxstyle": "round,pad=0.25", "fc": "white", "ec": "#999999",
+                                                  "lw": 0.5})
+            ymax = top * 1.32
+        ax.set_ylim(0.0, ymax)
+        ax.set_xticks(xs, [e[0] for e in entries])
+        ax.set_ylabel("empirical Rademacher complexity $\\hat{\\mathfrak{R}}_S$")
+        methods = sorted({str(e[1].get("method", "?")) for e in entries[:3]})
+        ax.set_title(f"{report.get('dataset', '?')}, {report.get('method', '?')}, {report['mode']} mode\n"
+                     f"estimator: {'/'.join(methods)}; δ_mc = {report.get('delta_mc', '?')}", fontsize=8)
+        fig.legend(handles=handles, loc="outside lower center", ncol=2, handlelength=1.4, columnspacing=1.0)
+    return fig
+
+
+def plot_rademacher(report: dict, out_stem: Path) -> list[Path]:
+    """Write the Rademacher-complexity figure (see ``figure_rademacher``) as PNG and PDF; return the paths."""
+    fig = figure_rademacher(report)
+    with _style():
+        return _save(fig, out_stem)
+
+
+# ----------------------------------------------------------------------------------- bound decomposition
+
+def _decomposition_rows(report: dict) -> list[dict]:
+    """Per group and overall: the three terms of the bound, its value and the test error (None where absent)."""
+    rows = []
+    for g in GROUPS:
+        info = report["groups"].get(g) or {}
+        rows.append({"key": g, "num_classes": info.get("num_classes", 0), "bound": info.get("bound"),
+                     "terms": (info.get("train_margin_loss"), info.get("complexity"), info.get("confidence")),
+                     "test_error": info.get("test_error")})
+    o = report["overall"]
+    rows.append({"key": "overall", "num_classes": report.get("num_classes", len(report["per_class"])),
+                 "bound": o["bound"], "terms": (o.get("empirical_margin_loss"), o.get("complexity"),
+                                                o.get("confidence")),
+                 "test_error": o.get("test_error")})
+    return rows
+
+
+TERM_STYLE = (("train margin loss", C_MARGIN, ""), ("complexity term", C_COMPLEXITY, "//"),
+              ("confidence term", C_CONFIDENCE, ".."))
+
+
+def figure_bound_decomposition(report: dict) -> Figure:
+    """Stacked bars of the three terms of the bound per group and overall (Theorem 5.3, Corollary 5.4).
+
+    bound = R̂_{S,ρ}(f) [train margin loss] + (4/ρ)[R̂ᵛ(F_{N-1}) + R̂ᵛ(F_N)] [complexity]
+    + 3 sqrt(ln(2/δ)/(2n)) [confidence; ln(2K/δ) and n_c per class]; a group's terms are the means over its
+    classes. Stacked bars are only honest on a linear axis, so when some bound exceeds the probability range
+    the figure has two linear panels: the full scale (totals written on top) and a zoom where the test error and
+    margin loss are visible; bars taller than ``CEILING`` are cut there in the zoom and carry an upward triangle
+    and their value. The dashed line is y = 1: above it a bound is vacuous.
+    """
+    validate_report(report)
+    rows = _decomposition_rows(report)
+    usable = [r for r in rows if r["bound"] is not None and all(t is not None for t in r["terms"])]
+    max_total = max([sum(r["terms"]) for r in usable] + [r["bound"] for r in usable] + [0.0])
+    two_panels = max_total > Y_TOP
+    with _style():
+        width = DOUBLE_COLUMN_IN if two_panels else SINGLE_COLUMN_IN
+        fig = Figure(figsize=(width, 2.9), layout="constrained")
+        axes = fig.subplots(1, 2) if two_panels else [fig.add_subplot()]
+        xs = np.arange(len(rows))
+        names = [f"{GROUP_TITLES[r['key']]}\n({r['num_classes']} cl.)" for r in rows]
+        for panel, ax in enumerate(axes):
+            zoom = panel == 1 or not two_panels
+            for x, r in zip(xs, rows):
+                if r not in usable:
+                    ax.text(x, 0.02 if zoom else 0.02 * max_total, "no bound" if r["num_classes"] else "no classes",
+                            rotation=90, ha="center", va="bottom", fontsize=7, color=C_NOBOUND)
+                    continue
+                total = sum(r["terms"])
+                cut = zoom and total > CEILING  # the zoom cuts this bar at the ceiling and says so
+                bottom = 0.0
+                for value, (name, colour, hatch) in zip(r["terms"], TERM_STYLE):
+                    shown = min(value, max(CEILING - bottom, 0.0)) if cut else value
+                    if shown > 0:
+                        ax.bar(x, shown, bottom=bottom, width=0.62, color=colour, hatch=hatch, edgecolor="#333333",
+                               linewidth=0.5, zorder=2)
+                    bottom += value
+                if cut:
+                    ax.scatter([x], [CEILING + 0.035], marker="^", s=24, color="black", zorder=5, clip_on=False)
+                    ax.text(x + 0.1, CEILING + 0.035, _fmt(r["bound"]), ha="left", va="center", fontsize=7)
+                else:
+                    # Above the bar and above the test-error marker, whichever is higher.
+                    scale = Y_TOP if zoom else max_total * 1.12
+                    y = max(bottom, r["test_error"] or 0.0) + 0.03 * scale
+                    ax.text(x, y, _fmt(r["bound"]), ha="center", va="bottom", fontsize=7)
+                if r["test_error"] is not None:
+                    ax.scatter([x], [r["test_error"]], marker="o", s=22, color="white", edgecolors="black",
+                               linewidths=1.1, zorder=6)
+            ax.axhline(1.0, color="black", lw=0.7, ls=(0, (4, 2)), zorder=4)
+            ax.set_xticks(xs, names)
+            ax.set_xlim(-0.6, len(rows) - 0.4)
+            if zoom:
+                ax.set_ylim(0.0, Y_TOP)
+                ax.set_yticks([0.0, 0.2, 0.4, 0.6, 0.8, 1.0])
+            else:
+                ax.set_ylim(0.0, max_total * 1.12)
+            if two_panels:
+                ax.set_title(f"zoom on [0, {CEILING:g}]: bars above are cut (▲ value)" if zoom else
+                             "full scale (linear; value of the bound on top)")
+        axes[0].set_ylabel("bound and its terms")
+        title = _title(report, "Bound decomposition")
+        fig.suptitle(title if two_panels else title.replace(" — ", "\n"))
+        handles = [Patch(facecolor=c, hatch=h, edgecolor="#333333", linewidth=0.5, label=n) for n, c, h in TERM_STYLE]
+        handles += [Line2D([], [], ls="none", marker="o", markerfacecolor="white", markeredgecolor="black",
+                           label="test error"),
+                    Line2D([], [], color="black", lw=0.7, ls=(0, (4, 2)), label="1 (vacuous above)")]
+        fig.legend(handles=handles, loc="outside lower center", ncol=5 if two_panels else 2)
+    return fig
+
+
+def plot_bound_decomposition(report: dict, out_stem: Path) -> list[Path]:
+    """Write the bound-decomposition figure (see ``figure_bound_decomposition``) as PNG and PDF."""
+    fig = figure_bound_decomposition(report)
+    with _style():
+        return _save(fig, out_stem)
+
+
+# -------------------------------------------------------------------------------------------------- overlay
+
+def run_labels(reports: Sequence[dict], labels: Sequence[str] | None = None,
+               fallbacks: Sequence[str] | None = None) -> list[str]:
+    """Legend names of runs: ``labels`` if given, else each report's "label" (or "method"), else ``fallbacks``.
+
+    Names that would repeat (two seeds of one method) get their fallback (e.g. the directory name) appended.
+    """
+    if labels is not None:
+        if len(labels) != len(reports):
+            raise ValueError(f"got {len(labels)} labels for {len(reports)} runs; give one label per run")
+        return [str(s) for s in labels]
+    fallbacks = list(fallbacks) if fallbacks is not None else [f"run {i + 1}" for i in range(len(reports))]
+    names = [str(r.get("label") or r.get("method") or fb) for r, fb in zip(reports, fallbacks)]
+    if len(set(names)) < len(names):
+        names = [n if names.count(n) == 1 or n == fb else f"{n} ({fb})" for n, fb in zip(names, fallbacks)]
+    if len(set(names)) < len(names):
+        names = [f"{n} [{i + 1}]" for i, n in enumerate(names)]
+    return names
+
+
+def figure_overlay(reports: Sequence[dict], labels: Sequence[str] | None = None) -> Figure:
+    """Several runs on one figure: per-class bound and test error vs n_c (left), group values side by side (right).
+
+    Each run has one colour and one marker; a filled marker is the Corollary 5.4 bound, an open marker the test
+    error; bounds above 1 are drawn at ``CEILING`` as upward triangles in the run's colour with the value above.
+    Runs are shifted by a small factor along the log axis so that classes with equal n_c do not hide each other.
+    """
+    if not reports:
+        raise ValueError("an overlay needs at least one bounds report")
+    for report in reports:
+        validate_report(report)
+    names = run_labels(reports, labels)
+    first = reports[0]
+    thresholds = {(r["thresholds"]["few"], r["thresholds"]["many"]) for r in reports}
+    if len(thresholds) > 1:
+        raise ValueError(f"the runs use different Many/Few thresholds {sorted(thresholds)}; the group bands "
+                         "would be wrong for some of them")
+    few, many = first["thresholds"]["few"], first["thresholds"]["many"]
+    tail = _TailAxis([row["n_train"] for r in reports for row in r["per_class"]], few, many)
+    k = len(reports)
+    with _style():
+        fig = Figure(figsize=(DOUBLE_COLUMN_IN, 3.6), layout="constrained")
+        ax, axg = fig.subplots(1, 2, width_ratios=[1.9, 1.0])
+        tail.decorate(ax)
+        _probability_axis(ax, label="error / bound")
+        ax.set_xlabel("training examples of the class, $n_c$ (log scale)")
+        ax.set_title("per class", pad=12)
+        run_handles = []
+        any_missing = False
+        for i, (report, name) in enumerate(zip(reports, names)):
+            colour, marker = RUN_COLOURS[i % len(RUN_COLOURS)], RUN_MARKERS[i % len(RUN_MARKERS)]
+            shift = 10.0 ** (0.035 * (i - (k - 1) / 2))  # a small multiplicative offset on the log axis
+            rows = sorted(report["per_class"], key=lambda r: r["n_train"])
+            finite = [r for r in rows if r["bound"] is not None and r["bound"] <= 1.0]
+            vacuous = [r for r in rows if r["bound"] is not None and r["bound"] > 1.0]
+            tested = [r for r in rows if r["test_error"] is not None]
+            ax.plot([tail.x(r["n_train"]) * shift for r in tested], [r["test_error"] for r in tested],
+                    ls="none", marker=marker, markerfacecolor="white", markeredgecolor=colour, mew=1.0, zorder=4)
+            ax.plot([tail.x(r["n_train"]) * shift for r in finite], [r["bound"] for r in finite],
+                    ls="none", marker=marker, color=colour, zorder=5)
+            missing = [r for r in rows if r["bound"] is None]
+            if missing:
+                ax.plot([tail.x(r["n_train"]) * shift for r in missing], [CEILING] * len(missing), ls="none",
+                        marker="x", color=C_NOBOUND, zorder=5, clip_on=False)
+                any_missing = True
+            label = name
+            if vacuous:
+                vx = [tail.x(r["n_train"]) * shift for r in vacuous]
+                ax.plot(vx, [CEILING] * len(vacuous), ls="none", marker="^", color=colour, zorder=5, clip_on=False)
+                # Value labels of several runs at one n_c would pile up: the legend carries each run's summary.
+                largest = max(r["bound"] for r in vacuous)
+                label += f": {len(vacuous)} of {len(finite) + len(vacuous)} class bounds > 1 (max {_fmt(largest)})"
+            run_handles.append(Line2D([], [], ls="none", marker=marker, color=colour, label=label))
+        # Right panel: group means per run; bar = test error (balanced error of the group), marker = bound.
+        keys = [g for g in GROUPS if any((r["groups"].get(g) or {}).get("num_classes") for r in reports)]
+        keys.append("overall")
+        width = 0.8 / k
+        for i, report in enumerate(reports):
+            colour, marker = RUN_COLOURS[i % len(RUN_COLOURS)], RUN_MARKERS[i % len(RUN_MARKERS)]
+            for j, g in enumerate(keys):
+                info = report["overall"] if g == "overall" else (report["groups"].get(g) or {})
+                x = j - 0.4 + width * (i + 0.5)
+                test_error = info.get("test_error")
+                if test_error is not None:
+                    axg.bar(x, test_error, width=width * 0.9, color=colour, alpha=0.35, edgecolor=colour,
+                            linewidth=0.8, zorder=2)
+                bound = info.get("bound")
+                if bound is None:
+                    axg.plot([x], [CEILING], ls="none", marker="x", color=C_NOBOUND, zorder=5, clip_on=False)
+                elif bound > 1.0:
+                    axg.plot([x], [CEILING], ls="none", marker="^", color=colour, zorder=5, clip_on=False)
+                    if k <= MAX_LABELLED_RUNS:  # beyond that the rotated 7 pt labels would touch
+                        axg.text(x, CEILING + 0.035, _fmt(bound), ha="center", va="bottom", fontsize=7,
+                                 color=colour, rotation=90 if k > 1 else 0)
+                else:
+                    axg.plot([x], [bound], ls="none", marker=marker, color=colour, zorder=5)
+        _probability_axis(axg, label="")
+        axg.set_ylim(0.0, Y_TOP + (0.25 if 1 < k <= MAX_LABELLED_RUNS else 0.0))
+        axg.set_xticks(range(len(keys)), [GROUP_TITLES[g] for g in keys])
+        axg.set_title("group means and overall" if k <= MAX_LABELLED_RUNS else
+                      "group means and overall\n(values > 1 in each bounds.json)", pad=12)
+        datasets = sorted({str(r.get("dataset", "?")) for r in reports})
+        modes = sorted({str(r["mode"]) for r in reports})
+        deltas = sorted({f"{r['delta']:g}" for r in reports})
+        fig.suptitle(f"Corollary 5.4 bound vs test error — {', '.join(datasets)}, {'/'.join(modes)} mode, "
+                     f"δ = {'/'.join(deltas)}")
+        style_handles = [
+            Line2D([], [], ls="none", marker="o", color="#444444", label="bound (filled)"),
+            Line2D([], [], ls="none", marker="o", markerfacecolor="white", markeredgecolor="#444444",
+                   label="test error (open)"),
+            Patch(facecolor="#444444", alpha=0.35, edgecolor="#444444", label="group test error (bar)"),
+            Line2D([], [], ls="none", marker="^", color="#444444", label=f"bound > 1 (vacuous), at {CEILING:g}"),
+            Line2D([], [], color="black", lw=0.7, ls=(0, (4, 2)), label="1 (vacuous above)"),
+        ]
+        if any_missing:
+            style_handles.append(Line2D([], [], ls="none", marker="x", color=C_NOBOUND, label="no bound"))
+        fig.legend(handles=run_handles, loc="outside lower left", ncol=1)
+        fig.legend(handles=style_handles, loc="outside lower right", ncol=2)
+    return fig
+
+
+def plot_overlay(reports: list[dict], out_stem: Path, labels: Sequence[str] | None = None) -> list[Path]:
+    """Write the overlay of several runs (see ``figure_overlay``) as PNG and PDF; return the paths."""
+    fig = figure_overlay(reports, labels)
+    with _style():
+        return _save(fig, out_stem)
+
+
+def write_all_plots(report: dict, out_dir: Path) -> list[Path]:
+    """Write bound_vs_tail_error, rademacher and bound_decomposition (PNG and PDF each) into ``out_dir``."""
+    validate_report(report)
+    out_dir = Path(out_dir)
+    written: list[Path] = []
+    written += plot_bound_vs_tail_error(report, out_dir / "bound_vs_tail_error")
+    written += plot_rademacher(report, out_dir / "rademacher")
+    written += plot_bound_decomposition(report, out_dir / "bound_decomposition")
+    return written

@@ -1,0 +1,575 @@
+"""Every statement of THEORY §2-§5 in scilt_theory.bounds against hand-computed or enumerated oracles.
+
+Test names map to statements: test_lemma51_* (§2), test_lemma52a/b/c_* (§3), test_theorem53_*,
+test_corollary54_*, test_grid_* (§4), test_mc_split_* (§5), test_validation_* (bad input), test_fused_*
+(the end-to-end entry point).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+from fractions import Fraction
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from scilt_theory import bounds as B
+from scilt_theory.bounds import (BoundGrid, ErcSummary, class_groups_from_counts, confidence_split_from_parts,
+                                 confidence_term, contraction_factor, corollary54_all_classes,
+                                 corollary54_class_bound, envelope_bounds, fused_model_bounds, lemma51_scale,
+                                 lemma51_sum, margin_lipschitz, split_confidence, theorem53_bound,
+                                 theorem53_bound_bounded_features, theorem53_grid_bound, uniform_deviation_bound,
+                                 vector_contraction)
+from scilt_theory.losses import margins, ramp_loss, zero_one_error
+
+SQRT2 = math.sqrt(2.0)
+
+
+# ------------------------------------------------------------------ independent oracles (enumeration)
+
+def all_signs(n: int) -> np.ndarray:
+    return np.array(list(itertools.product((-1.0, 1.0), repeat=n)))
+
+
+def exact_row_erc(psi: np.ndarray, radius: float, k: int) -> float:
+    """R_hat^v(W_row(B)) = (B K / n) E ||Psi^T sigma||, by enumerating all 2^n sign vectors."""
+    sig = all_signs(psi.shape[0])
+    return radius * k / psi.shape[0] * float(np.mean(np.linalg.norm(sig @ psi, axis=1)))
+
+
+def unit_sphere(rng: np.random.Generator, n: int, d: int) -> np.ndarray:
+    x = rng.normal(size=(n, d))
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+# ------------------------------------------------------------------ Lemma 5.1 (THEORY §2)
+
+def test_lemma51_sum_of_floats_is_exact():
+    assert lemma51_sum(0.25, 0.5) == 0.75
+    assert lemma51_sum(Fraction(1, 3), Fraction(1, 6)) == pytest.approx(0.5)
+
+
+def test_lemma51_sum_of_results_adds_each_field():
+    a = ErcSummary(value=0.1, upper=0.2, stderr=0.01, lower=0.05, method="mc", n=10, num_outputs=3, norm="row")
+    b = {"value": 0.3, "upper": 0.4, "stderr": 0.02, "lower": 0.15, "method": "mc", "n": 10, "num_outputs": 3,
+         "norm": "row"}
+    s = lemma51_sum(a, b)
+    assert (s.value, s.upper, s.stderr, s.lower) == pytest.approx((0.4, 0.6, 0.03, 0.2))
+    assert s.method == "mc" and s.n == 10
+    assert lemma51_sum(a, ErcSummary(value=None, upper=1.0, method="closed")).value is None
+
+
+def test_lemma51_scale_is_abs_c_times_r():
+    assert lemma51_scale(0.3, -2.0) == pytest.approx(0.6)
+    r = ErcSummary(value=0.1, upper=0.2, stderr=0.01, lower=0.05, radius=1.0)
+    s = lemma51_scale(r, 3.0)
+    assert (s.value, s.upper, s.stderr, s.lower, s.radius) == pytest.approx((0.3, 0.6, 0.03, 0.15, 3.0))
+
+
+def test_lemma51_sum_equality_for_independent_classes_by_enumeration():
+    # the sup over U x V separates per sign draw, so the exact ERC of the sum class is the sum of both
+    rng = np.random.default_rng(3)
+    p1, p2 = rng.normal(size=(7, 2)), rng.normal(size=(7, 3))
+    sig = all_signs(7)
+    joint = float(np.mean(1.5 * np.linalg.norm(sig @ p1, axis=1) + 0.5 * np.linalg.norm(sig @ p2, axis=1))) / 7
+    assert lemma51_sum(exact_row_erc(p1, 1.5, 1), exact_row_erc(p2, 0.5, 1)) == pytest.approx(joint)
+
+
+# ------------------------------------------------------------------ Lemma 5.2 (THEORY §3)
+
+def test_lemma52a_envelope_hand_values():
+    psi = np.array([[3.0, 4.0], [0.0, 0.0], [1.0, 0.0]])  # sum ||psi_i||^2 = 26, n = 3
+    lo, up = envelope_bounds(psi, radius=2.0, num_outputs=3, norm="frobenius")
+    assert up == pytest.approx(2.0 / 3.0 * math.sqrt(3 * 26))
+    assert lo == pytest.approx(up / SQRT2)
+    lo, up = envelope_bounds(psi, radius=2.0, num_outputs=3, norm="row")
+    assert up == pytest.approx(2.0 * 3 / 3.0 * math.sqrt(26))
+    assert lo == pytest.approx(up / SQRT2)
+
+
+@given(st.integers(1, 9), st.integers(1, 3), st.integers(1, 4), st.integers(0, 10_000))
+def test_lemma52a_envelope_brackets_exact_enumeration(n, d, k, seed):
+    psi = np.random.default_rng(seed).normal(size=(n, d))
+    exact = exact_row_erc(psi, 1.7, k)
+    lo, up = envelope_bounds(psi, 1.7, num_outputs=k, norm="row")
+    assert lo - 1e-12 <= exact <= up + 1e-12
+
+
+def test_lemma52a_envelope_agrees_with_rademacher_closed_form():
+    rademacher_linear = pytest.importorskip("scilt_theory.rademacher").rademacher_linear
+    psi = np.random.default_rng(0).normal(size=(30, 5))
+    for norm in ("row", "frobenius"):
+        res = rademacher_linear(psi, 2.5, num_outputs=4, norm=norm, method="closed")
+        assert res.upper == pytest.approx(envelope_bounds(psi, 2.5, 4, norm)[1], rel=1e-9)
+
+
+def test_lemma52b_constants():
+    assert margin_lipschitz(0.5) == pytest.approx(SQRT2 / 0.5)
+    assert vector_contraction(3.0, 0.25) == pytest.approx(SQRT2 * 0.75)
+    assert contraction_factor(0.5) == pytest.approx(4.0)  # sqrt2 * sqrt2 / rho = 2 / rho
+    assert contraction_factor(2.0) == pytest.approx(1.0)
+
+
+@given(st.integers(2, 5), st.integers(0, 10_000), st.floats(0.05, 3.0))
+def test_lemma52b_margin_ramp_is_sqrt2_over_rho_lipschitz(k, seed, rho):
+    rng = np.random.default_rng(seed)
+    v, w = rng.normal(size=(2, 50, k))
+    y = rng.integers(0, k, size=50)
+    lhs = np.abs(ramp_loss(margins(v, y), rho) - ramp_loss(margins(w, y), rho))
+    assert np.all(lhs <= margin_lipschitz(rho) * np.linalg.norm(v - w, axis=1) + 1e-12)
+
+
+def test_lemma52b_margin_lipschitz_constant_is_attained():
+    # K = 2, y = 0: M(v) = v_0 - v_1 moves by 2 eps for d = (eps, -eps) of norm sqrt2 eps
+    rho, eps = 1.0, 0.1
+    v, w = np.array([[0.5, 0.0]]), np.array([[0.5 + eps, -eps]])
+    ratio = (ramp_loss(margins(v, [0]), rho) - ramp_loss(margins(w, [0]), rho))[0] / (SQRT2 * eps)
+    assert ratio == pytest.approx(margin_lipschitz(rho))
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_lemma52b_contraction_holds_on_random_finite_class_by_enumeration(seed):
+    # R_hat(Phi_rho o M o F) <= (2/rho) R_hat^v(F) on a finite class F of K-vectors over n points
+    rng = np.random.default_rng(seed)
+    n, k, size, rho = 5, 3, 6, 0.7
+    fvals = rng.normal(size=(size, n, k))                     # f(x_i) in R^K for each f in F
+    y = rng.integers(0, k, size=n)
+    loss = np.stack([ramp_loss(margins(f, y), rho) for f in fvals])      # (size, n)
+    r_loss = np.mean(np.max(all_signs(n) @ loss.T, axis=1)) / n
+    sig = all_signs(n * k).reshape(-1, n, k)
+    r_vec = np.mean(np.max(np.einsum("snk,fnk->sf", sig, fvals), axis=1)) / n
+    assert r_loss <= contraction_factor(rho) * r_vec + 1e-12
+
+
+def test_lemma52c_uniform_deviation_hand_value():
+    res = uniform_deviation_bound(0.1, 0.05, n=50, delta=0.1)
+    assert res.complexity == pytest.approx(0.1)
+    assert res.confidence == pytest.approx(3 * math.sqrt(math.log(20.0) / 100))
+    assert res.total == pytest.approx(0.2 + 3 * math.sqrt(math.log(20.0) / 100))
+
+
+def test_lemma52c_confidence_term_hand_values():
+    assert confidence_term(200, 0.05) == pytest.approx(3 * math.sqrt(math.log(40.0) / 400))
+    assert confidence_term(200, 0.05, grid_size=4, num_classes=10) == pytest.approx(
+        3 * math.sqrt(math.log(1600.0) / 400))
+
+
+# ------------------------------------------------------------------ Theorem 5.3 (THEORY §4)
+
+def test_theorem53_hand_value():
+    t = theorem53_bound(0.2, 0.01, 0.02, n=1000, rho=0.5, delta=0.05)
+    assert t.complexity == pytest.approx(4 / 0.5 * 0.03)
+    assert t.confidence == pytest.approx(3 * math.sqrt(math.log(2 / 0.05) / 2000))
+    assert t.total == pytest.approx(0.2 + 0.24 + 3 * math.sqrt(math.log(40.0) / 2000))
+    assert (t.rho, t.delta, t.n, t.grid_size, t.statement) == (0.5, 0.05, 1000, 1, "Theorem 5.3")
+    assert not t.vacuous
+
+
+@given(st.floats(0, 1), st.floats(0, 2), st.floats(0, 2), st.integers(1, 10**6), st.floats(0.01, 10),
+       st.floats(1e-6, 0.99), st.integers(1, 1000))
+def test_theorem53_total_is_sum_of_terms_and_at_least_margin_loss(e, r1, r2, n, rho, delta, m):
+    t = theorem53_bound(e, r1, r2, n, rho, delta, grid_size=m)
+    assert t.total == pytest.approx(t.empirical_margin_loss + t.complexity + t.confidence)
+    assert t.total >= e and t.complexity >= 0 and t.confidence > 0
+    assert t.vacuous == (t.total > 1)
+
+
+def test_theorem53_vacuous_flag():
+    assert theorem53_bound(0.5, 0.5, 0.5, n=10, rho=0.1, delta=0.05).vacuous
+    assert not theorem53_bound(0.01, 1e-4, 1e-4, n=10**6, rho=1.0, delta=0.05).vacuous
+
+
+def test_theorem53_grid_bound_is_at_least_the_training_error():
+    rng = np.random.default_rng(1)
+    scores, labels = rng.normal(size=(200, 4)), rng.integers(0, 4, size=200)
+    res = theorem53_grid_bound(margins(scores, labels), 0.01, 0.01, 0.05, BoundGrid.geometric(0.1, 2, 5), 1, 1)
+    assert res.best.total >= zero_one_error(scores, labels)
+
+
+def test_theorem53_bounded_features_hand_value_and_tighter_confidence():
+    t = theorem53_bound_bounded_features(0.1, n=400, rho=0.5, delta=0.05, radius_penult=2.0, radius_final=1.0,
+                                         num_outputs=3, feature_norm_bound=1.0, norm="row", grid_size=4)
+    assert t.complexity == pytest.approx(4 / 0.5 * (2.0 + 1.0) * 3 / 20)
+    assert t.confidence == pytest.approx(math.sqrt(math.log(4 / 0.05) / 800))
+    assert t.confidence < confidence_term(400, 0.05, grid_size=4)
+    f = theorem53_bound_bounded_features(0.1, n=400, rho=0.5, delta=0.05, radius_penult=2.0, radius_final=1.0,
+                                         num_outputs=4, norm="frobenius", num_classes=3)
+    assert f.complexity == pytest.approx(8 * 3 * 2 / 20)
+    assert f.confidence == pytest.approx(math.sqrt(math.log(3 / 0.05) / 800))
+
+
+def test_theorem53_bounded_features_complexity_dominates_contract_with_closed_form():
+    # with ||psi_i|| = 1 the closed form of Lemma 5.2(a) equals the a.s. bound used by the tighter form
+    psi = unit_sphere(np.random.default_rng(2), 50, 4)
+    up = envelope_bounds(psi, 1.0, 3, "row")[1]
+    contract = theorem53_bound(0.1, 2 * up, up, 50, 0.5, 0.05)
+    tighter = theorem53_bound_bounded_features(0.1, 50, 0.5, 0.05, radius_penult=2, radius_final=1, num_outputs=3)
+    assert tighter.complexity == pytest.approx(contract.complexity)
+    assert tighter.total < contract.total
+
+
+# ------------------------------------------------------------------ Corollary 5.4 (THEORY §4)
+
+def test_corollary54_class_bound_hand_value():
+    t = corollary54_class_bound(0.3, 0.1, 0.05, n_c=12, rho=2.0, delta=0.1, num_classes=5, grid_size=3)
+    assert t.complexity == pytest.approx(2.0 * 0.15)
+    assert t.confidence == pytest.approx(3 * math.sqrt(math.log(2 * 5 * 3 / 0.1) / 24))
+    assert t.total == pytest.approx(0.3 + 0.3 + t.confidence)
+    assert t.num_classes == 5 and t.statement == "Corollary 5.4"
+
+
+def _toy_corollary(**kwargs):
+    # class 0: 4 samples, class 1: 3, class 2: none, class 3: 1
+    scores = np.array([[3, 0, 0, 0], [2, 1, 0, 0], [0, 1, 0, 0], [1, 1, 0, 0],
+                       [0, 2, 0, 0], [0, 3, 1, 0], [1, 0, 0, 0], [0, 0, 0, 2]], dtype=float)
+    labels = np.array([0, 0, 0, 0, 1, 1, 1, 3])
+    rc = [0.05, 0.1, None, 0.2]
+    return corollary54_all_classes(margins(scores, labels), labels, rc, rc, num_classes=4, delta=0.1,
+                                   grid=BoundGrid(rhos=(0.5, 1.0)), radius_penult=2.0, radius_final=1.0, **kwargs)
+
+
+def test_corollary54_class_without_samples_gets_none_and_reason():
+    res = _toy_corollary()
+    pc = res.per_class[2]
+    assert pc.terms is None and pc.bound is None and pc.reason == "no training samples" and pc.n_train == 0
+    with pytest.raises(ValueError, match="no training samples"):
+        corollary54_class_bound(0.0, 0.1, 0.1, n_c=0, rho=1.0, delta=0.1, num_classes=3)
+
+
+def test_corollary54_per_class_bound_is_best_over_grid_and_at_least_its_terms():
+    res = _toy_corollary()
+    labels = np.array([0, 0, 0, 0, 1, 1, 1, 3])
+    for pc in res.per_class:
+        if pc.terms is None:
+            continue
+        t = pc.terms
+        assert t.total >= max(t.empirical_margin_loss, t.complexity, t.confidence)
+        assert t.total == pytest.approx(t.empirical_margin_loss + t.complexity + t.confidence)
+        assert t.n == int(np.sum(labels == pc.cls)) and t.num_classes == 4 and t.grid_size == 2
+        rc = {0: 0.05, 1: 0.1, 3: 0.2}[pc.cls]
+        candidates = [corollary54_class_bound(t_emp, 2 * rc, rc, t.n, rho, 0.1, 4, grid_size=2).total
+                      for rho, t_emp in [(r, _class_ramp(pc.cls, r)) for r in (0.5, 1.0)]]
+        assert t.total == pytest.approx(min(candidates))
+        assert pc.rc_penult.upper == pytest.approx(2 * rc) and pc.rc_final.upper == pytest.approx(rc)
+
+
+def _class_ramp(c, rho):
+    scores = np.array([[3, 0, 0, 0], [2, 1, 0, 0], [0, 1, 0, 0], [1, 1, 0, 0],
+                       [0, 2, 0, 0], [0, 3, 1, 0], [1, 0, 0, 0], [0, 0, 0, 2]], dtype=float)
+    labels = np.array([0, 0, 0, 0, 1, 1, 1, 3])
+    return float(np.mean(ramp_loss(margins(scores, labels)[labels == c], rho)))
+
+
+def test_corollary54_group_is_mean_of_class_bounds_and_worst_is_max():
+    groups = ["a", "a", "a", "b"]
+    res = _toy_corollary(class_groups=groups)
+    b = [pc.bound for pc in res.per_class]
+    assert res.groups["a"].bound == pytest.approx((b[0] + b[1]) / 2)          # class 2 has no bound
+    assert res.groups["a"].bound_all_classes == pytest.approx((b[0] + b[1] + 1.0) / 3)
+    assert res.groups["a"].num_classes == 3 and res.groups["a"].num_classes_with_bound == 2
+    assert res.groups["b"].bound == pytest.approx(b[3])
+    worst = max((x, c) for c, x in enumerate(b) if x is not None)
+    assert res.worst_class.bound == pytest.approx(worst[0]) and res.worst_class.cls == worst[1]
+
+
+def test_corollary54_groups_from_thresholds():
+    assert class_groups_from_counts([101, 100, 20, 19, 0]) == ["many", "medium", "medium", "few", "few"]
+    assert class_groups_from_counts([5, 3], many_threshold=4, few_threshold=4) == ["many", "few"]
+    res = _toy_corollary(class_counts=[500, 50, 0, 5])
+    assert [pc.group for pc in res.per_class] == ["many", "medium", "few", "few"]
+    assert res.groups["few"].bound == pytest.approx(res.per_class[3].bound)
+    empty = _toy_corollary(class_counts=[50, 50, 50, 50])
+    assert empty.groups["many"].bound is None and empty.groups["many"].reason == "no classes in this group"
+
+
+def test_corollary54_union_over_classes_costs_ln_k():
+    t1 = corollary54_class_bound(0.1, 0.0, 0.0, 100, 1.0, 0.1, num_classes=1)
+    t7 = corollary54_class_bound(0.1, 0.0, 0.0, 100, 1.0, 0.1, num_classes=7)
+    assert (t7.confidence / 3) ** 2 * 200 - (t1.confidence / 3) ** 2 * 200 == pytest.approx(math.log(7))
+
+
+# ------------------------------------------------------------------ the grid (THEORY §4)
+
+def test_grid_geometric_values_and_size():
+    g = BoundGrid.geometric(0.1, 10.0, 5, radii_penult=(1, 2), radii_final=(1, 2, 4))
+    assert g.rhos == pytest.approx((0.1, 10 ** -0.5, 1.0, 10 ** 0.5, 10.0))
+    assert g.size == 5 * 2 * 3 == len(list(g.points()))
+    assert BoundGrid(rhos=(2.0, 0.5)).rhos == (0.5, 2.0)
+
+
+def test_grid_costs_ln_m_in_the_confidence_term():
+    n, delta, m = 300, 0.05, 12
+    c1, cm = confidence_term(n, delta), confidence_term(n, delta, grid_size=m)
+    # 3 sqrt(ln(2m/delta)/(2n)): squaring gives ln(2/delta) + ln(m)
+    assert (cm / 3) ** 2 * 2 * n == pytest.approx(math.log(2 / delta) + math.log(m))
+    assert (cm / 3) ** 2 * 2 * n - (c1 / 3) ** 2 * 2 * n == pytest.approx(math.log(m))
+    assert cm == pytest.approx(confidence_term(n, delta / m))
+    grid = BoundGrid.geometric(0.1, 1.0, m)
+    res = theorem53_grid_bound(np.linspace(-1, 2, n), 0.01, 0.01, delta, grid, 1.0, 1.0)
+    assert all(t.confidence == pytest.approx(cm) and t.grid_size == m for t in res.evaluated)
+
+
+@given(st.integers(0, 10_000), st.integers(1, 8))
+def test_grid_min_over_points_is_at_most_any_point(seed, num):
+    rng = np.random.default_rng(seed)
+    marg = rng.normal(0.5, 1.0, size=40)
+    grid = BoundGrid.geometric(0.05, 3.0, num) if num > 1 else BoundGrid(rhos=(0.7,))
+    res = theorem53_grid_bound(marg, 0.02, 0.03, 0.1, grid, 2.0, 1.0)
+    for rho in grid.rhos:
+        t = theorem53_bound(float(np.mean(ramp_loss(marg, rho))), 2 * 0.02, 0.03, 40, rho, 0.1, grid_size=grid.size)
+        assert res.best.total <= t.total + 1e-12
+    assert any(res.best.total == pytest.approx(t.total) for t in res.evaluated)
+    assert res.best.rho in grid.rhos
+
+
+def test_grid_radii_only_covering_points_count():
+    grid = BoundGrid(rhos=(0.5, 1.0), radii_penult=(1.0, 2.0, 4.0), radii_final=(1.0, 3.0))
+    res = theorem53_grid_bound(np.ones(10), 0.1, 0.1, 0.1, grid, radius_penult=1.5, radius_final=0.5)
+    assert len(res.evaluated) == 2 * 2 * 2
+    assert all(t.radius_penult >= 1.5 and t.radius_final >= 0.5 for t in res.evaluated)
+    assert res.best.radius_penult == 2.0 and res.best.radius_final == 1.0
+    assert all(t.grid_size == 12 for t in res.evaluated)  # every point is paid for, covering or not
+    with pytest.raises(ValueError, match="no grid point covers"):
+        theorem53_grid_bound(np.ones(10), 0.1, 0.1, 0.1, grid, radius_penult=5.0, radius_final=0.5)
+
+
+def test_grid_fixed_radii_used_as_given():
+    grid = BoundGrid(rhos=(1.0,))
+    res = theorem53_grid_bound(np.ones(10), 0.1, 0.2, 0.1, grid, radius_penult=3.0, radius_final=2.0)
+    assert res.best.rc_penult == pytest.approx(0.3) and res.best.rc_final == pytest.approx(0.4)
+    assert res.best.complexity == pytest.approx(4 * 0.7)
+
+
+# ------------------------------------------------------------------ MC confidence split (THEORY §5)
+
+def test_mc_split_budget_accounting():
+    s = split_confidence(0.1, 0.2, 4)
+    assert (s.delta, s.delta_mc, s.delta_per_certificate) == pytest.approx((0.08, 0.02, 0.005))
+    assert s.delta + s.delta_mc == pytest.approx(0.1)
+    assert s.delta_per_certificate * s.n_certificates == pytest.approx(s.delta_mc)
+    assert s.confidence_level == pytest.approx(0.9)
+    none = split_confidence(0.1, 0.2, 0)
+    assert (none.delta, none.delta_mc, none.delta_per_certificate) == (0.1, 0.0, None)
+
+
+def test_mc_split_from_parts_spends_delta_mc_only_with_certificates():
+    s = confidence_split_from_parts(0.05, 0.01, 8)
+    assert s.delta_per_certificate == pytest.approx(0.01 / 8)
+    assert s.confidence_level == pytest.approx(1 - 0.05 - 0.01)
+    assert s.to_dict()["joint_confidence_level"] == pytest.approx(1 - 0.1 - 0.01)
+    assert confidence_split_from_parts(0.05, 0.01, 0).confidence_level == pytest.approx(0.95)
+
+
+# ------------------------------------------------------------------ fused_model_bounds (THEORY §1, §4, §5)
+
+def _fused_data(seed=0, counts=(40, 12, 3), d1=5, d2=4):
+    rng = np.random.default_rng(seed)
+    labels = np.concatenate([np.full(c, i) for i, c in enumerate(counts)])
+    n, k = labels.size, len(counts)
+    psi1, psi2 = unit_sphere(rng, n, d1), unit_sphere(rng, n, d2)
+    u, v = rng.normal(size=(k, d1)), rng.normal(size=(k, d2))
+    u = 2.0 * u / np.linalg.norm(u, axis=1, keepdims=True)
+    v = 1.0 * v / np.linalg.norm(v, axis=1, keepdims=True)
+    scores = psi1 @ u.T + psi2 @ v.T
+    return psi1, psi2, scores, labels
+
+
+def test_fused_sum_is_penult_plus_final():
+    psi1, psi2, scores, labels = _fused_data()
+    rep = fused_model_bounds(psi1, psi2, scores, labels, num_classes=3, radius_penult=2.0, radius_final=1.0,
+                             grid=BoundGrid.geometric(0.1, 2.0, 4), n_draws=200, seed=5)
+    rc = rep.rademacher
+    assert rc["sum"].value == pytest.approx(rc["penultimate"].value + rc["final"].value, rel=1e-12)
+    assert rc["sum"].upper == pytest.approx(rc["penultimate"].upper + rc["final"].upper, rel=1e-12)
+    assert rep.overall.best.rc_penult == pytest.approx(rc["penultimate"].upper)
+
+
+def test_fused_auto_uses_exact_for_tiny_classes_and_matches_enumeration():
+    psi1, psi2, scores, labels = _fused_data()
+    rep = fused_model_bounds(psi1, psi2, scores, labels, num_classes=3, radius_penult=2.0, radius_final=1.0,
+                             grid=BoundGrid(rhos=(0.5, 1.0)), n_draws=200)
+    methods = rep.settings["class_methods"]
+    assert methods == {"0": "mc", "1": "exact", "2": "exact"} and rep.settings["overall_method"] == "mc"
+    assert rep.confidence.n_certificates == 2 + 2
+    for c in (1, 2):
+        pc = rep.per_class[c]
+        rows = labels == c
+        assert pc.rc_penult.method == "exact"
+        assert pc.rc_penult.upper == pytest.approx(exact_row_erc(psi1[rows], 2.0, 3), rel=1e-9)
+        assert pc.rc_final.upper == pytest.approx(exact_row_erc(psi2[rows], 1.0, 3), rel=1e-9)
+
+
+def test_fused_overall_equals_theorem53_recomputed_by_hand():
+    psi1, psi2, scores, labels = _fused_data()
+    grid = BoundGrid.geometric(0.2, 2.0, 3)
+    rep = fused_model_bounds(psi1, psi2, scores, labels, num_classes=3, radius_penult=2.0, radius_final=1.0,
+                             grid=grid, n_draws=0)  # closed form everywhere
+    assert rep.settings["overall_method"] == "closed" and rep.confidence.n_certificates == 0
+    up1, up2 = envelope_bounds(psi1, 2.0, 3, "row")[1], envelope_bounds(psi2, 1.0, 3, "row")[1]
+    marg = margins(scores, labels)
+    best = min(theorem53_bound(float(np.mean(ramp_loss(marg, r))), up1, up2, labels.size, r, 0.05,
+                               grid_size=3).total for r in grid.rhos)
+    assert rep.overall.best.total == pytest.approx(best)
+    assert rep.confidence.confidence_level == pytest.approx(0.95)
+
+
+def test_fused_mc_split_certificates_share_delta_mc():
+    psi1, psi2, scores, labels = _fused_data(counts=(30, 25, 24))
+    rep = fused_model_bounds(psi1, psi2, scores, labels, num_classes=3, radius_penult=2.0, radius_final=1.0,
+                             grid=BoundGrid(rhos=(1.0,)), method="mc", n_draws=100, delta_mc=0.02)
+    assert rep.confidence.n_certificates == 2 + 2 * 3
+    assert rep.confidence.delta_per_certificate == pytest.approx(0.02 / 8)
+    if rep.rademacher["penultimate"].delta_mc is not None:   # if the estimator reports it, it must match
+        assert rep.rademacher["penultimate"].delta_mc == pytest.approx(0.02 / 8)
+    assert rep.confidence.confidence_level == pytest.approx(1 - 0.05 - 0.02)
+
+
+def test_fused_to_dict_is_json_without_nan_and_reports_missing_classes():
+    psi1, psi2, scores, labels = _fused_data(counts=(30, 5, 2))
+    # 4 classes: class 3 has no training sample (scores need 4 columns)
+    scores4 = np.concatenate([scores, np.full((scores.shape[0], 1), -5.0)], axis=1)
+    rep = fused_model_bounds(psi1, psi2, scores4, labels, num_classes=4, radius_penult=2.0, radius_final=1.0,
+                             grid=BoundGrid.geometric(0.1, 1.0, 3), n_draws=50, class_names=list("abcd"),
+                             feature_norm_bound=1.0)
+    d = rep.to_dict()
+    text = json.dumps(d, allow_nan=False)
+    assert json.loads(text)["per_class"][3]["reason"] == "no training samples"
+    assert d["per_class"][3]["bound"] is None and d["per_class"][0]["name"] == "a"
+    assert d["worst_class"]["bound"] == pytest.approx(max(r["bound"] for r in d["per_class"] if r["bound"]))
+    assert d["overall"]["bound"] == pytest.approx(rep.overall.best.total)
+    assert d["margin"]["grid_size"] == 3 and d["radii"] == {"norm": "row", "penultimate": 2.0, "final": 1.0}
+    # the tighter proved form (bounded features) is reported beside the contract bound
+    assert d["overall_bounded_features"]["statement"] == "Theorem 5.3 (bounded features)"
+    assert d["per_class"][0]["bounded_features"]["statement"] == "Corollary 5.4 (bounded features)"
+    assert d["per_class"][3]["bounded_features"] is None
+
+
+def test_theorem53_bounded_features_in_fused_is_tighter_than_closed_form_contract():
+    # with closed-form ERCs and unit features both forms have the same complexity term at every grid point,
+    # and the expected-Rademacher form has the smaller confidence term, so it is smaller everywhere
+    psi1, psi2, scores, labels = _fused_data()
+    rep = fused_model_bounds(psi1, psi2, scores, labels, num_classes=3, radius_penult=2.0, radius_final=1.0,
+                             grid=BoundGrid.geometric(0.1, 1.0, 3), n_draws=0, feature_norm_bound=1.0)
+    for contract, tighter in zip(rep.overall.evaluated, rep.overall_bounded_features.evaluated, strict=True):
+        assert tighter.complexity == pytest.approx(contract.complexity)
+        assert tighter.total < contract.total
+    for pc, t in zip(rep.per_class, rep.per_class_bounded_features, strict=True):
+        assert t.total < pc.bound
+
+
+def test_fused_linear_heads_use_covering_radii_from_the_grid():
+    psi1, psi2, scores, labels = _fused_data()
+    grid = BoundGrid(rhos=(0.5, 1.0), radii_penult=(1.0, 2.5, 5.0), radii_final=(0.5, 1.5))
+    rep = fused_model_bounds(psi1, psi2, scores, labels, num_classes=3, radius_penult=2.0, radius_final=1.0,
+                             grid=grid, n_draws=0)
+    assert rep.overall.best.radius_penult == 2.5 and rep.overall.best.radius_final == 1.5
+    assert rep.overall.best.grid_size == 12
+    unit = rep.rademacher["unit_penultimate"].upper
+    assert rep.rademacher["penultimate"].upper == pytest.approx(2.5 * unit)
+
+
+# ------------------------------------------------------------------ validation: one test per error kind
+
+def test_validation_delta_outside_unit_interval():
+    for bad in (0.0, 1.0, -0.1, 1.5, float("nan")):
+        with pytest.raises(ValueError, match="delta"):
+            theorem53_bound(0.1, 0.1, 0.1, n=10, rho=1.0, delta=bad)
+    with pytest.raises(ValueError, match="delta"):
+        confidence_term(10, 0.0)
+    with pytest.raises(ValueError, match="delta"):
+        split_confidence(1.0, 0.1, 2)
+
+
+def test_validation_rho_not_positive():
+    for bad in (0.0, -1.0, float("inf")):
+        with pytest.raises(ValueError, match="rho"):
+            theorem53_bound(0.1, 0.1, 0.1, n=10, rho=bad, delta=0.1)
+    with pytest.raises(ValueError, match="rhos"):
+        BoundGrid(rhos=(0.5, -1.0))
+    with pytest.raises(ValueError, match="contraction|rho"):
+        contraction_factor(0.0)
+
+
+def test_validation_empty_class_where_bound_requested():
+    with pytest.raises(ValueError, match="n_c = 0"):
+        corollary54_class_bound(0.1, 0.1, 0.1, n_c=0, rho=1.0, delta=0.1, num_classes=3)
+    with pytest.raises(ValueError, match="n = 0|empty"):
+        envelope_bounds(np.zeros((0, 3)), 1.0)
+
+
+def test_validation_nan_or_inf_features_and_scores():
+    psi1, psi2, scores, labels = _fused_data()
+    kw = dict(num_classes=3, radius_penult=2.0, radius_final=1.0, grid=BoundGrid(rhos=(1.0,)), n_draws=0)
+    bad = psi1.copy()
+    bad[0, 0] = np.nan
+    with pytest.raises(ValueError, match="psi_penult contain NaN"):
+        fused_model_bounds(bad, psi2, scores, labels, **kw)
+    bad_scores = scores.copy()
+    bad_scores[1, 1] = np.inf
+    with pytest.raises(ValueError, match="scores contain NaN"):
+        fused_model_bounds(psi1, psi2, bad_scores, labels, **kw)
+    with pytest.raises(ValueError, match="NaN"):
+        envelope_bounds(np.array([[np.inf, 0.0]]), 1.0)
+
+
+def test_validation_shape_mismatch():
+    psi1, psi2, scores, labels = _fused_data()
+    kw = dict(num_classes=3, radius_penult=2.0, radius_final=1.0, grid=BoundGrid(rhos=(1.0,)), n_draws=0)
+    with pytest.raises(ValueError, match="psi_final has"):
+        fused_model_bounds(psi1, psi2[:-1], scores, labels, **kw)
+    with pytest.raises(ValueError, match="columns but num_classes"):
+        fused_model_bounds(psi1, psi2, scores[:, :2], labels, **kw)
+    with pytest.raises(ValueError, match="labels must be 1-D"):
+        fused_model_bounds(psi1, psi2, scores, labels[:-1], **kw)
+    with pytest.raises(ValueError, match="2-D"):
+        envelope_bounds(np.zeros(4), 1.0)
+
+
+def test_validation_labels_out_of_range():
+    psi1, psi2, scores, labels = _fused_data()
+    kw = dict(num_classes=3, radius_penult=2.0, radius_final=1.0, grid=BoundGrid(rhos=(1.0,)), n_draws=0)
+    bad = labels.copy()
+    bad[0] = 3
+    with pytest.raises(ValueError, match=r"labels must lie in \[0, 2\]"):
+        fused_model_bounds(psi1, psi2, scores, bad, **kw)
+    bad[0] = -1
+    with pytest.raises(ValueError, match=r"labels must lie in \[0, 2\]"):
+        fused_model_bounds(psi1, psi2, scores, bad, **kw)
+
+
+def test_validation_grid_and_settings():
+    psi1, psi2, scores, labels = _fused_data()
+    kw = dict(num_classes=3, radius_penult=2.0, radius_final=1.0, n_draws=0)
+    with pytest.raises(ValueError, match="BoundGrid"):
+        fused_model_bounds(psi1, psi2, scores, labels, grid=(0.5, 1.0), **kw)
+    with pytest.raises(ValueError, match="no grid point covers"):
+        fused_model_bounds(psi1, psi2, scores, labels, grid=BoundGrid(rhos=(1.0,), radii_penult=(1.0,)), **kw)
+    with pytest.raises(ValueError, match="delta \\+ delta_mc"):
+        fused_model_bounds(psi1, psi2, scores, labels, grid=BoundGrid(rhos=(1.0,)), delta=0.6, delta_mc=0.5, **kw)
+    with pytest.raises(ValueError, match="method"):
+        fused_model_bounds(psi1, psi2, scores, labels, grid=BoundGrid(rhos=(1.0,)), method="magic", **kw)
+    with pytest.raises(ValueError, match="feature_norm_bound"):
+        fused_model_bounds(psi1 * 2, psi2, scores, labels, grid=BoundGrid(rhos=(1.0,)), feature_norm_bound=1.0,
+                           **kw)
+    with pytest.raises(ValueError, match="repeat"):
+        BoundGrid(rhos=(1.0, 1.0))
+    with pytest.raises(ValueError, match="empty"):
+        BoundGrid(rhos=())
+
+
+def test_validation_terms_out_of_range():
+    with pytest.raises(ValueError, match="empirical_margin_loss"):
+        theorem53_bound(1.5, 0.1, 0.1, n=10, rho=1.0, delta=0.1)
+    with pytest.raises(ValueError, match="rc_penult"):
+        theorem53_bound(0.5, -0.1, 0.1, n=10, rho=1.0, delta=0.1)
+    with pytest.raises(ValueError, match="n must be"):
+        theorem53_bound(0.5, 0.1, 0.1, n=0, rho=1.0, delta=0.1)
+    with pytest.raises(ValueError, match="norm"):
+        envelope_bounds(np.ones((2, 2)), 1.0, norm="spectral")
+    with pytest.raises(ValueError, match="mc_fraction"):
+        split_confidence(0.1, 1.0, 3)
+    assert B.EXACT_MAX_SIGNS == 22
