@@ -17,7 +17,7 @@ from scilt_theory.restore import restore_run
 from scilt_theory.training import TrainConfig, holdout_split, predict, train
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY_DATA = DataConfig(name="synthetic-lt", imbalance=10.0, max_per_class=60, test_per_class=20, image_size=16,
+TINY_DATA = DataConfig(name="synthetic-lt", imbalance=4.0, max_per_class=160, test_per_class=20, image_size=16,
                        num_classes=4)
 TINY_MODEL = ModelConfig(num_classes=4, img_size=16, patch_size=4, depth=2, adapter="full")
 
@@ -25,7 +25,7 @@ TINY_MODEL = ModelConfig(num_classes=4, img_size=16, patch_size=4, depth=2, adap
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("run")
-    config = TrainConfig(epochs=1, batch_size=16, optimizer="adamw", lr=2e-3, weight_decay=0.0, warmup_epochs=0,
+    config = TrainConfig(epochs=1, batch_size=8, optimizer="adamw", lr=2e-3, weight_decay=0.0, warmup_epochs=0,
                          out=str(out), quiet=True, holdout_fraction=0.2)
     return train(TINY_DATA, TINY_MODEL, config)
 
