@@ -34,6 +34,8 @@ import numpy as np
 
 from scilt_theory.losses import margins as _margins
 from scilt_theory.losses import ramp_loss
+from scilt_theory.metrics import group_of
+from scilt_theory.rademacher import NORMS
 
 __all__ = [
     "BoundGrid",
@@ -68,7 +70,6 @@ __all__ = [
     "vector_contraction",
 ]
 
-NORMS = ("frobenius", "row")
 METHODS = ("auto", "closed", "mc", "exact", "cvxpy")
 #: "auto" enumerates all sign vectors exactly up to this many independent signs (THEORY §5).
 EXACT_MAX_SIGNS = 22
@@ -748,11 +749,7 @@ def class_groups_from_counts(class_counts: Sequence[int], many_threshold: int = 
     few = _check_count(few_threshold, "few_threshold", 0)
     if few > many + 1:
         raise ValueError(f"few_threshold ({few}) must not exceed many_threshold + 1 ({many + 1}).")
-    out = []
-    for n_c in class_counts:
-        n_c = _check_count(n_c, "class count", 0)
-        out.append("many" if n_c > many else ("few" if n_c < few else "medium"))
-    return out
+    return [group_of(_check_count(n_c, "class count", 0), many, few) for n_c in class_counts]
 
 
 @dataclass(frozen=True)
