@@ -2,86 +2,318 @@
 
 from __future__ import annotations
 
+import json
+import math
+
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
+from hypothesis import given
+from hypothesis import strategies as st
 
-from scilt_theory.data import DATASETS, DataConfig, build_dataset, class_groups, longtail_counts
-from scilt_theory.data.embedded import TEST_STRIP, cut_patches
+from scilt_theory.data import (DATASETS, DataConfig, LongTailDataset, build_dataset, class_groups, head_first_order,
+                               longtail_counts, make_loader, normalize, register_dataset)
+from scilt_theory.data.scitiles import (MIN_PATCH_STD, PATCH_SIZE, SCITILES_SOURCES, TEST_FRACTION, cut_patches,
+                                        load_source, orient, split_regions)
 
+SMALL = {"synthetic-lt": {"num_classes": 4}, "digits-lt": {},
+         "scitiles-lt": {"max_per_class": 60, "test_per_class": 10}}
+
+
+def small(name: str, **kwargs) -> DataConfig:
+    return DataConfig(name=name, imbalance=20.0, image_size=16, **{**SMALL[name], **kwargs})
+
+
+# --- the long-tail profile and the groups ------------------------------------------------------------------------
 
 def test_longtail_profile_closed_form():
     assert longtail_counts(100, 3, 100.0).tolist() == [100, 10, 1]
     assert longtail_counts(500, 10, 100.0).tolist() == [500, 299, 179, 107, 64, 38, 23, 13, 8, 5]
+    assert longtail_counts(500, 9, 100.0).tolist() == [500, 281, 158, 88, 50, 28, 15, 8, 5]
+    assert longtail_counts(144, 10, 100.0).tolist() == [144, 86, 51, 31, 18, 11, 6, 4, 2, 1]
     assert longtail_counts(50, 4, 1.0).tolist() == [50, 50, 50, 50]
-    counts = longtail_counts(7, 20, 1000.0)
-    assert counts.min() == 1 and np.all(np.diff(counts) <= 0)
+    assert longtail_counts(7, 1, 10.0).tolist() == [7]
+    assert longtail_counts(7, 20, 1000.0).min() == 1  # the floor of 0.007 is lifted to one image
 
 
-@pytest.mark.parametrize("counts,groups", [([101, 100, 20, 19], ["many", "medium", "medium", "few"])])
-def test_group_boundaries(counts, groups):
-    assert class_groups(counts) == groups
-    assert class_groups(counts, many_threshold=200, few_threshold=19) == ["medium"] * 4
+@given(st.integers(1, 5000), st.integers(2, 60), st.floats(1.0, 1e4))
+def test_longtail_counts_are_the_floor_of_the_exponential_profile(n_max, k, imbalance):
+    counts = longtail_counts(n_max, k, imbalance)
+    assert counts.dtype == np.int64 and counts.shape == (k,) and counts[0] == n_max
+    assert np.all(np.diff(counts) <= 0) and counts.min() >= 1
+    for c, n in enumerate(counts.tolist()):  # floor definition: n ≤ ideal < n + 1 (or the lift to 1)
+        ideal = n_max * imbalance ** (-c / (k - 1))
+        assert n - 1e-6 <= max(ideal, 1.0) < n + 1
 
 
-@pytest.mark.parametrize("name,kwargs", [("synthetic-lt", {"num_classes": 4}), ("digits-lt", {}),
-                                         ("scitiles-lt", {"max_per_class": 60, "test_per_class": 10})])
-def test_counts_balanced_test_split_and_ranges(name, kwargs):
-    cfg = DataConfig(name=name, imbalance=20.0, image_size=16, **kwargs)
-    data = build_dataset(cfg)
-    n_max = kwargs.get("max_per_class") or int(data.class_counts[0])
+@pytest.mark.parametrize("args", [(0, 3, 10.0), (10, 0, 10.0), (10, 3, 0.5), (10, 3, float("nan")),
+                                  (10, 3, float("inf")), (2.5, 3, 10.0)])
+def test_longtail_counts_refuses_bad_arguments(args):
+    with pytest.raises(ValueError):
+        longtail_counts(*args)
+
+
+def test_group_boundaries():
+    assert class_groups([101, 100, 20, 19, 0]) == ["many", "medium", "medium", "few", "few"]
+    assert class_groups([101, 100, 20, 19], many_threshold=200, few_threshold=19) == ["medium"] * 4
+    assert class_groups([11, 10, 3, 2], many_threshold=10, few_threshold=3) == ["many", "medium", "medium", "few"]
+    with pytest.raises(ValueError, match="few_threshold"):
+        class_groups([5], many_threshold=10, few_threshold=11)
+    with pytest.raises(ValueError, match="non-negative"):
+        class_groups([5, -1])
+
+
+def test_dataset_groups_follow_the_configured_thresholds():
+    data = build_dataset(DataConfig(name="synthetic-lt", max_per_class=200, imbalance=100.0, num_classes=5,
+                                    image_size=8))
+    assert data.class_counts.tolist() == [200, 63, 20, 6, 2]
+    assert data.groups == ["many", "medium", "medium", "few", "few"]
+    other = build_dataset(DataConfig(name="synthetic-lt", max_per_class=200, imbalance=100.0, num_classes=5,
+                                     image_size=8, many_threshold=62, few_threshold=21))
+    assert other.groups == ["many", "many", "few", "few", "few"]
+
+
+# --- every data set: exact profile, balanced test split, tensors ---------------------------------------------------
+
+@pytest.mark.parametrize("name", sorted(SMALL))
+def test_counts_balanced_test_split_and_tensors(name):
+    data = build_dataset(small(name))
+    n_max = SMALL[name].get("max_per_class") or int(data.class_counts[0])
     assert data.class_counts.tolist() == longtail_counts(n_max, data.num_classes, 20.0).tolist()
     assert len(set(data.test_counts.tolist())) == 1  # balanced
-    for images in (data.train_images, data.test_images):
+    for images, labels in ((data.train_images, data.train_labels), (data.test_images, data.test_labels)):
         assert images.dtype == torch.float32 and images.shape[1:] == (3, 16, 16)
+        assert labels.dtype == torch.int64 and labels.shape == (images.shape[0],)
         assert float(images.min()) >= 0.0 and float(images.max()) <= 1.0
-    assert data.summary()["imbalance_factor"] == pytest.approx(data.class_counts.max() / data.class_counts.min())
+        assert torch.equal(images[:, 0], images[:, 1]) and torch.equal(images[:, 0], images[:, 2])  # grey × 3
+    summary = data.summary()
+    json.dumps(summary)  # JSON-friendly
+    assert summary["train_counts"] == data.class_counts.tolist() and summary["seed"] == 0
+    assert summary["imbalance_factor"] == pytest.approx(data.class_counts.max() / data.class_counts.min())
+    assert sum(summary["group_sizes"].values()) == data.num_classes == len(data.class_names)
 
+
+def test_default_sizes():
+    tiles = build_dataset(DataConfig())
+    assert tiles.name == "scitiles-lt" and tiles.class_names == SCITILES_SOURCES
+    assert tiles.class_counts.tolist() == [500, 281, 158, 88, 50, 28, 15, 8, 5]
+    assert tiles.test_counts.tolist() == [50] * 9 and tiles.train_images.shape[1:] == (3, 32, 32)
+    assert tiles.groups == ["many"] * 3 + ["medium"] * 3 + ["few"] * 3
+    digits = build_dataset(DataConfig(name="digits-lt", image_size=8))
+    assert digits.class_counts.tolist() == longtail_counts(144, 10, 100.0).tolist()
+    assert digits.test_counts.tolist() == [30] * 10
+
+
+# --- no leakage ----------------------------------------------------------------------------------------------------
 
 def test_digits_train_and_test_are_disjoint_samples():
     data = build_dataset(DataConfig(name="digits-lt", image_size=8))
     from sklearn.datasets import load_digits
 
-    raw = torch.from_numpy(load_digits().images.astype(np.float32) / 16.0).flatten(1)
-    index = {tuple(row.tolist()): i for i, row in enumerate(raw)}
+    source = load_digits()
+    train_index, test_index = data.provenance["train_index"], data.provenance["test_index"]
+    assert np.intersect1d(train_index, test_index).size == 0
+    assert len(set(train_index.tolist())) == len(train_index) and len(set(test_index.tolist())) == len(test_index)
+    assert np.array_equal(source.target[train_index], data.train_labels.numpy())
+    # an independent check of the bookkeeping: at 8 px the images are the source images themselves
+    raw = torch.from_numpy(source.images.astype(np.float32) / 16.0)
+    assert torch.equal(data.train_images[:, 0], raw[torch.from_numpy(train_index)])
+    assert torch.equal(data.test_images[:, 0], raw[torch.from_numpy(test_index)])
 
-    def ids(images):
-        return {index.get(tuple(img[0].flatten().tolist())) for img in images}
 
-    train_ids, test_ids = ids(data.train_images), ids(data.test_images)
-    assert None not in train_ids and None not in test_ids  # 8 px: exact copies of the source images
-    assert train_ids.isdisjoint(test_ids)
+def test_scitiles_test_crops_lie_in_the_held_out_strip_and_reproduce_the_pixels():
+    data = build_dataset(DataConfig(max_per_class=40, test_per_class=8, imbalance=4.0, image_size=16))
+    prov = data.provenance
+    patch = prov["patch_size"]
+    for c, name in enumerate(data.class_names):
+        (a0, a1), (b0, b1) = prov["train_columns"][c], prov["test_columns"][c]
+        assert a1 <= b0 or b1 <= a0  # the two regions share no column
+        width = load_source(name).shape[1]
+        assert (b1 - b0) == width - int(round(width * (1 - TEST_FRACTION)))
+        for split, lo, hi in (("train", a0, a1), ("test", b0, b1)):
+            crops = prov[f"{split}_crops"][getattr(data, f"{split}_labels").numpy() == c]
+            assert crops[:, 1].min() >= lo and (crops[:, 1] + patch).max() <= hi
+            assert len({tuple(row) for row in crops.tolist()}) == len(crops)  # every crop drawn once
+    # the recorded crops are the pixels: re-cut a few from the source and compare
+    source = load_source(data.class_names[1])
+    labels = data.test_labels.numpy()
+    for i in np.flatnonzero(labels == 1)[:3]:
+        y, x, k, flip = prov["test_crops"][i]
+        crop = torch.from_numpy(orient(source[y:y + patch, x:x + patch], k, flip))[None, None]
+        expected = F.interpolate(crop, size=(16, 16), mode="bilinear", antialias=True, align_corners=False)
+        assert torch.allclose(data.test_images[i, 0], expected[0, 0].clamp(0, 1))
 
 
-def test_scitiles_test_patches_come_from_the_held_out_strip():
+def test_cut_patches_stays_inside_its_columns():
     rng = np.random.default_rng(0)
     image = rng.random((100, 200)).astype(np.float32)
-    split = int(round(200 * (1 - TEST_STRIP)))
-    _, origins = cut_patches(image, 30, 24, (split, 200), 16, rng)
-    assert origins[:, 1].min() >= split and (origins[:, 1] + 24).max() <= 200
-    _, origins = cut_patches(image, 30, 24, (0, split), 16, rng)
-    assert (origins[:, 1] + 24).max() <= split
+    train, test = split_regions(200)
+    assert train == (0, 150) and test == (150, 200)
+    assert split_regions(200, "left") == ((50, 200), (0, 50))
+    images, crops = cut_patches(image, 30, test, 16, rng, patch=24)
+    assert images.shape == (30, 3, 16, 16) and crops[:, 1].min() >= 150 and (crops[:, 1] + 24).max() <= 200
+    _, crops = cut_patches(image, 30, train, 16, rng, patch=24)
+    assert (crops[:, 1] + 24).max() <= 150
+    with pytest.raises(ValueError, match="cannot hold"):
+        cut_patches(image, 3, (180, 200), 16, rng, patch=24)
+    with pytest.raises(ValueError, match="too narrow"):
+        split_regions(150)  # a 37-pixel test strip cannot hold a 48-pixel crop
+    with pytest.raises(ValueError, match="test_side"):
+        split_regions(400, "top")
 
 
-def test_determinism_and_seed_dependence():
-    cfg = DataConfig(name="scitiles-lt", max_per_class=40, test_per_class=5, image_size=16)
-    a, b = build_dataset(cfg), build_dataset(cfg)
-    assert torch.equal(a.train_images, b.train_images) and torch.equal(a.test_labels, b.test_labels)
-    c = build_dataset(DataConfig(name="scitiles-lt", max_per_class=40, test_per_class=5, image_size=16, seed=1))
+def test_cut_patches_draws_distinct_textured_crops():
+    rng = np.random.default_rng(0)
+    image = rng.random((30, 30)).astype(np.float32)
+    _, crops = cut_patches(image, 300, (0, 30), 8, rng, patch=24)  # 7 × 7 origins × 8 orientations = 392
+    assert len({tuple(row) for row in crops.tolist()}) == 300
+    with pytest.raises(ValueError, match="distinct textured"):
+        cut_patches(image, 393, (0, 30), 8, rng, patch=24)
+    image[:, :20] = 0.5  # flat left part: crops lying wholly in it are redrawn
+    _, crops = cut_patches(image, 50, (0, 30), 8, rng, patch=10)
+    assert all(image[y:y + 10, x:x + 10].std() >= MIN_PATCH_STD for y, x, _, _ in crops.tolist())
+    assert crops[:, 1].max() > 10
+
+
+def test_every_scitiles_source_is_bundled_and_wide_enough():
+    for name in SCITILES_SOURCES:
+        image = load_source(name)  # offline: pooch is not even installed
+        assert image.dtype == np.float32 and image.ndim == 2 and 0 <= image.min() and image.max() <= 1
+        split_regions(image.shape[1])
+        assert image.shape[0] >= PATCH_SIZE
+
+
+# --- determinism ---------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", sorted(SMALL))
+def test_determinism_and_seed_dependence(name):
+    a, b = build_dataset(small(name)), build_dataset(small(name))
+    for field in ("train_images", "train_labels", "test_images", "test_labels"):
+        assert torch.equal(getattr(a, field), getattr(b, field))
+    c = build_dataset(small(name, seed=1))
     assert not torch.equal(a.train_images, c.train_images)
+    assert c.class_counts.tolist() == a.class_counts.tolist()  # the seed moves samples, not the profile
 
 
-@pytest.mark.parametrize("kwargs", [{"imbalance": 0.5}, {"image_size": 4}, {"max_per_class": 0},
-                                    {"test_per_class": 0}, {"num_classes": 1},
-                                    {"few_threshold": 200, "many_threshold": 100}])
+# --- validation ----------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("kwargs", [{"imbalance": 0.5}, {"imbalance": float("nan")}, {"imbalance": float("inf")},
+                                    {"image_size": 4}, {"image_size": 16.5}, {"max_per_class": 0},
+                                    {"test_per_class": 0}, {"num_classes": 1}, {"seed": -1}, {"name": ""},
+                                    {"few_threshold": 200, "many_threshold": 100}, {"few_threshold": -1},
+                                    {"max_per_class": True}])
 def test_bad_config_values_are_refused(kwargs):
     with pytest.raises(ValueError):
         DataConfig(**kwargs)
 
 
-def test_unknown_name_and_too_large_head_are_refused():
-    with pytest.raises(ValueError, match="unknown data set"):
-        build_dataset(DataConfig(name="nope"))
-    with pytest.raises(ValueError, match="at most"):
-        build_dataset(DataConfig(name="digits-lt", max_per_class=1000, image_size=8))
-    assert set(DATASETS) >= {"scitiles-lt", "digits-lt", "synthetic-lt"}
+def test_config_accepts_numpy_numbers_and_has_help():
+    from dataclasses import fields
+
+    DataConfig(imbalance=np.float64(10.0), max_per_class=np.int64(50), seed=np.int64(3))
+    assert all(f.metadata.get("help") for f in fields(DataConfig))
+
+
+@pytest.mark.parametrize("config,match", [
+    (DataConfig(name="nope"), "unknown data set"),
+    (DataConfig(name="digits-lt", max_per_class=1000, image_size=8), "at most 144"),
+    (DataConfig(name="digits-lt", test_per_class=200, image_size=8), "hold out at most"),
+    (DataConfig(name="digits-lt", num_classes=11, image_size=8), "10 classes"),
+    (DataConfig(name="scitiles-lt", num_classes=10, image_size=8), "9 classes"),
+    (DataConfig(name="scitiles-lt", max_per_class=10**6, image_size=8), "at most"),
+])
+def test_impossible_requests_are_refused(config, match):
+    with pytest.raises(ValueError, match=match):
+        build_dataset(config)
+
+
+def _tiny(train_labels, **overrides) -> dict:
+    labels = torch.tensor(train_labels, dtype=torch.int64)
+    fields = dict(name="tiny", class_names=("a", "b"), train_images=torch.zeros(len(labels), 3, 8, 8),
+                  train_labels=labels, test_images=torch.zeros(2, 3, 8, 8),
+                  test_labels=torch.tensor([0, 1]), config=DataConfig(name="tiny"))
+    return {**fields, **overrides}
+
+
+@pytest.mark.parametrize("labels,overrides,match", [
+    ([0, 1, 1], {}, "ordered by training count"),
+    ([0, 0], {}, "needs a training image"),
+    ([0, 1], {"train_images": torch.full((2, 3, 8, 8), 2.0)}, r"\[0, 1\]"),
+    ([0, 1], {"train_images": torch.zeros(2, 1, 8, 8)}, "float32"),
+    ([0, 1], {"test_images": torch.zeros(2, 3, 8, 8, dtype=torch.float64)}, "float32"),
+    ([0, 1], {"test_labels": torch.tensor([0, 2])}, "must lie in"),
+    ([0, 1], {"test_labels": torch.tensor([0, 1], dtype=torch.int32)}, "int64"),
+    ([0, 1], {"test_images": torch.zeros(2, 3, 4, 4)}, "differ in shape"),
+])
+def test_dataset_contract_is_checked(labels, overrides, match):
+    with pytest.raises(ValueError, match=match):
+        LongTailDataset(**_tiny(labels, **overrides))
+    LongTailDataset(**_tiny([0, 0, 1]))  # the valid baseline passes
+
+
+def test_head_first_order_relabels_to_the_contract():
+    counts = np.array([3, 9, 3, 5])
+    order = head_first_order(counts)
+    assert order.tolist() == [1, 3, 0, 2]  # ties keep their source order
+    relabel = np.argsort(order)
+    labels = np.repeat(np.arange(4), counts)
+    assert np.bincount(relabel[labels]).tolist() == [9, 5, 3, 3]
+
+
+def test_register_dataset(monkeypatch):
+    monkeypatch.setattr("scilt_theory.data.registry.DATASETS", dict(DATASETS))
+    from scilt_theory.data import registry
+
+    def build_tiny(config: DataConfig) -> LongTailDataset:
+        return LongTailDataset(**{**_tiny([0, 0, 1]), "config": config})
+
+    registry.register_dataset("tiny-lt", build_tiny)
+    assert registry.build_dataset(DataConfig(name="tiny-lt")).class_counts.tolist() == [2, 1]
+    with pytest.raises(ValueError, match="already registered"):
+        registry.register_dataset("tiny-lt", build_tiny)
+    registry.register_dataset("broken-lt", lambda config: "not a data set")
+    with pytest.raises(ValueError, match="not a LongTailDataset"):
+        registry.build_dataset(DataConfig(name="broken-lt"))
+    assert register_dataset is registry.register_dataset
+
+
+# --- loaders and normalisation -------------------------------------------------------------------------------------
+
+def test_make_loader_order_depends_only_on_its_seed():
+    images, labels = torch.arange(40, dtype=torch.float32).reshape(10, 1, 2, 2), torch.arange(10)
+
+    def order(seed, **kwargs):
+        return torch.cat([y for _, y in make_loader(images, labels, 3, True, seed, **kwargs)]).tolist()
+
+    torch.manual_seed(123)
+    first = order(5)
+    torch.manual_seed(999)  # global state must not matter
+    assert order(5) == first and sorted(first) == list(range(10))
+    assert order(6) != first
+    assert [len(y) for _, y in make_loader(images, labels, 3, True, 5, drop_last=True)] == [3, 3, 3]
+    assert torch.cat([y for _, y in make_loader(images, labels, 4, False, 0)]).tolist() == list(range(10))
+    with pytest.raises(ValueError, match="differ in length"):
+        make_loader(images, labels[:5], 3, True, 0)
+
+
+def test_normalize_matches_torchvision():
+    from torchvision.transforms.functional import normalize as tv_normalize
+
+    images = torch.rand(4, 3, 5, 5, generator=torch.Generator().manual_seed(0))
+    mean, std = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+    assert torch.allclose(normalize(images, mean, std), tv_normalize(images, mean, std))
+    assert torch.allclose(normalize(images[0], mean, std), tv_normalize(images[0], mean, std))
+    assert float(images.min()) >= 0  # the input is left alone
+    with pytest.raises(ValueError, match="one mean and std per channel"):
+        normalize(images, (0.5,), (0.5,))
+    with pytest.raises(ValueError, match="positive"):
+        normalize(images, mean, (0.2, 0.0, 0.2))
+
+
+def test_data_config_round_trips_through_a_dict():
+    from dataclasses import asdict
+
+    config = DataConfig(name="digits-lt", imbalance=10.0, seed=4, num_classes=6)
+    assert DataConfig(**asdict(config)) == config
+    assert math.isclose(build_dataset(DataConfig(**asdict(config))).summary()["config"]["imbalance"], 10.0)

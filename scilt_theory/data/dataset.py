@@ -1,20 +1,33 @@
-"""The in-memory long-tailed data set every reader returns, and a seeded loader over it."""
+"""The in-memory long-tailed data set that every reader returns, with the checks that make it one."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
+from typing import Any, Mapping
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, TensorDataset
 
 from scilt_theory.data.config import DataConfig
 from scilt_theory.data.longtail import class_groups
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class LongTailDataset:
-    """Images are float32 (N, 3, H, W) in [0, 1] (the model normalises); labels int64; class 0 is the head."""
+    """A long-tailed training split and a test split, in memory.
+
+    Contract (checked on construction, so every reader, embedded or real, gives the same kind of object):
+
+    - images are float32 (N, 3, H, W) with values in [0, 1]; grey-scale sources are replicated to 3 channels.
+      The data are *not* normalised: the model applies its mean/std inside ``forward``.
+    - labels are int64 (N,) in [0, K).
+    - class order: class 0 is the head and training counts never increase with the class index (ties allowed);
+      ``longtail.head_first_order`` relabels a real data set to meet this.
+    - every class has at least one training image.
+
+    ``provenance`` holds per-sample bookkeeping that proves the split is clean (e.g. source indices for
+    digits-lt, patch origins and the train/test boundary for scitiles-lt); it is informative only.
+    """
 
     name: str
     class_names: tuple[str, ...]
@@ -23,6 +36,37 @@ class LongTailDataset:
     test_images: torch.Tensor
     test_labels: torch.Tensor
     config: DataConfig
+    provenance: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        k = len(self.class_names)
+        if k < 2:
+            raise ValueError(f"data set {self.name!r} needs at least 2 classes, got {k}")
+        for split, images, labels in (("train", self.train_images, self.train_labels),
+                                      ("test", self.test_images, self.test_labels)):
+            if images.dtype != torch.float32 or images.ndim != 4 or images.shape[1] != 3:
+                raise ValueError(f"{split} images of {self.name!r} must be float32 (N, 3, H, W), got "
+                                 f"{images.dtype} {tuple(images.shape)}")
+            if labels.dtype != torch.int64 or labels.shape != (images.shape[0],):
+                raise ValueError(f"{split} labels of {self.name!r} must be int64 with one label per image, got "
+                                 f"{labels.dtype} {tuple(labels.shape)} for {images.shape[0]} images")
+            if images.shape[0] == 0:
+                raise ValueError(f"the {split} split of {self.name!r} is empty")
+            if float(images.min()) < 0.0 or float(images.max()) > 1.0:
+                raise ValueError(f"{split} images of {self.name!r} must lie in [0, 1] (do not normalise them)")
+            if int(labels.min()) < 0 or int(labels.max()) >= k:
+                raise ValueError(f"{split} labels of {self.name!r} must lie in [0, {k}), got "
+                                 f"[{int(labels.min())}, {int(labels.max())}]")
+        if self.train_images.shape[1:] != self.test_images.shape[1:]:
+            raise ValueError(f"train and test images of {self.name!r} differ in shape: "
+                             f"{tuple(self.train_images.shape[1:])} and {tuple(self.test_images.shape[1:])}")
+        counts = self.class_counts
+        if counts.min() < 1:
+            raise ValueError(f"every class of {self.name!r} needs a training image; class "
+                             f"{self.class_names[int(counts.argmin())]!r} has none")
+        if np.any(np.diff(counts) > 0):
+            raise ValueError(f"the classes of {self.name!r} must be ordered by training count, largest first "
+                             f"(class 0 is the head), got counts {counts.tolist()}")
 
     @property
     def num_classes(self) -> int:
@@ -30,26 +74,27 @@ class LongTailDataset:
 
     @property
     def class_counts(self) -> np.ndarray:
+        """Training images per class (int64, length K, non-increasing)."""
         return np.bincount(self.train_labels.numpy(), minlength=self.num_classes)
 
     @property
     def test_counts(self) -> np.ndarray:
+        """Test images per class (int64, length K; balanced for the embedded data sets)."""
         return np.bincount(self.test_labels.numpy(), minlength=self.num_classes)
 
     @property
     def groups(self) -> list[str]:
+        """"many" / "medium" / "few" per class, by training count and the config's thresholds."""
         return class_groups(self.class_counts, self.config.many_threshold, self.config.few_threshold)
 
-    def summary(self) -> dict:
+    def summary(self) -> dict[str, Any]:
+        """JSON-friendly description: counts, groups, measured imbalance factor (max/min), seed and config."""
         counts = self.class_counts
-        return {"name": self.name, "class_names": list(self.class_names), "train_counts": counts.tolist(),
-                "test_counts": self.test_counts.tolist(), "groups": self.groups,
-                "imbalance_factor": float(counts.max() / max(counts.min(), 1)), "config": asdict(self.config)}
-
-
-def make_loader(images: torch.Tensor, labels: torch.Tensor, batch_size: int, shuffle: bool, seed: int,
-                drop_last: bool = False) -> DataLoader:
-    """A DataLoader whose order depends only on ``seed`` (its own generator, no global state)."""
-    generator = torch.Generator().manual_seed(seed)
-    return DataLoader(TensorDataset(images, labels), batch_size=batch_size, shuffle=shuffle, generator=generator,
-                      drop_last=drop_last)
+        groups = self.groups
+        return {"name": self.name, "num_classes": self.num_classes, "class_names": list(self.class_names),
+                "image_shape": list(self.train_images.shape[1:]), "train_counts": counts.tolist(),
+                "test_counts": self.test_counts.tolist(), "groups": groups,
+                "group_sizes": {g: groups.count(g) for g in ("many", "medium", "few")},
+                "num_train": int(counts.sum()), "num_test": int(self.test_counts.sum()),
+                "imbalance_factor": float(counts.max() / counts.min()), "seed": self.config.seed,
+                "config": asdict(self.config)}
