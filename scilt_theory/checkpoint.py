@@ -28,7 +28,7 @@ import pickle
 import tempfile
 import zipfile
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, Callable
 
 import torch
 
@@ -58,14 +58,16 @@ def library_versions() -> dict[str, str]:
     return versions
 
 
-def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:
-    """``torch.save`` to ``path`` atomically (temp file + fsync + rename in the same directory)."""
+def _atomic_replace(path: str | os.PathLike, write: Callable[[IO], None], *, text: bool) -> Path:
+    """Write ``path`` through a temporary file in the same directory: write, flush, fsync, rename, fsync the
+    directory. A crash or kill at any point leaves either the old file or the new one, never half of one."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "wb") as handle:
-            torch.save(obj, handle)
+        os.chmod(tmp_name, 0o666 & ~_current_umask())  # mkstemp makes 0600; outputs should read like any file
+        with os.fdopen(fd, "w" if text else "wb", **({"encoding": "utf-8"} if text else {})) as handle:
+            write(handle)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp_name, path)
@@ -77,23 +79,14 @@ def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:
     return path
 
 
+def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:
+    """``torch.save`` to ``path`` atomically (temp file + fsync + rename in the same directory)."""
+    return _atomic_replace(path, lambda handle: torch.save(obj, handle), text=False)
+
+
 def atomic_write_text(text: str, path: str | os.PathLike) -> Path:
     """Write a text file atomically, so a reader never sees half a report."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.chmod(tmp_name, 0o666 & ~_current_umask())  # mkstemp makes 0600; reports should read like any file
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        if os.path.exists(tmp_name):
-            os.unlink(tmp_name)
-        raise
-    return path
+    return _atomic_replace(path, lambda handle: handle.write(text), text=True)
 
 
 def _current_umask() -> int:
