@@ -36,6 +36,7 @@ from scilt_theory.losses import margins as _margins
 from scilt_theory.losses import ramp_loss
 from scilt_theory.metrics import group_of
 from scilt_theory.rademacher import NORMS
+from scilt_theory.rademacher import _json_float as _opt_float  # finite float or None
 
 __all__ = [
     "BoundGrid",
@@ -177,13 +178,6 @@ def _get(obj: Any, key: str, default: Any = None) -> Any:
     if isinstance(obj, Mapping):
         return obj.get(key, default)
     return getattr(obj, key, default)
-
-
-def _opt_float(x: Any) -> float | None:
-    if x is None:
-        return None
-    x = float(x)
-    return x if math.isfinite(x) else None
 
 
 @dataclass(frozen=True)
