@@ -144,12 +144,10 @@ def compute_bounds_report(ckpt: Path, settings: BoundsSettings) -> dict[str, Any
     radius_penult, radius_final = 2.0 * scale, scale
     grid = margin_grid(scale, settings)
     started = time.perf_counter()
-    n_draws = settings.n_draws
-    method = "closed" if settings.method == "closed" else settings.method
     result = fused_model_bounds(
         train_features.psi_penult, train_features.psi_final, train_features.scores, train_features.labels,
         num_classes=num_classes, radius_penult=radius_penult, radius_final=radius_final, norm="row", grid=grid,
-        delta=settings.delta, method=method, n_draws=n_draws, delta_mc=settings.delta_mc, seed=settings.seed,
+        delta=settings.delta, method=settings.method, n_draws=settings.n_draws, delta_mc=settings.delta_mc, seed=settings.seed,
         class_names=list(data.class_names), many_threshold=data.config.many_threshold,
         few_threshold=data.config.few_threshold, class_counts=[int(n) for n in data.class_counts])
     coupled = _coupled(train_features, num_classes, scale, settings)
