@@ -51,6 +51,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     p.add_argument("--batch-size", type=int, default=256, help="feature-extraction batch size")
     p.add_argument("--seed", type=int, default=0, help="seed of the sign draws and subsamples")
+    p.add_argument("--data-root", default=None,
+                   help="where the run's real data set lies now, when it moved (its class counts are still "
+                        "checked against run.pt)")
+    p.add_argument("--test-root", default=None, help="imagefolder runs: where the test tree lies now")
+    p.add_argument("--weights", default=None,
+                   help="where the run's pretrained weights file lies now, when it moved (its sha256 is still "
+                        "checked against run.pt)")
     p.add_argument("--label", default=None, help="short name of this run in plots (default: the method name)")
     p.add_argument("--no-plots", action="store_true", help="write bounds.json and report.md only")
     p.add_argument("--quiet", action="store_true", help="no progress bars or summary")
@@ -100,7 +107,8 @@ def main(argv: list[str] | None = None) -> int:
                               margin_grid_size=args.margin_grid_size, method=args.method, n_draws=args.draws,
                               coupled_subsample=args.coupled_subsample, device=args.device,
                               batch_size=args.batch_size, seed=args.seed, progress=not args.quiet,
-                              mode_description=MODES[args.mode])
+                              mode_description=MODES[args.mode], data_root=args.data_root,
+                              test_root=args.test_root, weights=args.weights)
     try:
         report = compute_bounds_report(Path(args.ckpt), settings)
     except CheckpointError as exc:

@@ -29,6 +29,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def data_config_names_real(args: argparse.Namespace) -> bool:
+    """True when --dataset names a reader of real images (only those resize with the model's data config)."""
+    from scilt_theory.data.registry import REAL_DATASETS
+
+    return getattr(args, "DataConfig.name", None) in REAL_DATASETS
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -38,8 +45,17 @@ def main(argv: list[str] | None = None) -> int:
 
     # num_classes is a placeholder until the data set is built; train() replaces it.
     model_config = dataclass_from_args(ModelConfig, args, num_classes=2)
-    # images are made at the model's input size, so there is one size option (--img-size)
-    data_config = dataclass_from_args(DataConfig, args, image_size=model_config.img_size)
+    # images are made at the model's input size, so there is one size option (--img-size); real images are resized
+    # with the interpolation / centre crop of the model's timm data config unless given
+    preprocessing = {}
+    if data_config_names_real(args):
+        from scilt_theory.data.images import model_preprocessing
+
+        preprocessing = {k: v for k, v in model_preprocessing(model_config.arch).items()
+                         if getattr(args, f"DataConfig.{k}", None) is None}
+        for key in preprocessing:  # an explicit "none" also means the model's value
+            vars(args).pop(f"DataConfig.{key}", None)
+    data_config = dataclass_from_args(DataConfig, args, image_size=model_config.img_size, **preprocessing)
     if data_config.name not in DATASETS:
         raise UserError(f"unknown data set {data_config.name!r}; choose one of {', '.join(sorted(DATASETS))}")
     train_config = dataclass_from_args(TrainConfig, args)

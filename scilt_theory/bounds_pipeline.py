@@ -41,6 +41,9 @@ class BoundsSettings:
     progress: bool = True
     mode_description: str = ""
     refit_steps: int = 300
+    data_root: str | None = None         # replaces the stored data root (the data moved); counts still checked
+    test_root: str | None = None
+    weights: str | None = None           # replaces the stored weights path; its sha256 is still checked
 
 
 def margin_grid(scale: float, settings: BoundsSettings) -> BoundGrid:
@@ -108,7 +111,8 @@ def _mean(values: list[float | None]) -> float | None:
 def compute_bounds_report(ckpt: Path, settings: BoundsSettings) -> dict[str, Any]:
     """Everything bounds.json holds (schema: README.md, "bounds.json")."""
     device = resolve_device(settings.device)
-    record, model, data = restore_run(ckpt, device=device)
+    record, model, data = restore_run(ckpt, device=device, data_root=settings.data_root,
+                                      test_root=settings.test_root, weights=settings.weights)
     cfg = model.config
     if cfg.head != "cosine":
         raise CheckpointError("bounds are implemented for cosine heads (their radii are known before training, "

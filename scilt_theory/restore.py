@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import fields
+from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -13,19 +13,23 @@ from scilt_theory.data import DATASETS, DataConfig, LongTailDataset, build_datas
 from scilt_theory.models import MODEL_VARIANTS, ModelConfig, SciLTModel, build_model
 
 
-def data_config_from_record(record: dict[str, Any]) -> DataConfig:
+def data_config_from_record(record: dict[str, Any], **overrides: Any) -> DataConfig:
+    """The run's DataConfig; ``overrides`` (e.g. ``data_root`` when the data moved) replace stored fields."""
     known = {f.name for f in fields(DataConfig)}
     values = {k: v for k, v in record["data_config"].items() if k in known}
     if values.get("name") not in DATASETS:
         raise CheckpointError(f"the checkpoint names data set {values.get('name')!r}, which this installation "
                               f"does not know (known: {', '.join(sorted(DATASETS))})")
+    values.update({k: v for k, v in overrides.items() if v is not None})
     return DataConfig(**values)
 
 
-def model_from_record(record: dict[str, Any], *, device: torch.device | str = "cpu") -> SciLTModel:
+def model_from_record(record: dict[str, Any], *, device: torch.device | str = "cpu",
+                      weights: str | None = None) -> SciLTModel:
     """Build the model the record describes and load its saved (trainable) state.
 
-    The frozen backbone of a run trained from a weights file is rebuilt from that file; its sha256 must match.
+    The frozen backbone of a run trained from a weights file is rebuilt from that file (or from ``weights``, when
+    the file moved); its sha256 must match the one recorded in run.pt.
     """
     method = record.get("method", "scilt")
     if method not in MODEL_VARIANTS:
@@ -35,8 +39,13 @@ def model_from_record(record: dict[str, Any], *, device: torch.device | str = "c
         config = ModelConfig.from_dict(record["model_config"])
     except (TypeError, ValueError) as exc:
         raise CheckpointError(f"the checkpoint's model configuration is invalid: {exc}") from None
-    if config.weights is not None and not Path(config.weights).exists():
-        raise CheckpointError(f"the checkpoint was trained from weights file {config.weights}, which is missing")
+    if weights is not None:
+        if config.weights is None:
+            raise CheckpointError("the checkpoint was trained without a weights file; --weights does not apply")
+        config = replace(config, weights=str(weights))
+    if config.weights is not None and not Path(config.weights).expanduser().is_file():
+        raise CheckpointError(f"the checkpoint was trained from weights file {config.weights}, which is missing "
+                              f"(pass --weights PATH if it moved)")
     torch.manual_seed(0)
     model = build_model(config)
     expected = record.get("weights_sha256")
@@ -51,13 +60,26 @@ def model_from_record(record: dict[str, Any], *, device: torch.device | str = "c
     return model.to(device).eval()
 
 
-def restore_run(path: str | Path, *, device: torch.device | str = "cpu",
-                data: LongTailDataset | None = None) -> tuple[dict[str, Any], SciLTModel, LongTailDataset]:
-    """Load run.pt safely, rebuild its model and re-create the data split it names."""
+def restore_run(path: str | Path, *, device: torch.device | str = "cpu", data: LongTailDataset | None = None,
+                data_root: str | None = None, test_root: str | None = None, weights: str | None = None
+                ) -> tuple[dict[str, Any], SciLTModel, LongTailDataset]:
+    """Load run.pt safely, rebuild its model and re-create the data split it names.
+
+    ``data_root`` / ``test_root`` / ``weights`` replace the stored paths when the files moved; the class counts
+    and the weights' sha256 are still checked against the record.
+    """
     record = load_run(path)
-    model = model_from_record(record, device=device)
+    model = model_from_record(record, device=device, weights=weights)
     if data is None:
-        data = build_dataset(data_config_from_record(record))
+        config = data_config_from_record(record, data_root=data_root, test_root=test_root)
+        try:
+            data = build_dataset(config)
+        except (ValueError, OSError) as exc:
+            if config.data_root is None:
+                raise
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise CheckpointError(f"could not re-create the training data of the checkpoint ({config.name} at "
+                                  f"{config.data_root}): {first}; pass --data-root PATH if the data moved") from None
     if data.num_classes != model.config.num_classes:
         raise CheckpointError(f"the data set has {data.num_classes} classes but the checkpoint's model has "
                               f"{model.config.num_classes}")

@@ -1,25 +1,30 @@
-"""The in-memory long-tailed data set that every reader returns, with the checks that make it one."""
+"""The long-tailed data set that every reader returns, with the checks that make it one."""
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any, Mapping
+from typing import Any, Mapping, Union
 
 import numpy as np
 import torch
 
 from scilt_theory.data.config import DataConfig
+from scilt_theory.data.lazy import LazyImages
 from scilt_theory.data.longtail import class_groups
+
+Images = Union[torch.Tensor, LazyImages]
 
 
 @dataclass(frozen=True, eq=False)
 class LongTailDataset:
-    """A long-tailed training split and a test split, in memory.
+    """A long-tailed training split and a test split.
 
     Contract (checked on construction, so every reader, embedded or real, gives the same kind of object):
 
     - images are float32 (N, 3, H, W) with values in [0, 1]; grey-scale sources are replicated to 3 channels.
-      The data are *not* normalised: the model applies its mean/std inside ``forward``.
+      The data are *not* normalised: the model applies its mean/std inside ``forward``. Embedded data sets hold
+      a tensor; real ones a ``LazyImages`` (same shape/dtype/indexing, decoded on access; its values are checked
+      when decoded, not here, so that building a data set does not read every file).
     - labels are int64 (N,) in [0, K).
     - class order: class 0 is the head and training counts never increase with the class index (ties allowed);
       ``longtail.head_first_order`` relabels a real data set to meet this.
@@ -31,9 +36,9 @@ class LongTailDataset:
 
     name: str
     class_names: tuple[str, ...]
-    train_images: torch.Tensor
+    train_images: Images
     train_labels: torch.Tensor
-    test_images: torch.Tensor
+    test_images: Images
     test_labels: torch.Tensor
     config: DataConfig
     provenance: Mapping[str, Any] = field(default_factory=dict)
@@ -44,6 +49,9 @@ class LongTailDataset:
             raise ValueError(f"data set {self.name!r} needs at least 2 classes, got {k}")
         for split, images, labels in (("train", self.train_images, self.train_labels),
                                       ("test", self.test_images, self.test_labels)):
+            if not isinstance(images, (torch.Tensor, LazyImages)):
+                raise ValueError(f"{split} images of {self.name!r} must be a tensor or LazyImages, got "
+                                 f"{type(images).__name__}")
             if images.dtype != torch.float32 or images.ndim != 4 or images.shape[1] != 3:
                 raise ValueError(f"{split} images of {self.name!r} must be float32 (N, 3, H, W), got "
                                  f"{images.dtype} {tuple(images.shape)}")
@@ -52,7 +60,7 @@ class LongTailDataset:
                                  f"{labels.dtype} {tuple(labels.shape)} for {images.shape[0]} images")
             if images.shape[0] == 0:
                 raise ValueError(f"the {split} split of {self.name!r} is empty")
-            if float(images.min()) < 0.0 or float(images.max()) > 1.0:
+            if isinstance(images, torch.Tensor) and (float(images.min()) < 0.0 or float(images.max()) > 1.0):
                 raise ValueError(f"{split} images of {self.name!r} must lie in [0, 1] (do not normalise them)")
             if int(labels.min()) < 0 or int(labels.max()) >= k:
                 raise ValueError(f"{split} labels of {self.name!r} must lie in [0, {k}), got "

@@ -1,0 +1,112 @@
+"""Inspect a long-tailed data set: ``python -m experiments.data --dataset NAME [--data-root PATH] [options]``.
+
+Builds the split exactly as ``experiments.train`` would (same options, same seed) and prints and writes
+OUT/data_summary.json and OUT/data_summary.md: per-class training / test counts (and the pools they were drawn
+from), the Many/Medium/Few groups, the imbalance factor n_max / n_min and where the data came from. A few images
+of each split are decoded (``--decode``) so that unreadable files show up here rather than mid-training.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from experiments._cli import OneLineParser, UserError, add_dataclass_options, dataclass_from_args, run_main
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from scilt_theory.data import DATASETS, DataConfig
+
+    parser = OneLineParser(prog="python -m experiments.data", description=__doc__.split("\n\n")[0] +
+                           f" Data sets: {', '.join(sorted(DATASETS))}.")
+    add_dataclass_options(parser, DataConfig, title="data", rename={"name": "dataset", "seed": "split_seed"})
+    parser.add_argument("--out", default=None, help="output folder (default: runs/data/<dataset>)")
+    parser.add_argument("--decode", type=int, default=4,
+                        help="images of each split decoded as a check that the files read (default 4; 0 = none)")
+    parser.add_argument("--quiet", action="store_true", help="write the files, print only their paths")
+    return parser
+
+
+def _plain(value: Any) -> Any:
+    """JSON-friendly copy of a provenance entry (arrays become lists; long index arrays are left out)."""
+    import numpy as np
+
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def describe(data) -> dict[str, Any]:
+    """``data.summary()`` plus the provenance a reader recorded (without per-image index arrays)."""
+    summary = data.summary()
+    skip = {"train_index", "test_index", "train_crops", "test_crops"}
+    summary["provenance"] = {k: _plain(v) for k, v in data.provenance.items() if k not in skip}
+    return summary
+
+
+def markdown(summary: dict[str, Any]) -> str:
+    prov = summary["provenance"]
+    pool = prov.get("pool_counts")
+    lines = [f"# {summary['name']}: {summary['num_classes']} classes, {summary['num_train']} training / "
+             f"{summary['num_test']} test images", "",
+             f"- imbalance factor n_max / n_min: **{summary['imbalance_factor']:.4g}** "
+             f"({summary['train_counts'][0]} / {summary['train_counts'][-1]})",
+             f"- groups (Many > {summary['config']['many_threshold']}, Few < {summary['config']['few_threshold']}): "
+             + ", ".join(f"{g} {n}" for g, n in summary["group_sizes"].items()),
+             f"- split seed {summary['seed']}, image shape {summary['image_shape']}"]
+    for key in ("profile", "test_split", "official_test_split", "source_layout", "source_file", "source_root",
+                "source_test_file", "source_test_root", "label_rule", "rows", "multi_label_rows_dropped",
+                "unlisted_rows_dropped", "dropped_classes", "excluded_classes", "source_profile"):
+        if prov.get(key) not in (None, [], ""):
+            lines.append(f"- {key.replace('_', ' ')}: {prov[key]}")
+    lines += ["", "| class | name | group | train | test |" + (" pool |" if pool else ""),
+              "|---:|---|---|---:|---:|" + ("---:|" if pool else "")]
+    for c, name in enumerate(summary["class_names"]):
+        row = (f"| {c} | {name} | {summary['groups'][c]} | {summary['train_counts'][c]} | "
+               f"{summary['test_counts'][c]} |")
+        lines.append(row + (f" {pool[c]} |" if pool else ""))
+    if pool:
+        lines += ["", "pool = the class's images outside the official test split (before any test hold-out)."]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from scilt_theory.checkpoint import atomic_write_text
+    from scilt_theory.data import DATASETS, DataConfig, build_dataset
+
+    config = dataclass_from_args(DataConfig, args)
+    if config.name not in DATASETS:
+        raise UserError(f"unknown data set {config.name!r}; choose one of {', '.join(sorted(DATASETS))}")
+    if args.decode < 0:
+        raise UserError(f"--decode must be a non-negative number of images, got {args.decode}")
+    data = build_dataset(config)
+    for images in (data.train_images, data.test_images):
+        n = min(args.decode, images.shape[0])
+        if n:
+            batch = images[0:n]
+            if float(batch.min()) < 0 or float(batch.max()) > 1:
+                raise UserError(f"decoded images of {config.name} leave [0, 1]")
+    summary = describe(data)
+    out = Path(args.out) if args.out else Path("runs") / "data" / config.name
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(json.dumps(summary, indent=2) + "\n", out / "data_summary.json")
+    text = markdown(summary)
+    atomic_write_text(text, out / "data_summary.md")
+    if not args.quiet:
+        print(text, end="")
+    print(f"wrote {out / 'data_summary.json'} and {out / 'data_summary.md'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run_main(main))

@@ -1,0 +1,180 @@
+"""From what a reader found (every labelled image of a real data set) to a seeded long-tailed split.
+
+The rules, applied in this order and recorded in ``provenance``:
+
+1. ``exclude_classes`` are removed (unknown names are an error). Classes with no training-pool image (e.g. ISIC's
+   ``UNK``, which has no training image) are dropped and listed under ``dropped_classes``.
+2. Classes are ordered head first by the size of their training pool (the images outside an official test split),
+   ties in source order; ``num_classes`` K keeps the K largest.
+3. Test split, drawn first with ``np.random.default_rng(seed)``:
+   - the data set has an official test split (NIH list files / NIH-CXR-LT test CSV, MedMNIST ``test_*``, an
+     imagefolder ``test_root``, ISIC's test ground truth): ``balanced`` draws ``test_per_class`` images of every
+     class from it (default: the size of its smallest class), ``natural`` keeps all of it;
+   - no official test split: ``balanced`` holds out ``test_per_class`` images of every class (default
+     min(100, max(1, ⌊n_min / 5⌋)) with n_min the smallest class), ``natural`` holds out
+     min(max(1, ⌊test_fraction · n_c⌋), n_c − 1) of every class c. At least one image per class stays for training.
+4. Training profile from what is left (n_c available in class c):
+   - ``exponential``: n_c = ⌊n_max · IF^(−c/(K−1))⌋ (``longtail_counts``), drawn without replacement; n_max is
+     ``max_per_class`` or, by default, the largest head for which every class has enough images;
+   - ``natural``: every available image; with ``max_per_class`` M the profile is scaled to
+     max(1, ⌊n_c · M / n_0⌋), keeping its shape.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from scilt_theory.data.config import DataConfig
+from scilt_theory.data.dataset import LongTailDataset
+from scilt_theory.data.lazy import ImageStore, LazyImages
+from scilt_theory.data.longtail import head_first_order, longtail_counts, subsample_per_class
+
+MAX_DEFAULT_TEST_PER_CLASS = 100
+
+
+@dataclass(frozen=True, eq=False)
+class SourcePool:
+    """Every labelled image a reader found, before any split.
+
+    store : decodes item i.  labels : int64 (N,) source class of every item.  class_names : source class order.
+    official_test : bool (N,) marking the data set's own test split, or None.  source : provenance (files read,
+    the label rule).  default_profile : the profile used when ``DataConfig.profile`` is None.
+    """
+
+    store: ImageStore
+    labels: np.ndarray
+    class_names: tuple[str, ...]
+    official_test: np.ndarray | None = None
+    source: dict[str, Any] = field(default_factory=dict)
+    default_profile: str = "exponential"
+
+
+def default_test_per_class(smallest: int) -> int:
+    """Balanced hold-out per class without an official test split: min(100, max(1, ⌊n_min / 5⌋))."""
+    return min(MAX_DEFAULT_TEST_PER_CLASS, max(1, smallest // 5))
+
+
+def affordable_head(available: np.ndarray, imbalance: float) -> int:
+    """Largest n_max with longtail_counts(n_max, K, IF) ≤ available (class by class); counts grow with n_max."""
+    k = len(available)
+    lo, hi = 1, int(available[0])
+    if np.any(longtail_counts(1, k, imbalance) > available):
+        return 0
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if np.all(longtail_counts(mid, k, imbalance) <= available):
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
+def build_longtail(name: str, pool: SourcePool, config: DataConfig) -> LongTailDataset:
+    """Apply the module's rules to ``pool``; deterministic given ``config`` (see the module docstring)."""
+    names = tuple(pool.class_names)
+    labels = np.asarray(pool.labels, dtype=np.int64)
+    k_source = len(names)
+    official = pool.official_test is not None
+    is_test = np.zeros(labels.size, dtype=bool) if pool.official_test is None else np.asarray(pool.official_test)
+    unknown = [c for c in config.exclude_classes if c not in names]
+    if unknown:
+        raise ValueError(f"{name} has no class named {', '.join(map(repr, unknown))}; its classes are "
+                         f"{', '.join(names)}")
+    keep = np.array([c not in config.exclude_classes for c in names], dtype=bool)
+    pool_counts = np.bincount(labels[~is_test], minlength=k_source)
+    dropped = [names[c] for c in range(k_source) if keep[c] and pool_counts[c] == 0]
+    keep &= pool_counts > 0
+    kept = np.flatnonzero(keep)
+    order = kept[head_first_order(pool_counts[kept])]
+    if config.num_classes is not None:
+        if config.num_classes > order.size:
+            raise ValueError(f"{name} has {order.size} classes with training images, {config.num_classes} were "
+                             f"asked for")
+        order = order[:config.num_classes]
+    k = order.size
+    if k < 2:
+        raise ValueError(f"{name} needs at least 2 classes with training images, found {k} "
+                         f"({', '.join(names[c] for c in order) or 'none'})")
+    relabel = np.full(k_source, -1, dtype=np.int64)
+    relabel[order] = np.arange(k)
+    y = relabel[labels]
+    class_names = tuple(names[c] for c in order)
+    rng = np.random.default_rng(config.seed)
+    candidates = np.flatnonzero((y >= 0) & ~is_test)
+    available_before = np.bincount(y[candidates], minlength=k)
+
+    if official:
+        test_candidates = np.flatnonzero((y >= 0) & is_test)
+        test_pool = np.bincount(y[test_candidates], minlength=k)
+        if config.test_split == "balanced":
+            if test_pool.min() == 0:
+                raise ValueError(f"class {class_names[int(test_pool.argmin())]!r} of {name} has no image in the "
+                                 f"official test split; use --test-split natural or --exclude-classes")
+            n_test = config.test_per_class or int(test_pool.min())
+            if n_test > test_pool.min():
+                raise ValueError(f"the official test split of {name} holds {int(test_pool.min())} images of class "
+                                 f"{class_names[int(test_pool.argmin())]!r}, fewer than the {n_test} test images "
+                                 f"per class asked for")
+            test_idx = test_candidates[subsample_per_class(y[test_candidates], [n_test] * k, rng)]
+        else:
+            if config.test_per_class is not None:
+                raise ValueError("test_per_class applies to a balanced test split; a natural one keeps the whole "
+                                 "official test split")
+            test_idx = test_candidates
+        remaining = candidates
+    else:
+        test_pool = None
+        smallest = int(available_before.min())
+        if smallest < 2:
+            raise ValueError(f"class {class_names[int(available_before.argmin())]!r} of {name} has a single image, "
+                             f"so it cannot give both a training and a test image; exclude it with "
+                             f"--exclude-classes")
+        if config.test_split == "balanced":
+            n_test = config.test_per_class or default_test_per_class(smallest)
+            if n_test >= smallest:
+                raise ValueError(f"{name} can hold out at most {smallest - 1} test images per class (class "
+                                 f"{class_names[int(available_before.argmin())]!r} has {smallest}), {n_test} were "
+                                 f"asked for")
+            per_class = [n_test] * k
+        else:
+            if config.test_per_class is not None:
+                raise ValueError("test_per_class applies to a balanced test split; a natural one holds out "
+                                 "--test-fraction of every class")
+            per_class = [min(max(1, int(config.test_fraction * n)), int(n) - 1) for n in available_before]
+        test_idx = candidates[subsample_per_class(y[candidates], per_class, rng)]
+        remaining = np.setdiff1d(candidates, test_idx)
+
+    available = np.bincount(y[remaining], minlength=k)
+    profile = config.profile or pool.default_profile
+    if profile == "natural":
+        if config.max_per_class is not None:
+            if config.max_per_class > available[0]:
+                raise ValueError(f"the head class {class_names[0]!r} of {name} has {int(available[0])} training "
+                                 f"images, fewer than max_per_class {config.max_per_class}")
+            counts = np.maximum(1, np.floor(available * config.max_per_class / available[0] + 1e-9)).astype(np.int64)
+        else:
+            counts = available.copy()
+    else:
+        n_max = config.max_per_class or affordable_head(available, config.imbalance)
+        counts = longtail_counts(max(n_max, 1), k, config.imbalance)
+        short = np.flatnonzero(counts > available)
+        if short.size:
+            c = int(short[0])
+            raise ValueError(f"class {class_names[c]!r} of {name} has {int(available[c])} training images left "
+                             f"after the test split, but the exponential profile (n_max {int(counts[0])}, imbalance "
+                             f"{config.imbalance:g}) needs {int(counts[c])}; lower --max-per-class or --imbalance, "
+                             f"or use --profile natural")
+    train_idx = remaining[subsample_per_class(y[remaining], counts, rng)]
+    provenance = {"train_index": train_idx, "test_index": test_idx, "profile": profile,
+                  "test_split": config.test_split, "official_test_split": official,
+                  "pool_counts": available_before.tolist(), "available_counts": available.tolist(),
+                  "test_pool_counts": None if test_pool is None else test_pool.tolist(),
+                  "dropped_classes": dropped, "excluded_classes": list(config.exclude_classes),
+                  "source_class_names": list(names), **pool.source}
+    import torch
+
+    return LongTailDataset(name, class_names, LazyImages(pool.store, train_idx), torch.from_numpy(y[train_idx]),
+                           LazyImages(pool.store, test_idx), torch.from_numpy(y[test_idx]), config, provenance)
