@@ -86,4 +86,8 @@ def restore_run(path: str | Path, *, device: torch.device | str = "cpu", data: L
     if "class_counts" in record and [int(n) for n in data.class_counts] != list(record["class_counts"]):
         raise CheckpointError("the re-created training split does not have the class counts recorded in the "
                               "checkpoint (different data set version or seed)")
+    recorded = record.get("data_fingerprint")
+    if recorded is not None and data.provenance.get("fingerprint") not in (None, recorded):
+        raise CheckpointError("the re-created split does not hold the images the checkpoint was trained on (their "
+                              "names or labels differ from the fingerprint recorded in run.pt)")
     return record, model, data

@@ -256,6 +256,7 @@ def train(data_config: DataConfig, model_config: ModelConfig, config: TrainConfi
         "weights_sha256": model.weights_sha256,
         "class_names": list(data.class_names),
         "class_counts": [int(n) for n in data.class_counts],
+        "data_fingerprint": data.provenance.get("fingerprint"),  # real data sets: which images, see data/split.py
         "fit_counts": [int(n) for n in fit_counts],
         "holdout_indices": holdout_index.tolist(),
         "metrics": _json_safe(metrics),

@@ -53,7 +53,7 @@ def pool_from_class_folders(root: Path, test_root: Path | None, config: DataConf
             paths += group
             labels += [classes.index(c_name)] * len(group)
         official = np.concatenate([official, np.ones(len(paths) - official.size, dtype=bool)])
-    store = FileStore([str(p) for p in paths], preprocess_from_config(config))
+    store = FileStore([str(p) for p in paths], preprocess_from_config(config), root=str(root))
     source = {"source_root": str(root), "source_test_root": None if test_root is None else str(test_root)}
     return SourcePool(store, np.asarray(labels, dtype=np.int64), tuple(classes), official, source)
 

@@ -73,6 +73,6 @@ def build_isic2019(config: DataConfig) -> LongTailDataset:
     if test_csv is not None:
         paths += resolve_images(test_ids, by_stem, test_csv, str(root))
         labels = np.concatenate([labels, test_labels])
-    store = FileStore([str(p) for p in paths], preprocess_from_config(config))
+    store = FileStore([str(p) for p in paths], preprocess_from_config(config), root=str(root))
     source = {"source_file": str(train_csv), "source_test_file": None if test_csv is None else str(test_csv)}
     return build_longtail("isic2019", SourcePool(store, labels, ISIC_CLASSES, official, source), config)

@@ -53,14 +53,23 @@ class ImageStore:
     def describe(self, i: int) -> str:
         return f"item {i}"
 
+    def identity(self, i: int) -> str:
+        """What makes item i this item, independent of where the data lie (for the split fingerprint)."""
+        return str(i)
+
 
 class FileStore(ImageStore):
     """Image files, decoded with Pillow and resized by ``preprocess`` (see ``scilt_theory.data.images``)."""
 
-    def __init__(self, paths: Sequence[str], preprocess: Preprocess) -> None:
+    def __init__(self, paths: Sequence[str], preprocess: Preprocess, root: str | None = None) -> None:
         self.paths = np.asarray([str(p) for p in paths], dtype=object)
         self.preprocess = preprocess
         self.image_size = preprocess.image_size
+        self.root = None if root is None else os.path.abspath(str(root))
+
+    def identity(self, i: int) -> str:
+        path = os.path.abspath(self.paths[i])
+        return os.path.relpath(path, self.root) if self.root else os.path.basename(path)
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -111,6 +120,10 @@ class ArrayStore(ImageStore):
     def describe(self, i: int) -> str:
         key, j = self._locate(i)
         return f"{self.path}[{key}][{j}]"
+
+    def identity(self, i: int) -> str:
+        key, j = self._locate(i)
+        return f"{os.path.basename(self.path)}:{key}:{j}"
 
 
 class GeneratedStore(ImageStore):

@@ -148,7 +148,7 @@ def _pool_from_lt_csvs(root: Path, train_csv: Path, config: DataConfig) -> Sourc
         paths += resolve_images(ids, index, path, f"{root}/images*")
         labels += table_labels
         official += [part == 1] * len(ids)
-    store = FileStore([str(p) for p in paths], preprocess_from_config(config))
+    store = FileStore([str(p) for p in paths], preprocess_from_config(config), root=str(root))
     return SourcePool(store, np.asarray(labels, dtype=np.int64), classes, np.asarray(official, dtype=bool),
                       {"source_layout": "nih-cxr-lt-csv", "source_file": str(train_csv),
                        "source_test_file": str(test_csv)})
@@ -183,7 +183,7 @@ def _pool_from_data_entry(root: Path, entry: Path, config: DataConfig) -> Source
     if not names:
         raise ValueError(f"{entry} has no single-label row whose image is in train_val_list.txt or test_list.txt")
     paths = resolve_images(names, _image_index(root), entry, f"{root}/images*")
-    store = FileStore([str(p) for p in paths], preprocess_from_config(config))
+    store = FileStore([str(p) for p in paths], preprocess_from_config(config), root=str(root))
     return SourcePool(store, np.asarray(labels, dtype=np.int64), classes, np.asarray(official, dtype=bool),
                       {"source_layout": "nih-data-entry", "source_file": str(entry),
                        "label_rule": "rows with exactly one label in 'Finding Labels' ('No Finding' counts as "

@@ -18,10 +18,14 @@ The rules, applied in this order and recorded in ``provenance``:
      ``max_per_class`` or, by default, the largest head for which every class has enough images;
    - ``natural``: every available image; with ``max_per_class`` M the profile is scaled to
      max(1, ⌊n_c · M / n_0⌋), keeping its shape.
+5. ``provenance["fingerprint"]``: sha256 of every item's identity (its path relative to the data root, or its .npz
+   entry) and class, train then test. run.pt records it, so the bounds command can tell that a re-created split
+   holds the same images, even after the data moved (``--data-root``).
 """
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -70,6 +74,18 @@ def affordable_head(available: np.ndarray, imbalance: float) -> int:
         else:
             hi = mid - 1
     return lo
+
+
+def split_fingerprint(store: ImageStore, train_idx: np.ndarray, train_y: np.ndarray, test_idx: np.ndarray,
+                      test_y: np.ndarray) -> str:
+    """sha256 of every training and test item's identity (file path relative to the data root, .npz entry, …)
+    with its class, in order: equal fingerprints mean the same images with the same labels on the same sides."""
+    digest = hashlib.sha256()
+    for part, index, labels in (("train", train_idx, train_y), ("test", test_idx, test_y)):
+        digest.update(part.encode())
+        for i, y in zip(index.tolist(), labels.tolist()):
+            digest.update(f"\n{store.identity(i)}\t{y}".encode())
+    return digest.hexdigest()
 
 
 def build_longtail(name: str, pool: SourcePool, config: DataConfig) -> LongTailDataset:
@@ -173,7 +189,9 @@ def build_longtail(name: str, pool: SourcePool, config: DataConfig) -> LongTailD
                   "pool_counts": available_before.tolist(), "available_counts": available.tolist(),
                   "test_pool_counts": None if test_pool is None else test_pool.tolist(),
                   "dropped_classes": dropped, "excluded_classes": list(config.exclude_classes),
-                  "source_class_names": list(names), **pool.source}
+                  "source_class_names": list(names),
+                  "fingerprint": split_fingerprint(pool.store, train_idx, y[train_idx], test_idx, y[test_idx]),
+                  **pool.source}
     import torch
 
     return LongTailDataset(name, class_names, LazyImages(pool.store, train_idx), torch.from_numpy(y[train_idx]),
