@@ -11,6 +11,8 @@ from dataclasses import dataclass
 import torch
 from tqdm.auto import tqdm
 
+from scilt_theory.distributed import DistContext
+from scilt_theory.distributed import current as current_context
 from scilt_theory.models import SciLTModel
 
 
@@ -62,3 +64,29 @@ def extract_features(model: SciLTModel, images: torch.Tensor, labels: torch.Tens
     return FeatureSet(phi_penult=torch.cat(parts["phi1"]), phi_final=torch.cat(parts["phi2"]),
                       psi_penult=torch.cat(parts["psi1"]), psi_final=torch.cat(parts["psi2"]),
                       scores=torch.cat(parts["scores"]), labels=labels.to(torch.int64).cpu())
+
+
+def extract_features_distributed(model: SciLTModel, images: torch.Tensor, labels: torch.Tensor, *,
+                                 context: DistContext | None = None, **kwargs) -> FeatureSet:
+    """:func:`extract_features` with the images shared among the processes of a torchrun launch.
+
+    Each rank extracts its contiguous shard (``DistContext.shard``) and the rows are gathered in rank order, so
+    every rank returns the features of all ``images`` in their order: those of one process, up to the floating
+    point of different batch compositions. With one process this is :func:`extract_features`.
+    """
+    ctx = context if context is not None else current_context()
+    if not ctx.enabled:
+        return extract_features(model, images, labels, **kwargs)
+    if images.shape[0] != labels.shape[0]:
+        raise ValueError(f"{images.shape[0]} images but {labels.shape[0]} labels")
+    start, stop = ctx.shard(images.shape[0])
+    if stop > start:
+        part = extract_features(model, images[start:stop], labels[start:stop], **kwargs)
+    else:  # fewer images than processes: this rank contributes no rows
+        dtype = kwargs.get("dtype", torch.float64)
+        d, k = model.feature_dim, model.config.num_classes
+        empty = torch.empty(0, d, dtype=dtype)
+        part = FeatureSet(empty, empty, empty, empty, torch.empty(0, k, dtype=dtype), torch.empty(0, dtype=torch.int64))
+    return FeatureSet(phi_penult=ctx.gather_rows(part.phi_penult), phi_final=ctx.gather_rows(part.phi_final),
+                      psi_penult=ctx.gather_rows(part.psi_penult), psi_final=ctx.gather_rows(part.psi_final),
+                      scores=ctx.gather_rows(part.scores), labels=labels.to(torch.int64).cpu())
