@@ -1,7 +1,8 @@
 """Streamed extraction of the two CLS features and the scores of a trained model.
 
 One forward pass per batch yields φ_{N-1}, φ_N (THEORY §0) and the scores s1 + s2; only the n × d feature
-matrices and the n × K scores are kept, so memory does not grow with anything but n.
+matrices and the n × K scores are kept (allocated once, filled in place), so beyond them the working memory is
+one batch's activations, whatever n is (benchmarks/bench_extract.py measures it).
 """
 
 from __future__ import annotations
@@ -50,20 +51,24 @@ def extract_features(model: SciLTModel, images: torch.Tensor, labels: torch.Tens
         raise ValueError(f"{images.shape[0]} images but {labels.shape[0]} labels")
     device = torch.device(device)
     model.eval()
-    parts: dict[str, list[torch.Tensor]] = {k: [] for k in ("phi1", "phi2", "psi1", "psi2", "scores")}
-    for start in tqdm(range(0, images.shape[0], batch_size), desc=desc, leave=False, disable=not progress or None):
+    n = images.shape[0]
+    if n == 0:
+        raise ValueError("no images to extract features from")
+    # Outputs are allocated once at their final size and filled batch by batch: no list of parts and no
+    # concatenation, so the working memory beyond the n-row results is one batch's activations.
+    out: dict[str, torch.Tensor] = {}
+    for start in tqdm(range(0, n, batch_size), desc=desc, leave=False, disable=not progress or None):
         x = images[start:start + batch_size].to(device, non_blocking=True)
         # Features in float32 even on GPU: bf16 would blur the norms the bounds depend on.
         phi1, phi2 = model.features(x)
-        out = model.output_from_features(phi1, phi2)
-        psi1, psi2, scores = out.psi1, out.psi2, out.logits
-        for key, value in (("phi1", phi1), ("phi2", phi2), ("psi1", psi1), ("psi2", psi2), ("scores", scores)):
-            parts[key].append(value.detach().to("cpu", dtype))
-    if not parts["scores"]:
-        raise ValueError("no images to extract features from")
-    return FeatureSet(phi_penult=torch.cat(parts["phi1"]), phi_final=torch.cat(parts["phi2"]),
-                      psi_penult=torch.cat(parts["psi1"]), psi_final=torch.cat(parts["psi2"]),
-                      scores=torch.cat(parts["scores"]), labels=labels.to(torch.int64).cpu())
+        res = model.output_from_features(phi1, phi2)
+        for key, value in (("phi1", phi1), ("phi2", phi2), ("psi1", res.psi1), ("psi2", res.psi2),
+                           ("scores", res.logits)):
+            if key not in out:
+                out[key] = torch.empty((n, *value.shape[1:]), dtype=dtype)
+            out[key][start:start + value.shape[0]].copy_(value.detach())
+    return FeatureSet(phi_penult=out["phi1"], phi_final=out["phi2"], psi_penult=out["psi1"], psi_final=out["psi2"],
+                      scores=out["scores"], labels=labels.to(torch.int64).cpu())
 
 
 def extract_features_distributed(model: SciLTModel, images: torch.Tensor, labels: torch.Tensor, *,

@@ -344,6 +344,7 @@ class _SignStream:
         self.gen = torch.Generator()  # CPU: Philox on CUDA would give chunk-size-dependent streams
         self.gen.manual_seed(int(seed))
         self.table = _sign_table(dtype, device)
+        self.via_host = device.type != "cpu"  # words drawn on the host and copied to the device
         self._capacity = 0
 
     @staticmethod
@@ -359,7 +360,7 @@ class _SignStream:
             self._signs = torch.empty(8 * nw, 8, dtype=self.dtype, device=self.device)
             self._capacity = draws
         nw = draws * self.columns * self.words
-        if self.device.type == "cpu":
+        if not self.via_host:
             words = self._words[:nw].random_(-2**63, None, generator=self.gen)
         else:
             # pinned: the copy is asynchronous, so the device computes the previous chunk meanwhile; the
