@@ -7,7 +7,10 @@
 * exact enumeration at n = 20, 21, 22 (row class, K = 1);
 * cvxpy: seconds per sign draw for the linear ball and for the coupled SciLT class (11-point alpha grid).
 
-Run: ``python -m benchmarks.bench_rademacher [--full] [--append-results]``.
+With ``--device cuda`` the MC rows run on the GPU (features and the precomputed S there; the estimator's sign
+words come from the host generator, so its draws equal the CPU draws). ``--smoke``: tiny settings for CI.
+
+Run: ``python -m benchmarks.bench_rademacher [--full] [--device cpu|cuda] [--smoke] [--append-results]``.
 """
 
 from __future__ import annotations
@@ -29,16 +32,20 @@ RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 SECTION = "## Rademacher estimators"
 
 
-def _best_time(fn: Callable[[], Any], repeats: int) -> float:
+def _best_time(fn: Callable[[], Any], repeats: int, device: torch.device | None = None) -> float:
     best = float("inf")
     for _ in range(repeats):
+        if device is not None and device.type == "cuda":
+            torch.cuda.synchronize(device)
         start = time.perf_counter()
         fn()
+        if device is not None and device.type == "cuda":
+            torch.cuda.synchronize(device)
         best = min(best, time.perf_counter() - start)
     return best
 
 
-def bench_mc(n: int, d: int, m: int, repeats: int, seed: int = 0) -> dict:
+def bench_mc(n: int, d: int, m: int, repeats: int, seed: int = 0, device: str = "cpu") -> dict:
     """Best-of-``repeats`` seconds of the MC estimator and of one bare matmul of the same shape.
 
     The two are timed alternately so that a busy machine slows both alike.
@@ -47,6 +54,8 @@ def bench_mc(n: int, d: int, m: int, repeats: int, seed: int = 0) -> dict:
     psi = torch.randn(n, d, generator=gen)
     psi = psi / psi.norm(dim=1, keepdim=True)
     signs = torch.empty(n, m).bernoulli_(0.5, generator=gen).mul_(2).sub_(1)   # precomputed S (n x m)
+    dev = torch.device(device)
+    psi, signs = psi.to(dev), signs.to(dev)
     result: dict = {}
 
     def run() -> None:
@@ -54,9 +63,9 @@ def bench_mc(n: int, d: int, m: int, repeats: int, seed: int = 0) -> dict:
 
     t_matmul = t_mc = float("inf")
     for _ in range(repeats):
-        t_matmul = min(t_matmul, _best_time(lambda: psi.T @ signs, 1))
-        t_mc = min(t_mc, _best_time(run, 1))
-    return {"kind": "mc", "n": n, "d": d, "m": m, "mc_s": t_mc, "matmul_s": t_matmul, "ratio": t_mc / t_matmul,
+        t_matmul = min(t_matmul, _best_time(lambda: psi.T @ signs, 1, dev))
+        t_mc = min(t_mc, _best_time(run, 1, dev))
+    return {"kind": "mc", "device": dev.type, "n": n, "d": d, "m": m, "mc_s": t_mc, "matmul_s": t_matmul, "ratio": t_mc / t_matmul,
             "value": result["r"].value, "stderr": result["r"].stderr}
 
 
@@ -90,7 +99,7 @@ def format_table(rows: Sequence[dict]) -> str:
     lines = ["| what | shape | seconds | bare matmul s | ratio |", "| --- | --- | --- | --- | --- |"]
     for r in rows:
         if r["kind"] == "mc":
-            lines.append(f"| MC, row class K=1 (value {r['value']:.4g} ± {r['stderr']:.2g}) "
+            lines.append(f"| MC{' on ' + r['device'] if r.get('device', 'cpu') != 'cpu' else ''}, row class K=1 (value {r['value']:.4g} ± {r['stderr']:.2g}) "
                          f"| n={r['n']}, d={r['d']}, m={r['m']} | {r['mc_s']:.3f} | {r['matmul_s']:.3f} "
                          f"| **{r['ratio']:.2f}x** |")
         elif r["kind"] == "exact":
@@ -101,8 +110,9 @@ def format_table(rows: Sequence[dict]) -> str:
     return "\n".join(lines)
 
 
-def machine_line() -> str:
-    return (f"machine: {platform.platform()}, {platform.processor() or platform.machine()}, "
+def machine_line(device: str = "cpu") -> str:
+    gpu = f"GPU {torch.cuda.get_device_name()}; " if device == "cuda" else ""
+    return (f"machine: {platform.platform()}, {platform.processor() or platform.machine()}, {gpu}"
             f"os.cpu_count()={os.cpu_count()}, torch threads={torch.get_num_threads()}; "
             f"torch {torch.__version__}; numpy {np.__version__}; "
             f"date {_dt.datetime.now().isoformat(timespec='seconds')}")
@@ -121,7 +131,14 @@ def main(argv: Sequence[str] | None = None) -> dict:
     parser.add_argument("--threads", type=int, default=1, help="torch threads (shared CPUs: keep it small)")
     parser.add_argument("--append-results", action="store_true", help=f"append the table to {RESULTS}")
     parser.add_argument("--results-path", type=Path, default=RESULTS, help="file --append-results writes to")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where the MC rows run")
+    parser.add_argument("--smoke", action="store_true", help="tiny settings (CI smoke run; numbers meaningless)")
     args = parser.parse_args(argv)
+    if args.smoke:
+        args.n, args.d, args.m, args.full, args.exact_n = 200, 16, 64, False, [8]
+        args.cvxpy_draws, args.cvxpy_shape, args.repeats = 1, [10, 4, 2], 1
+    if args.device == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("error: --device cuda but no CUDA device is available")
     previous_threads = torch.get_num_threads()
     torch.set_num_threads(args.threads)
     try:
@@ -131,21 +148,22 @@ def main(argv: Sequence[str] | None = None) -> dict:
 
 
 def _run(args: argparse.Namespace) -> dict:
-    rows = [bench_mc(args.n, args.d, args.m, args.repeats)]
+    rows = [bench_mc(args.n, args.d, args.m, args.repeats, device=args.device)]
     if args.full:
-        rows.append(bench_mc(50_000, 768, 10_000, 2))
+        rows.append(bench_mc(50_000, 768, 10_000, 2, device=args.device))
     rows += [bench_exact(n, args.d, args.repeats) for n in args.exact_n]
     if args.cvxpy_draws > 0:
         rows += bench_cvxpy(*args.cvxpy_shape, draws=args.cvxpy_draws)
     table = format_table(rows)
-    text = machine_line() + "\n\n" + table
+    text = machine_line(args.device) + "\n\n" + table
     print(text)
     if args.append_results:
         path = args.results_path
         header = "" if path.exists() else "# Benchmark results\n"
         with path.open("a") as fh:  # append only: other sections belong to other benchmarks
             fh.write(f"{header}\n{SECTION} (`python -m benchmarks.bench_rademacher"
-                     f"{' --full' if args.full else ''}`)\n\n{text}\n")
+                     f"{' --full' if args.full else ''}{' --device cuda' if args.device == 'cuda' else ''}"
+                     f"{' --smoke' if args.smoke else ''}`)\n\n{text}\n")
     return {"rows": rows, "table": table}
 
 

@@ -4,7 +4,8 @@ Rebuilds the model from run.pt (weights-only load), re-creates its data split, e
 streamed pass per sample, and computes THEORY.md's numbers: the empirical Rademacher complexities of F_{N-1},
 F_N and their sum (Lemma 5.1), the coupled class and its tightness ratio, Theorem 5.3 overall and Corollary 5.4
 per class / per Many-Medium-Few group / worst class, beside the empirical errors. Writes DIR/bounds.json
-(schema in README.md), DIR/report.md and the plots.
+(schema in README.md), DIR/report.md and the plots. Under ``torchrun --nproc_per_node N -m experiments.bounds``
+the N processes share the feature extraction and rank 0 computes and writes the rest.
 """
 
 from __future__ import annotations
@@ -97,6 +98,7 @@ def validate(args: argparse.Namespace) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     validate(args)
+    from scilt_theory import distributed
     from scilt_theory.bounds_pipeline import BoundsSettings, compute_bounds_report
     from scilt_theory.checkpoint import CheckpointError, atomic_write_text
     from scilt_theory.report import bounds_markdown
@@ -110,9 +112,12 @@ def main(argv: list[str] | None = None) -> int:
                               mode_description=MODES[args.mode], data_root=args.data_root,
                               test_root=args.test_root, weights=args.weights)
     try:
-        report = compute_bounds_report(Path(args.ckpt), settings)
+        with distributed.launch(args.device):  # torchrun: the processes share the feature extraction
+            report = compute_bounds_report(Path(args.ckpt), settings)
     except CheckpointError as exc:
         raise UserError(str(exc)) from None
+    if report is None:  # not rank 0: rank 0 computes the bounds and writes the files
+        return 0
     if args.label:
         report["label"] = args.label
     out = Path(args.out) if args.out else Path(args.ckpt).resolve().parent / "bounds"

@@ -2,6 +2,8 @@
 
 Writes OUT/run.pt (weights-only loadable), OUT/metrics.json and OUT/metrics.md. Every option below maps to a
 field of DataConfig, ModelConfig or TrainConfig; ``--help`` lists them all with their defaults.
+``torchrun --nproc_per_node N -m experiments.train ...`` trains with DistributedDataParallel on N processes
+(scilt_theory/distributed.py): same global batches, data order and results as one process; rank 0 writes.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     from scilt_theory.data import DATASETS, DataConfig
     from scilt_theory.models import ModelConfig
+    from scilt_theory import distributed
     from scilt_theory.training import TrainConfig, train
 
     # num_classes is a placeholder until the data set is built; train() replaces it.
@@ -59,14 +62,15 @@ def main(argv: list[str] | None = None) -> int:
     if data_config.name not in DATASETS:
         raise UserError(f"unknown data set {data_config.name!r}; choose one of {', '.join(sorted(DATASETS))}")
     train_config = dataclass_from_args(TrainConfig, args)
-    result = train(data_config, model_config, train_config)
+    with distributed.launch(train_config.device) as ctx:  # joins the torchrun process group, if any
+        result = train(data_config, model_config, train_config)
     m = result.metrics
     ga = m["group_accuracy"]
 
     def pct(value: float | None) -> str:
         return "n/a" if value is None else f"{100 * value:.1f}%"
 
-    if not train_config.quiet:
+    if not train_config.quiet and ctx.is_main:
         print(f"balanced accuracy {pct(m['balanced_accuracy'])}  many {pct(ga['many'])}  medium {pct(ga['medium'])}  "
               f"few {pct(ga['few'])}  worst class {pct(m['worst_class']['accuracy'])} ({m['worst_class']['name']})")
         print(f"wrote {result.run_path} and metrics.json / metrics.md beside it ({result.seconds:.0f} s)")

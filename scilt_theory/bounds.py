@@ -1107,9 +1107,13 @@ class FusedBoundReport:
 
 
 def _unit_erc(features: np.ndarray, num_outputs: int, norm: str, method: str, n_draws: int, seed: int,
-              delta_cert: float | None) -> ErcSummary:
+              delta_cert: float | None, device: Any = None) -> ErcSummary:
+    import torch
+
     from scilt_theory.rademacher import rademacher_linear  # estimator module (THEORY §5)
 
+    if device is not None and method in ("mc", "exact"):  # pure-torch estimators run where the tensor lives
+        features = torch.as_tensor(features, device=device)
     kwargs: dict = {"num_outputs": num_outputs, "norm": norm, "method": method, "seed": seed}
     if method == "mc":
         kwargs.update(n_draws=n_draws, delta_mc=delta_cert)
@@ -1125,7 +1129,7 @@ def fused_model_bounds(psi_penult: Any, psi_final: Any, scores: Any, labels: Any
                        few_threshold: int = 20, class_counts: Sequence[int] | None = None,
                        class_groups: Sequence[str] | Mapping[int, str] | None = None,
                        feature_norm_bound: float | None = None,
-                       exact_max_signs: int = EXACT_MAX_SIGNS) -> FusedBoundReport:
+                       exact_max_signs: int = EXACT_MAX_SIGNS, device: Any = None) -> FusedBoundReport:
     """Theorem 5.3 and Corollary 5.4 for a trained fused model (THEORY §1, §4, §5).
 
     ``scores = U psi_1 + V psi_2`` is assumed to lie in ``F_{N-1} + F_N`` with the given radii (the caller
@@ -1146,6 +1150,7 @@ def fused_model_bounds(psi_penult: Any, psi_final: Any, scores: Any, labels: Any
     ``class_counts`` (the full training counts) only decides the Many/Medium/Few groups; ``n_c`` of the
     bound is always counted in ``labels``. With ``feature_norm_bound`` (cosine heads: 1.0), the tighter
     :func:`theorem53_bound_bounded_features` is also reported (the contract bound stays the main one).
+    ``device`` (e.g. ``"cuda"``): where the MC and exact ERC estimators run (same sign draws on every device).
     """
     k = _check_count(num_classes, "num_classes", 2)
     delta = _check_delta(delta)
@@ -1198,14 +1203,14 @@ def fused_model_bounds(psi_penult: Any, psi_final: Any, scores: Any, labels: Any
     split = confidence_split_from_parts(delta, dm, n_cert)
     d_cert = split.delta_per_certificate
 
-    unit1 = _unit_erc(psi1, k, norm, overall_method, n_draws, seed, d_cert)
-    unit2 = _unit_erc(psi2, k, norm, overall_method, n_draws, seed, d_cert)
+    unit1 = _unit_erc(psi1, k, norm, overall_method, n_draws, seed, d_cert, device)
+    unit2 = _unit_erc(psi2, k, norm, overall_method, n_draws, seed, d_cert, device)
     cls1: list[ErcSummary | None] = [None] * k
     cls2: list[ErcSummary | None] = [None] * k
     for c, mth in class_methods.items():
         rows = y == c
-        cls1[c] = _unit_erc(psi1[rows], k, norm, mth, n_draws, seed + 1 + c, d_cert)
-        cls2[c] = _unit_erc(psi2[rows], k, norm, mth, n_draws, seed + 1 + c, d_cert)
+        cls1[c] = _unit_erc(psi1[rows], k, norm, mth, n_draws, seed + 1 + c, d_cert, device)
+        cls2[c] = _unit_erc(psi2[rows], k, norm, mth, n_draws, seed + 1 + c, d_cert, device)
 
     marg = np.asarray(_margins(scores_np, y), dtype=np.float64)
     overall = theorem53_grid_bound(marg, unit1.upper, unit2.upper, delta, grid, b1, b2)

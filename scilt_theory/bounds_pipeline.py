@@ -19,7 +19,8 @@ import torch
 
 from scilt_theory.bounds import BoundGrid, fused_model_bounds
 from scilt_theory.checkpoint import CheckpointError
-from scilt_theory.features import FeatureSet, extract_features
+from scilt_theory import distributed
+from scilt_theory.features import FeatureSet, extract_features_distributed
 from scilt_theory.rademacher import rademacher_coupled_scilt
 from scilt_theory.restore import restore_run
 from scilt_theory.training import resolve_device
@@ -108,9 +109,15 @@ def _mean(values: list[float | None]) -> float | None:
     return float(np.mean(present)) if present else None
 
 
-def compute_bounds_report(ckpt: Path, settings: BoundsSettings) -> dict[str, Any]:
-    """Everything bounds.json holds (schema: README.md, "bounds.json")."""
-    device = resolve_device(settings.device)
+def compute_bounds_report(ckpt: Path, settings: BoundsSettings) -> dict[str, Any] | None:
+    """Everything bounds.json holds (schema: README.md, "bounds.json").
+
+    Under torchrun the processes share the feature extraction (scilt_theory/distributed.py); rank 0 computes
+    the rest and returns the report, the other ranks return None. With features on CUDA the Monte Carlo and
+    exact ERC estimators run there too (the same sign draws as on CPU).
+    """
+    ctx = distributed.current()
+    device = ctx.device(resolve_device(settings.device))
     record, model, data = restore_run(ckpt, device=device, data_root=settings.data_root,
                                       test_root=settings.test_root, weights=settings.weights)
     cfg = model.config
@@ -131,11 +138,13 @@ def compute_bounds_report(ckpt: Path, settings: BoundsSettings) -> dict[str, Any
         sample = holdout
     else:
         sample = (~in_holdout).nonzero(as_tuple=True)[0]
-    train_features = extract_features(model, data.train_images[sample], data.train_labels[sample],
+    train_features = extract_features_distributed(model, data.train_images[sample], data.train_labels[sample],
                                       batch_size=settings.batch_size, device=device, progress=settings.progress,
                                       desc="train features")
-    test_features = extract_features(model, data.test_images, data.test_labels, batch_size=settings.batch_size,
+    test_features = extract_features_distributed(model, data.test_images, data.test_labels, batch_size=settings.batch_size,
                                      device=device, progress=settings.progress, desc="test features")
+    if not ctx.is_main:
+        return None
     model = model.cpu()
     if settings.mode == "certified":
         fit_counts = torch.as_tensor(record.get("fit_counts", data.class_counts.tolist()))
@@ -153,8 +162,9 @@ def compute_bounds_report(ckpt: Path, settings: BoundsSettings) -> dict[str, Any
         num_classes=num_classes, radius_penult=radius_penult, radius_final=radius_final, norm="row", grid=grid,
         delta=settings.delta, method=settings.method, n_draws=settings.n_draws, delta_mc=settings.delta_mc, seed=settings.seed,
         class_names=list(data.class_names), many_threshold=data.config.many_threshold,
-        few_threshold=data.config.few_threshold, class_counts=[int(n) for n in data.class_counts])
-    coupled = _coupled(train_features, num_classes, scale, settings)
+        few_threshold=data.config.few_threshold, class_counts=[int(n) for n in data.class_counts],
+        device=device if device.type == "cuda" else None)
+    coupled = _coupled(train_features, num_classes, scale, settings, device)
     timing["rademacher_seconds"] = time.perf_counter() - started
 
     fused = result.to_dict()
@@ -173,7 +183,8 @@ def _margins(features: FeatureSet) -> torch.Tensor:
     return margins(features.scores, features.labels)
 
 
-def _coupled(features: FeatureSet, num_classes: int, scale: float, settings: BoundsSettings) -> dict | None:
+def _coupled(features: FeatureSet, num_classes: int, scale: float, settings: BoundsSettings,
+             device: torch.device | None = None) -> dict | None:
     if settings.coupled_subsample == 0:
         return None
     n = features.n
@@ -184,8 +195,9 @@ def _coupled(features: FeatureSet, num_classes: int, scale: float, settings: Bou
     method = "closed" if settings.method == "closed" else ("exact" if idx.numel() * num_classes <= 20 else "mc")
     if method == "closed":
         return None
-    res = rademacher_coupled_scilt(features.psi_penult[idx], features.psi_final[idx], num_classes, scale,
-                                   method=method, n_draws=settings.n_draws, seed=settings.seed,
+    on = device if device is not None and device.type == "cuda" else "cpu"  # MC on the GPU when there is one
+    res = rademacher_coupled_scilt(features.psi_penult[idx].to(on), features.psi_final[idx].to(on), num_classes,
+                                   scale, method=method, n_draws=settings.n_draws, seed=settings.seed,
                                    delta_mc=settings.delta_mc)
     out = res.to_dict()
     out["n_subsample"] = int(idx.numel())

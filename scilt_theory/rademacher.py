@@ -29,10 +29,12 @@ Estimators (THEORY §5):
   for classes with coupled or intersected constraints: the coupled SciLT class, ball intersected with a
   distance-to-initialisation ball).
 
-Sign draws come from a seeded ``torch.Generator`` on the features' device: 64 random bits per int64 word,
-turned into +-1 in the matmul dtype by a 256 x 8 look-up table, so sign generation costs far less than a
-``torch.randint`` per sign. On CPU the stream is serial, so draw ``j`` has the same signs whatever the chunk
-size (memory budget) is; the MC, cvxpy and :func:`rademacher_signs` draws with the same seed coincide.
+Sign draws come from a seeded CPU ``torch.Generator``: 64 random bits per int64 word, turned into +-1 in the
+matmul dtype by a 256 x 8 look-up table on the features' device, so sign generation costs far less than a
+``torch.randint`` per sign. The CPU stream is serial, so draw ``j`` has the same signs whatever the chunk size
+(memory budget) is and whatever the device: features on CUDA get their words generated on the host, copied
+asynchronously from page-locked memory (8 bytes per 64 signs), and the matmul runs on the GPU while the host
+draws the next chunk. The MC, cvxpy and :func:`rademacher_signs` draws with the same seed coincide, on CPU and GPU.
 """
 
 from __future__ import annotations
@@ -331,17 +333,18 @@ def _sign_table(dtype: torch.dtype, device: torch.device) -> torch.Tensor:
 class _SignStream:
     """Draws of ``columns`` sign vectors of length n, returned as a (draws, columns, n) strided view.
 
-    Each (draw, column) consumes ``ceil(n/64)`` random int64 words, so the signs of draw j do not depend on how
-    the draws are chunked (on CPU, where torch's generator is serial).
+    Each (draw, column) consumes ``ceil(n/64)`` random int64 words of a serial CPU generator, so the signs of
+    draw j depend neither on how the draws are chunked nor on the device (words are copied to an accelerator).
     """
 
     def __init__(self, n: int, columns: int, seed: int, device: torch.device, dtype: torch.dtype) -> None:
         self.n, self.columns, self.device, self.dtype = n, columns, device, dtype
         self.words = -(-n // 64)
         self.width = 64 * self.words
-        self.gen = torch.Generator(device=device)
+        self.gen = torch.Generator()  # CPU: Philox on CUDA would give chunk-size-dependent streams
         self.gen.manual_seed(int(seed))
         self.table = _sign_table(dtype, device)
+        self.via_host = device.type != "cpu"  # words drawn on the host and copied to the device
         self._capacity = 0
 
     @staticmethod
@@ -357,7 +360,14 @@ class _SignStream:
             self._signs = torch.empty(8 * nw, 8, dtype=self.dtype, device=self.device)
             self._capacity = draws
         nw = draws * self.columns * self.words
-        words = self._words[:nw].random_(-2**63, None, generator=self.gen)
+        if not self.via_host:
+            words = self._words[:nw].random_(-2**63, None, generator=self.gen)
+        else:
+            # pinned: the copy is asynchronous, so the device computes the previous chunk meanwhile; the
+            # caching host allocator keeps this block until the copy has finished.
+            host = torch.empty(nw, dtype=torch.int64, pin_memory=self.device.type == "cuda")
+            words = self._words[:nw]
+            words.copy_(host.random_(-2**63, None, generator=self.gen), non_blocking=True)
         index = self._index[:8 * nw]
         index.copy_(words.view(torch.uint8))
         signs = torch.index_select(self.table, 0, index, out=self._signs[:8 * nw])

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import random
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
@@ -17,8 +17,9 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from scilt_theory import distributed
 from scilt_theory.checkpoint import atomic_write_text, library_versions, save_run
-from scilt_theory.data import DataConfig, LongTailDataset, build_dataset, make_loader
+from scilt_theory.data import DataConfig, LongTailDataset, build_dataset, make_loader, row_range
 from scilt_theory.losses import logit_adjusted_cross_entropy
 from scilt_theory.metrics import evaluate_predictions, metrics_markdown
 from scilt_theory.models import ModelConfig, SciLTModel, build_model
@@ -50,6 +51,12 @@ class TrainConfig:
     eval_batch_size: int = field(default=256, metadata={"help": "batch size for evaluation"})
     out: str = field(default="runs/run", metadata={"help": "output directory for run.pt, metrics.json, metrics.md"})
     quiet: bool = field(default=False, metadata={"help": "no progress bars or per-epoch lines"})
+    num_workers: int | None = field(default=None, metadata={
+        "help": "data-loader worker processes (batches are pinned in page-locked memory on CUDA); none = automatic "
+                "(workers only for more than 2048 images read from files); the data order depends on the seed "
+                "only, whatever this is"})
+    compile: bool = field(default=False, metadata={
+        "help": "torch.compile the training forward (first steps are slower while it compiles)"})
 
     def __post_init__(self) -> None:
         if self.epochs < 1:
@@ -70,6 +77,8 @@ class TrainConfig:
             raise ValueError(f"holdout_fraction must lie in [0, 1), got {self.holdout_fraction}")
         if self.tau < 0 or self.lam < 0:
             raise ValueError("tau and lam must be non-negative")
+        if self.num_workers is not None and self.num_workers < 0:
+            raise ValueError(f"num_workers must be at least 0, got {self.num_workers}")
         if self.device not in DEVICES:
             raise ValueError(f"device must be one of {DEVICES}, got {self.device!r}")
         if self.device == "cuda" and not torch.cuda.is_available():
@@ -102,11 +111,16 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def augment_batch(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+def augment_batch(images: torch.Tensor, generator: torch.Generator, global_size: int | None = None,
+                  offset: int = 0) -> torch.Tensor:
     """Random horizontal/vertical flips and 90° rotations, one choice per image (scientific images have
-    no canonical orientation). Square images only, which all our data sets are."""
+    no canonical orientation). Square images only, which all our data sets are.
+
+    In multi-process training ``images`` are rows ``offset:offset + B`` of a global batch of ``global_size``:
+    the choices are drawn for the whole global batch (as one process does) and sliced.
+    """
     batch = images.shape[0]
-    choice = torch.randint(0, 8, (batch,), generator=generator)
+    choice = torch.randint(0, 8, (global_size or batch,), generator=generator)[offset:offset + batch]
     out = images.clone()
     for k in range(8):
         idx = (choice == k).nonzero(as_tuple=True)[0]
@@ -157,7 +171,9 @@ def predict(model: SciLTModel, images: torch.Tensor, batch_size: int, device: to
 
 
 def evaluate_model(model: SciLTModel, data: LongTailDataset, batch_size: int, device: torch.device) -> dict:
-    scores = predict(model, data.test_images, batch_size, device)
+    ctx = distributed.current()  # under torchrun each process scores its shard of the test split
+    start, stop = ctx.shard(len(data.test_images))
+    scores = ctx.gather_rows(predict(model, row_range(data.test_images, start, stop), batch_size, device))
     cfg = data.config
     return evaluate_predictions(data.test_labels.numpy(), scores.argmax(dim=1).numpy(),
                                 num_classes=data.num_classes, train_counts=data.class_counts.tolist(),
@@ -182,7 +198,10 @@ def train(data_config: DataConfig, model_config: ModelConfig, config: TrainConfi
     ``model_config.num_classes`` is overwritten by the data set's class count.
     """
     started = time.perf_counter()
-    device = resolve_device(config.device)
+    ctx = distributed.current()  # torchrun: this process's rank (scilt_theory/distributed.py)
+    ctx.check_batch_size(config.batch_size)
+    config = config if ctx.is_main else replace(config, quiet=True)  # rank 0 alone logs
+    device = ctx.device(resolve_device(config.device))
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
@@ -198,7 +217,10 @@ def train(data_config: DataConfig, model_config: ModelConfig, config: TrainConfi
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = make_optimizer(params, config, device)
     loader = make_loader(fit_images, fit_labels, batch_size=config.batch_size, shuffle=True,
-                         seed=config.seed, drop_last=False)
+                         seed=config.seed, drop_last=False, num_workers=config.num_workers,
+                         pin_memory=device.type == "cuda", shard=ctx.shard_spec)
+    net = ctx.wrap(model, device, find_unused_parameters=not config.lam)  # DDP under torchrun
+    net = torch.compile(net) if config.compile else net
     steps_per_epoch = len(loader)
     total_steps = steps_per_epoch * config.epochs
     scheduler = torch.optim.lr_scheduler.LambdaLR(
@@ -216,24 +238,27 @@ def train(data_config: DataConfig, model_config: ModelConfig, config: TrainConfi
         total_loss, correct, seen = 0.0, 0, 0
         bar = tqdm(loader, desc=f"epoch {epoch + 1}/{config.epochs}", leave=False,
                    disable=config.quiet or None)
-        for images, labels in bar:
+        for step, (images, labels) in enumerate(bar):
+            global_size, offset = ctx.batch_shard(step, len(fit_labels), config.batch_size)
             if config.augment:
-                images = augment_batch(images, aug_generator)
+                images = augment_batch(images, aug_generator, global_size, offset)
             images = images.to(device, non_blocking=True)
             labels = labels.to(device, non_blocking=True)
             with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-                output = model(images)
-            loss = scilt_loss(output, labels, class_counts, config)
+                output = net(images)
+            # an empty shard (a last batch smaller than the process count) still joins DDP's all-reduce
+            loss = scilt_loss(output, labels, class_counts, config) if len(labels) else output.logits.sum() * 0.0
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"non-finite training loss at epoch {epoch + 1}; lower the learning rate "
                                          f"(lr={config.lr})")
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            ctx.scaled_loss(loss, len(labels), global_size).backward()
             optimizer.step()
             scheduler.step()
             total_loss += float(loss.detach()) * labels.shape[0]
             correct += int((output.logits.detach().argmax(dim=1) == labels).sum())
             seen += labels.shape[0]
+        total_loss, correct, seen = ctx.sum([total_loss, correct, seen])
         record = {"epoch": epoch + 1, "loss": total_loss / max(seen, 1), "train_acc": correct / max(seen, 1),
                   "alpha": float(model.alpha.detach()), "lr": scheduler.get_last_lr()[0],
                   "seconds": time.perf_counter() - epoch_start}
@@ -247,6 +272,10 @@ def train(data_config: DataConfig, model_config: ModelConfig, config: TrainConfi
     metrics["train_seconds"] = seconds
     metrics["history"] = history
     out_dir = Path(config.out)
+    if not ctx.is_main:  # rank 0 alone writes run.pt and the metrics files
+        ctx.barrier()
+        return TrainResult(model=model, data=data, metrics=metrics, history=history, run_path=out_dir / "run.pt",
+                           seconds=seconds)
     run_path = save_run(out_dir / "run.pt", {
         "method": "scilt",
         "model_config": model_config.to_dict(),
@@ -267,6 +296,7 @@ def train(data_config: DataConfig, model_config: ModelConfig, config: TrainConfi
     atomic_write_text(json.dumps(_json_safe(metrics), indent=2) + "\n", out_dir / "metrics.json")
     atomic_write_text(metrics_markdown(metrics, title=f"SciLT on {data.name} (test split, balanced)"),
                       out_dir / "metrics.md")
+    ctx.barrier()
     return TrainResult(model=model, data=data, metrics=metrics, history=history, run_path=run_path, seconds=seconds)
 
 

@@ -12,7 +12,7 @@ import torch
 from PIL import Image
 
 import real_formats as rf
-from scilt_theory.data import DataConfig, LazyImages, build_dataset, longtail_counts, make_loader
+from scilt_theory.data import DataConfig, LazyImages, build_dataset, longtail_counts, make_loader, row_range
 from scilt_theory.data.images import Preprocess, load_image, model_preprocessing
 from scilt_theory.data.lazy import FileStore, GeneratedStore
 from scilt_theory.data.nih import finding_labels, label_table, nih_profile, single_label_rows
@@ -131,6 +131,19 @@ def test_lazy_images_pickle_and_feed_a_dataloader_with_workers(lazy):
     assert all(torch.equal(a[0], b[0]) and torch.equal(a[1], b[1]) for a, b in zip(batches, again))
     order = torch.cat([y for _, y in batches])
     assert torch.equal(torch.cat([x for x, _ in batches]), images[0:7][order])
+
+
+def test_lazy_images_shard_like_tensors_and_row_range_decodes_nothing(lazy):
+    images, paths = lazy
+    dense = images[0:7]
+    labels = torch.arange(7)
+    for rank in (0, 1):  # each rank's part of every global batch is the tensor loader's part
+        lazy_parts = [y for _, y in make_loader(images, labels, 4, True, 3, shard=(rank, 2))]
+        dense_parts = [y for _, y in make_loader(dense, labels, 4, True, 3, shard=(rank, 2))]
+        assert [p.tolist() for p in lazy_parts] == [p.tolist() for p in dense_parts]
+    view = row_range(images, 2, 6)
+    assert isinstance(view, LazyImages) and torch.equal(view[0:4], dense[2:6])
+    assert torch.equal(row_range(dense, 2, 6), dense[2:6])
 
 
 def test_generated_images_are_the_same_on_every_access_and_in_every_process():

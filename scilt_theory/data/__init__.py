@@ -11,11 +11,11 @@ from __future__ import annotations
 
 from scilt_theory.data.config import DataConfig
 from scilt_theory.data.dataset import LongTailDataset
-from scilt_theory.data.lazy import LazyImages
+from scilt_theory.data.lazy import LazyImages, row_range
 from scilt_theory.data.loaders import make_loader, normalize
 from scilt_theory.data.longtail import class_groups, head_first_order, longtail_counts, subsample_per_class
 from scilt_theory.data.registry import DATASETS, REAL_DATASETS, build_dataset, register_dataset
 
 __all__ = ["DATASETS", "DataConfig", "LazyImages", "LongTailDataset", "REAL_DATASETS", "build_dataset",
            "class_groups", "head_first_order", "longtail_counts", "make_loader", "normalize", "register_dataset",
-           "subsample_per_class"]
+           "row_range", "subsample_per_class"]

@@ -222,3 +222,11 @@ class LazyImages:
 
 def is_lazy(images: object) -> bool:
     return isinstance(images, LazyImages)
+
+
+def row_range(images: torch.Tensor | LazyImages, start: int, stop: int) -> torch.Tensor | LazyImages:
+    """Rows [start, stop) without decoding anything: a tensor view, or a lazy view of ``LazyImages`` (whose
+    slice would decode the whole range at once, which a shard of a real data set does not fit in memory)."""
+    if isinstance(images, LazyImages):
+        return images[np.arange(start, stop, dtype=np.int64)]
+    return images[start:stop]
