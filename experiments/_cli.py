@@ -44,7 +44,10 @@ def _none_or(convert: Callable[[str], Any]) -> Callable[[str], Any]:
 
 
 def _finite_float(text: str) -> float:
-    value = float(text)
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}") from None
     if value != value or value in (float("inf"), float("-inf")):
         raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
     return value
@@ -85,6 +88,13 @@ def add_dataclass_options(parser: argparse.ArgumentParser, cls: type, *, title: 
                            default=argparse.SUPPRESS, help=f"{help_text} (default: {default})")
 
 
+def given_options(cls: type, args: argparse.Namespace) -> dict[str, Any]:
+    """The fields of ``cls`` that were given on the command line (defaults are SUPPRESS, so only those)."""
+    prefix = f"{cls.__name__}."
+    return {key[len(prefix):]: tuple(value) if isinstance(value, list) else value
+            for key, value in vars(args).items() if key.startswith(prefix)}
+
+
 def dataclass_from_args(cls: type, args: argparse.Namespace, **overrides: Any) -> Any:
     """Build ``cls`` from the parsed options that belong to it; validation errors become UserError."""
     values = dict(overrides)
@@ -109,8 +119,15 @@ def run_main(main: Callable[[list[str] | None], int], argv: list[str] | None = N
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130
-    except (ValueError, FileNotFoundError, FloatingPointError) as exc:
+    except (ValueError, FloatingPointError) as exc:
         # Library validation speaks in one sentence already; keep it to that line.
         message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         print(f"error: {message}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # a file system the user pointed at: missing, a file, full, read-only, ...
+        where = f": {exc.filename}" if exc.filename else ""
+        print(f"error: {exc.strerror or str(exc).splitlines()[0] or type(exc).__name__}{where}", file=sys.stderr)
+        return 2
+    except MemoryError:
+        print("error: out of memory; use a smaller data set, image size, model or batch size", file=sys.stderr)
         return 2

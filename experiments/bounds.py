@@ -100,8 +100,11 @@ def main(argv: list[str] | None = None) -> int:
     validate(args)
     from scilt_theory import distributed
     from scilt_theory.bounds_pipeline import BoundsSettings, compute_bounds_report
-    from scilt_theory.checkpoint import CheckpointError, atomic_write_text
+    from scilt_theory.checkpoint import CheckpointError, atomic_write_text, check_output_dir
     from scilt_theory.report import bounds_markdown
+
+    out = Path(args.out) if args.out else Path(args.ckpt).resolve().parent / "bounds"
+    check_output_dir(out)  # refuse a bad --out before the work, not after it
 
     started = time.perf_counter()
     settings = BoundsSettings(mode=args.mode, delta=args.delta, delta_mc=args.delta_mc,
@@ -120,8 +123,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.label:
         report["label"] = args.label
-    out = Path(args.out) if args.out else Path(args.ckpt).resolve().parent / "bounds"
-    out.mkdir(parents=True, exist_ok=True)
+    check_output_dir(out, create=True)
     report["timing"]["total_seconds"] = time.perf_counter() - started
     atomic_write_text(json.dumps(report, indent=2, allow_nan=False) + "\n", out / "bounds.json")
     atomic_write_text(bounds_markdown(report), out / "report.md")

@@ -89,6 +89,9 @@ def _plot(argv: list[str] | None) -> int:
         out = first.resolve().parent / "overlay"
     if out.exists() and out.is_dir():
         raise UserError(f"--out {out} is a directory; give a file path without extension")
+    from scilt_theory.checkpoint import check_output_dir
+
+    check_output_dir(out.parent)
     try:
         written = plot_overlay(reports, out, labels=labels)
     except ValueError as exc:

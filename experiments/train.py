@@ -4,14 +4,22 @@ Writes OUT/run.pt (weights-only loadable), OUT/metrics.json and OUT/metrics.md. 
 field of DataConfig, ModelConfig or TrainConfig; ``--help`` lists them all with their defaults.
 ``torchrun --nproc_per_node N -m experiments.train ...`` trains with DistributedDataParallel on N processes
 (scilt_theory/distributed.py): same global batches, data order and results as one process; rank 0 writes.
+
+``--save-every N`` writes the full training state to OUT/run.pt (marked unfinished) every N optimiser steps;
+``--resume PATH`` continues such a file exactly where it stopped. With ``--resume`` every setting comes from the
+checkpoint; an option given beside it must agree with it (except --out, --quiet, --save-every), and --out
+defaults to the checkpoint's directory.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
+from pathlib import Path
 
-from experiments._cli import OneLineParser, UserError, add_dataclass_options, dataclass_from_args, run_main
+from experiments._cli import OneLineParser, UserError, add_dataclass_options, dataclass_from_args, given_options, \
+    run_main
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -28,6 +36,8 @@ def build_parser() -> argparse.ArgumentParser:
                           rename={"name": "dataset", "seed": "split_seed"})
     add_dataclass_options(parser, ModelConfig, title="model", skip=("num_classes",))
     add_dataclass_options(parser, TrainConfig, title="training")
+    parser.add_argument("--resume", metavar="PATH", default=None,
+                        help="continue the unfinished run.pt written by --save-every (same settings; see above)")
     return parser
 
 
@@ -46,24 +56,27 @@ def main(argv: list[str] | None = None) -> int:
     from scilt_theory import distributed
     from scilt_theory.training import TrainConfig, train
 
-    # num_classes is a placeholder until the data set is built; train() replaces it.
-    model_config = dataclass_from_args(ModelConfig, args, num_classes=2)
-    # images are made at the model's input size, so there is one size option (--img-size); real images are resized
-    # with the interpolation / centre crop of the model's timm data config unless given
-    preprocessing = {}
-    if data_config_names_real(args):
-        from scilt_theory.data.images import model_preprocessing
+    if args.resume is not None:
+        data_config, model_config, train_config = _configs_for_resume(args)
+    else:
+        # num_classes is a placeholder until the data set is built; train() replaces it.
+        model_config = dataclass_from_args(ModelConfig, args, num_classes=2)
+        # images are made at the model's input size, so there is one size option (--img-size); real images are
+        # resized with the interpolation / centre crop of the model's timm data config unless given
+        preprocessing = {}
+        if data_config_names_real(args):
+            from scilt_theory.data.images import model_preprocessing
 
-        preprocessing = {k: v for k, v in model_preprocessing(model_config.arch).items()
-                         if getattr(args, f"DataConfig.{k}", None) is None}
-        for key in preprocessing:  # an explicit "none" also means the model's value
-            vars(args).pop(f"DataConfig.{key}", None)
-    data_config = dataclass_from_args(DataConfig, args, image_size=model_config.img_size, **preprocessing)
+            preprocessing = {k: v for k, v in model_preprocessing(model_config.arch).items()
+                             if getattr(args, f"DataConfig.{k}", None) is None}
+            for key in preprocessing:  # an explicit "none" also means the model's value
+                vars(args).pop(f"DataConfig.{key}", None)
+        data_config = dataclass_from_args(DataConfig, args, image_size=model_config.img_size, **preprocessing)
+        train_config = dataclass_from_args(TrainConfig, args)
     if data_config.name not in DATASETS:
         raise UserError(f"unknown data set {data_config.name!r}; choose one of {', '.join(sorted(DATASETS))}")
-    train_config = dataclass_from_args(TrainConfig, args)
     with distributed.launch(train_config.device) as ctx:  # joins the torchrun process group, if any
-        result = train(data_config, model_config, train_config)
+        result = train(data_config, model_config, train_config, resume=args.resume)
     m = result.metrics
     ga = m["group_accuracy"]
 
@@ -75,6 +88,36 @@ def main(argv: list[str] | None = None) -> int:
               f"few {pct(ga['few'])}  worst class {pct(m['worst_class']['accuracy'])} ({m['worst_class']['name']})")
         print(f"wrote {result.run_path} and metrics.json / metrics.md beside it ({result.seconds:.0f} s)")
     return 0
+
+
+def _configs_for_resume(args: argparse.Namespace):
+    """The checkpoint's own settings with the options given beside --resume on top; train() then refuses any
+    that differ from the checkpoint (other than --out, --quiet, --save-every)."""
+    from scilt_theory.checkpoint import CheckpointError, load_run
+    from scilt_theory.data import DataConfig
+    from scilt_theory.models import ModelConfig
+    from scilt_theory.training import TrainConfig
+
+    try:
+        record = load_run(args.resume, allow_unfinished=True)
+    except CheckpointError as exc:
+        raise UserError(str(exc)) from None
+
+    def merged(cls, saved, **extra):
+        known = {f.name for f in dataclasses.fields(cls)}
+        values = {k: (tuple(v) if isinstance(v, list) else v) for k, v in saved.items() if k in known}
+        values.update(extra)
+        values.update(given_options(cls, args))
+        try:
+            return cls(**values)
+        except (TypeError, ValueError) as exc:
+            raise UserError(str(exc)) from None
+
+    model_config = merged(ModelConfig, record["model_config"])
+    data_config = merged(DataConfig, record["data_config"], image_size=model_config.img_size)
+    train_config = merged(TrainConfig, record.get("train_config", {}), out=str(Path(args.resume).parent),
+                          quiet=False)
+    return data_config, model_config, train_config
 
 
 if __name__ == "__main__":

@@ -18,7 +18,11 @@ Layout of the dictionary (``format_version`` 1)::
     class_counts    list[int]               training counts per class
     metrics         dict                    evaluation metrics at the end of training
     versions        dict                    library versions
-    extra           dict                    method-specific state (e.g. optimiser for resume)
+    extra           dict                    method-specific state
+    finished        bool                    False for a periodic checkpoint written during training (absent in
+                                            older files: finished); such a file also holds ``train_state``
+                                            (optimiser, scheduler, RNG states, progress; see train_state.py)
+                                            and is refused by every loader except ``--resume``
 """
 
 from __future__ import annotations
@@ -116,13 +120,20 @@ def save_run(path: str | os.PathLike, payload: dict[str, Any]) -> Path:
     return atomic_torch_save(record, path)
 
 
-def load_run(path: str | os.PathLike, *, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+def load_run(path: str | os.PathLike, *, map_location: str | torch.device = "cpu",
+             allow_unfinished: bool = False) -> dict[str, Any]:
     """Load a run file safely (``weights_only=True``) and check that it is ours and not from the future.
+
+    Parameters
+    ----------
+    allow_unfinished : bool
+        Accept a periodic checkpoint of a run that has not finished training (only ``--resume`` wants one).
 
     Raises
     ------
     CheckpointError
-        For a missing, unreadable, truncated, foreign or future-version file, with one clear sentence.
+        For a missing, unreadable, truncated, foreign or future-version file, or an unfinished run when
+        ``allow_unfinished`` is false, with one clear sentence.
     """
     path = Path(path)
     if not path.exists():
@@ -145,4 +156,33 @@ def load_run(path: str | os.PathLike, *, map_location: str | torch.device = "cpu
     missing = [key for key in ("model_config", "data_config", "model_state") if key not in record]
     if missing:
         raise CheckpointError(f"{path} is missing required entries: {', '.join(missing)}")
+    if not allow_unfinished and record.get("finished", True) is False:
+        progress = (record.get("train_state") or {}).get("progress") or {}
+        where = f" (stopped after optimiser step {progress['global_step']})" if "global_step" in progress else ""
+        raise CheckpointError(f"{path} is an unfinished training run{where}; finish it first with: "
+                              f"python -m experiments.train --resume {path}")
     return record
+
+
+def check_output_dir(path: str | os.PathLike, *, create: bool = False) -> Path:
+    """Refuse an output directory that cannot be one: an existing file, a path under a file, or (with
+    ``create``) a directory that cannot be created or written. Raises ValueError with one sentence."""
+    path = Path(path)
+    for existing in (path, *path.parents):
+        if not existing.exists():
+            continue
+        if not existing.is_dir():
+            if existing == path:
+                raise ValueError(f"output path {path} is an existing file, not a directory; choose another --out")
+            raise ValueError(f"output path {path} cannot be created: {existing} is a file")
+        if not os.access(existing, os.W_OK | os.X_OK):
+            raise ValueError(f"output path {path} is not writable (no write permission in {existing})")
+        break
+    if create:
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryFile(dir=path):
+                pass
+        except OSError as exc:
+            raise ValueError(f"output directory {path} is not writable: {exc.strerror or exc}") from None
+    return path

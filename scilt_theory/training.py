@@ -18,11 +18,13 @@ import torch
 from tqdm.auto import tqdm
 
 from scilt_theory import distributed
-from scilt_theory.checkpoint import atomic_write_text, library_versions, save_run
+from scilt_theory.checkpoint import atomic_write_text, check_output_dir, library_versions, save_run
 from scilt_theory.data import DataConfig, LongTailDataset, build_dataset, make_loader, row_range
 from scilt_theory.losses import logit_adjusted_cross_entropy
 from scilt_theory.metrics import evaluate_predictions, metrics_markdown
 from scilt_theory.models import ModelConfig, SciLTModel, build_model
+from scilt_theory.train_state import PeriodicCheckpointer, Progress, load_for_resume, non_finite_loss_error, \
+    restore_training
 
 OPTIMIZERS = ("sgd", "adamw")
 DEVICES = ("auto", "cpu", "cuda")
@@ -57,6 +59,9 @@ class TrainConfig:
                 "only, whatever this is"})
     compile: bool = field(default=False, metadata={
         "help": "torch.compile the training forward (first steps are slower while it compiles)"})
+    save_every: int = field(default=0, metadata={
+        "help": "write the full training state to OUT/run.pt (marked unfinished) every N optimiser steps, for "
+                "--resume after a crash or kill; 0 = only the final run.pt"})
 
     def __post_init__(self) -> None:
         if self.epochs < 1:
@@ -81,6 +86,8 @@ class TrainConfig:
             raise ValueError(f"num_workers must be at least 0, got {self.num_workers}")
         if self.device not in DEVICES:
             raise ValueError(f"device must be one of {DEVICES}, got {self.device!r}")
+        if self.save_every < 0:
+            raise ValueError(f"save_every must be a non-negative number of optimiser steps, got {self.save_every}")
         if self.device == "cuda" and not torch.cuda.is_available():
             raise ValueError("device 'cuda' was asked for but no CUDA device is available")
 
@@ -192,15 +199,19 @@ class TrainResult:
 
 
 def train(data_config: DataConfig, model_config: ModelConfig, config: TrainConfig,
-          *, data: LongTailDataset | None = None, log: Callable[[str], None] = print) -> TrainResult:
+          *, data: LongTailDataset | None = None, log: Callable[[str], None] = print,
+          resume: str | Path | None = None) -> TrainResult:
     """Train the SciLT model, evaluate it on the balanced test split and write run.pt + metrics.
 
-    ``model_config.num_classes`` is overwritten by the data set's class count.
+    ``model_config.num_classes`` is overwritten by the data set's class count. With ``config.save_every`` the
+    full training state goes to OUT/run.pt every N optimiser steps; ``resume`` (such a file, made with the same
+    settings) continues it exactly where it stopped (scilt_theory/train_state.py).
     """
     started = time.perf_counter()
     ctx = distributed.current()  # torchrun: this process's rank (scilt_theory/distributed.py)
     ctx.check_batch_size(config.batch_size)
     config = config if ctx.is_main else replace(config, quiet=True)  # rank 0 alone logs
+    out_dir = check_output_dir(config.out, create=True)  # before any work, not after it
     device = ctx.device(resolve_device(config.device))
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True
@@ -209,6 +220,11 @@ def train(data_config: DataConfig, model_config: ModelConfig, config: TrainConfi
     if data is None:
         data = build_dataset(data_config)
     model_config = ModelConfig.from_dict({**model_config.to_dict(), "num_classes": data.num_classes})
+    if tuple(data.train_images.shape[-2:]) != (model_config.img_size,) * 2:
+        raise ValueError(f"the images of {data.name!r} are {tuple(data.train_images.shape[-2:])} pixels but the "
+                         f"model expects {model_config.img_size} x {model_config.img_size} (img_size)")
+    resume_record = None if resume is None else load_for_resume(
+        resume, data_config=asdict(data.config), model_config=model_config.to_dict(), train_config=asdict(config))
     model = build_model(model_config).to(device)
     fit_index, holdout_index = holdout_split(data.train_labels, config.holdout_fraction, config.seed)
     fit_images, fit_labels = data.train_images[fit_index], data.train_labels[fit_index]
@@ -226,20 +242,37 @@ def train(data_config: DataConfig, model_config: ModelConfig, config: TrainConfi
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, cosine_with_warmup(total_steps, int(round(config.warmup_epochs * steps_per_epoch))))
     aug_generator = torch.Generator().manual_seed(config.seed + 1)
+
+    def run_record() -> dict:
+        return {"method": "scilt", "model_config": model_config.to_dict(), "data_config": asdict(data.config),
+                "train_config": asdict(config),
+                "model_state": {k: v.detach().cpu() for k, v in model.trainable_state_dict().items()},
+                "weights_sha256": model.weights_sha256, "class_names": list(data.class_names),
+                "class_counts": [int(n) for n in data.class_counts], "fit_counts": [int(n) for n in fit_counts],
+                "data_fingerprint": data.provenance.get("fingerprint"),  # real data sets: which images (data/split.py)
+                "holdout_indices": holdout_index.tolist(), "versions": library_versions()}
+
+    # rank 0 alone writes checkpoints
+    checkpointer = PeriodicCheckpointer(out_dir / "run.pt", config.save_every if ctx.is_main else 0, run_record)
+    progress = Progress(steps_per_epoch=steps_per_epoch)
+    if resume_record is not None:
+        progress = restore_training(resume_record, model, optimizer, scheduler, steps_per_epoch)
+        if not config.quiet:
+            log(f"resuming {resume} at epoch {progress.epoch + 1}, batch {progress.step_in_epoch}/{steps_per_epoch}")
     if not config.quiet:
         log(f"training {model_config.arch} (depth {model_config.depth or 'default'}, adapter {model_config.adapter}, "
             f"{model.num_trainable_parameters():,} trainable parameters) on {data.name}: "
             f"{len(fit_labels)} train ({len(holdout_index)} held out) / {len(data.test_labels)} test images, {data.num_classes} classes, "
             f"device {device}")
-    history: list[dict] = []
-    for epoch in range(config.epochs):
+    history = progress.history
+    for epoch in range(progress.epoch, config.epochs):
         model.train()
         epoch_start = time.perf_counter()
-        total_loss, correct, seen = 0.0, 0, 0
-        bar = tqdm(loader, desc=f"epoch {epoch + 1}/{config.epochs}", leave=False,
-                   disable=config.quiet or None)
-        for step, (images, labels) in enumerate(bar):
-            global_size, offset = ctx.batch_shard(step, len(fit_labels), config.batch_size)
+        batches = progress.epoch_batches(epoch, loader, aug_generator)
+        bar = tqdm(batches, desc=f"epoch {epoch + 1}/{config.epochs}", leave=False, initial=progress.step_in_epoch,
+                   total=steps_per_epoch, disable=config.quiet or None)
+        for images, labels in bar:
+            global_size, offset = ctx.batch_shard(progress.step_in_epoch, len(fit_labels), config.batch_size)
             if config.augment:
                 images = augment_batch(images, aug_generator, global_size, offset)
             images = images.to(device, non_blocking=True)
@@ -249,16 +282,17 @@ def train(data_config: DataConfig, model_config: ModelConfig, config: TrainConfi
             # an empty shard (a last batch smaller than the process count) still joins DDP's all-reduce
             loss = scilt_loss(output, labels, class_counts, config) if len(labels) else output.logits.sum() * 0.0
             if not torch.isfinite(loss):
-                raise FloatingPointError(f"non-finite training loss at epoch {epoch + 1}; lower the learning rate "
-                                         f"(lr={config.lr})")
+                raise non_finite_loss_error(loss, progress, config.lr, checkpointer)
             optimizer.zero_grad(set_to_none=True)
             ctx.scaled_loss(loss, len(labels), global_size).backward()
             optimizer.step()
             scheduler.step()
-            total_loss += float(loss.detach()) * labels.shape[0]
-            correct += int((output.logits.detach().argmax(dim=1) == labels).sum())
-            seen += labels.shape[0]
-        total_loss, correct, seen = ctx.sum([total_loss, correct, seen])
+            progress.step_done(float(loss.detach()), int((output.logits.detach().argmax(dim=1) == labels).sum()),
+                               labels.shape[0])
+            checkpointer.maybe_save(model, optimizer, scheduler, progress, aug_generator)
+        # this process's sums, added over the processes under torchrun (a resumed epoch's sums before the save
+        # are rank 0's: they only feed the logged loss and accuracy)
+        total_loss, correct, seen = ctx.sum([progress.total_loss, progress.correct, progress.seen])
         record = {"epoch": epoch + 1, "loss": total_loss / max(seen, 1), "train_acc": correct / max(seen, 1),
                   "alpha": float(model.alpha.detach()), "lr": scheduler.get_last_lr()[0],
                   "seconds": time.perf_counter() - epoch_start}
@@ -271,26 +305,11 @@ def train(data_config: DataConfig, model_config: ModelConfig, config: TrainConfi
     seconds = time.perf_counter() - started
     metrics["train_seconds"] = seconds
     metrics["history"] = history
-    out_dir = Path(config.out)
     if not ctx.is_main:  # rank 0 alone writes run.pt and the metrics files
         ctx.barrier()
         return TrainResult(model=model, data=data, metrics=metrics, history=history, run_path=out_dir / "run.pt",
                            seconds=seconds)
-    run_path = save_run(out_dir / "run.pt", {
-        "method": "scilt",
-        "model_config": model_config.to_dict(),
-        "data_config": asdict(data.config),
-        "train_config": asdict(config),
-        "model_state": {k: v.detach().cpu() for k, v in model.trainable_state_dict().items()},
-        "weights_sha256": model.weights_sha256,
-        "class_names": list(data.class_names),
-        "class_counts": [int(n) for n in data.class_counts],
-        "data_fingerprint": data.provenance.get("fingerprint"),  # real data sets: which images, see data/split.py
-        "fit_counts": [int(n) for n in fit_counts],
-        "holdout_indices": holdout_index.tolist(),
-        "metrics": _json_safe(metrics),
-        "versions": library_versions(),
-    })
+    run_path = save_run(out_dir / "run.pt", {**run_record(), "metrics": _json_safe(metrics), "finished": True})
     import json
 
     atomic_write_text(json.dumps(_json_safe(metrics), indent=2) + "\n", out_dir / "metrics.json")
