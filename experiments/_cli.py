@@ -61,15 +61,18 @@ _CONVERTERS: dict[str, Callable[[str], Any]] = {
 
 
 def add_dataclass_options(parser: argparse.ArgumentParser, cls: type, *, title: str,
-                          skip: Iterable[str] = (), rename: dict[str, str] | None = None) -> None:
-    """Add one option per dataclass field; defaults are left as ``SUPPRESS`` so only given options override."""
+                          skip: Iterable[str] = (), rename: dict[str, str] | None = None, prefix: str = "") -> None:
+    """Add one option per dataclass field; defaults are left as ``SUPPRESS`` so only given options override.
+
+    ``prefix`` (e.g. "car") names the options ``--car-lam`` … for the fields of a component's config.
+    """
     group = parser.add_argument_group(title)
     rename = rename or {}
     for f in dataclasses.fields(cls):
         if f.name in skip:
             continue
         type_name = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type))
-        option = "--" + rename.get(f.name, f.name).replace("_", "-")
+        option = "--" + (f"{prefix}-" if prefix else "") + rename.get(f.name, f.name).replace("_", "-")
         default = f.default if f.default is not dataclasses.MISSING else None
         help_text = f.metadata.get("help", "")
         if type_name.startswith("tuple"):

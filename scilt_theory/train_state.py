@@ -196,8 +196,19 @@ def _differences(saved: dict[str, Any], current: dict[str, Any], ignore: tuple[s
     return out
 
 
+def _method_differences(saved: dict[str, Any] | None, current: dict[str, Any]) -> list[str]:
+    """Differences of the method and its CAR / H2T settings (a run from before methods existed is SciLT)."""
+    saved = saved or {"name": "scilt"}
+    out = [] if saved.get("name") == current.get("name") else \
+        [f"method {current.get('name')!r} (checkpoint: {saved.get('name')!r})"]
+    for part in ("car", "h2t"):
+        if part in saved:
+            out += [f"{part}_{d}" for d in _differences(saved[part], current.get(part, {}))]
+    return out
+
+
 def load_for_resume(path: str | Path, *, data_config: dict[str, Any], model_config: dict[str, Any],
-                    train_config: dict[str, Any]) -> dict[str, Any]:
+                    train_config: dict[str, Any], method_config: dict[str, Any] | None = None) -> dict[str, Any]:
     """Load an unfinished run.pt and check that it was made with these settings (except RESUME_FREE_FIELDS).
 
     Raises
@@ -211,7 +222,8 @@ def load_for_resume(path: str | Path, *, data_config: dict[str, Any], model_conf
                               f"(train with --save-every N to get resumable checkpoints)")
     diffs = (_differences(record["data_config"], data_config)
              + _differences(record["model_config"], model_config)
-             + _differences(record.get("train_config", {}), train_config, RESUME_FREE_FIELDS))
+             + _differences(record.get("train_config", {}), train_config, RESUME_FREE_FIELDS)
+             + (_method_differences(record.get("method_config"), method_config) if method_config else []))
     if diffs:
         raise CheckpointError(f"cannot resume {path} with settings other than its own: {'; '.join(diffs)} "
                               f"(only --out, --quiet and --save-every may change)")

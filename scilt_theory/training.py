@@ -1,7 +1,9 @@
 """Training of the SciLT fused model (THEORY §1): logit-adjusted CE on both heads, SGD + cosine schedule.
 
 loss = LA-CE(s1, y) + λ · LA-CE(s2, y), LA-CE(z, y) = CE(z + τ·log π, y) with π the training class prior;
-prediction = argmax(s1 + s2). The loop is small on purpose: data → model → optimiser → run.pt.
+prediction = argmax(s1 + s2). The loop is small on purpose: data → model → optimiser → run.pt. A peer method
+(scilt_theory/methods.py) changes it only through its settings, its :class:`~scilt_theory.methods.Objective`
+and, for H2T / PI-H2T, a classifier re-training stage after the loop.
 """
 
 from __future__ import annotations
@@ -20,7 +22,9 @@ from tqdm.auto import tqdm
 from scilt_theory import distributed
 from scilt_theory.checkpoint import atomic_write_text, check_output_dir, library_versions, save_run
 from scilt_theory.data import DataConfig, LongTailDataset, build_dataset, make_loader, row_range
-from scilt_theory.losses import logit_adjusted_cross_entropy
+from scilt_theory.features import extract_features
+from scilt_theory.h2t import retrain_classifier
+from scilt_theory.methods import MethodConfig, Objective, supervised_loss
 from scilt_theory.metrics import evaluate_predictions, metrics_markdown
 from scilt_theory.models import ModelConfig, SciLTModel, build_model
 from scilt_theory.train_state import PeriodicCheckpointer, Progress, load_for_resume, non_finite_loss_error, \
@@ -141,11 +145,8 @@ def augment_batch(images: torch.Tensor, generator: torch.Generator, global_size:
 
 
 def scilt_loss(output, targets: torch.Tensor, class_counts: torch.Tensor, config: TrainConfig) -> torch.Tensor:
-    """Dual supervision of THEORY §1: LA-CE(s1) + λ·LA-CE(s2)."""
-    loss = logit_adjusted_cross_entropy(output.s1, targets, class_counts, tau=config.tau)
-    if config.lam:
-        loss = loss + config.lam * logit_adjusted_cross_entropy(output.s2, targets, class_counts, tau=config.tau)
-    return loss
+    """Dual supervision of THEORY §1: LA-CE(s1) + λ·LA-CE(s2) (methods.supervised_loss with τ, λ of config)."""
+    return supervised_loss(output, targets, class_counts, tau=config.tau, lam=config.lam)
 
 
 def cosine_with_warmup(total_steps: int, warmup_steps: int) -> Callable[[int], float]:
@@ -199,17 +200,25 @@ class TrainResult:
 
 
 def train(data_config: DataConfig, model_config: ModelConfig, config: TrainConfig,
-          *, data: LongTailDataset | None = None, log: Callable[[str], None] = print,
-          resume: str | Path | None = None) -> TrainResult:
-    """Train the SciLT model, evaluate it on the balanced test split and write run.pt + metrics.
+          *, method: MethodConfig | None = None, data: LongTailDataset | None = None,
+          log: Callable[[str], None] = print, resume: str | Path | None = None) -> TrainResult:
+    """Train the SciLT model (or the peer ``method`` names), evaluate it on the balanced test split and write
+    run.pt + metrics.
 
-    ``model_config.num_classes`` is overwritten by the data set's class count. With ``config.save_every`` the
+    ``model_config.num_classes`` is overwritten by the data set's class count, and the method's fixed settings
+    (e.g. one head for ``final_only``, τ = 0 for ``ce``) overwrite the given ones. With ``config.save_every`` the
     full training state goes to OUT/run.pt every N optimiser steps; ``resume`` (such a file, made with the same
     settings) continues it exactly where it stopped (scilt_theory/train_state.py).
     """
     started = time.perf_counter()
     ctx = distributed.current()  # torchrun: this process's rank (scilt_theory/distributed.py)
     ctx.check_batch_size(config.batch_size)
+    method = method if method is not None else MethodConfig()
+    recipe = method.method
+    if ctx.enabled and (recipe.couples_batch or recipe.h2t):
+        raise ValueError(f"method {recipe.name!r} runs in one process only: its objective or its re-training stage "
+                         f"would differ if a batch were split over {ctx.world_size} processes")
+    model_config, config = recipe.configure(model_config, config)
     config = config if ctx.is_main else replace(config, quiet=True)  # rank 0 alone logs
     out_dir = check_output_dir(config.out, create=True)  # before any work, not after it
     device = ctx.device(resolve_device(config.device))
@@ -224,8 +233,10 @@ def train(data_config: DataConfig, model_config: ModelConfig, config: TrainConfi
         raise ValueError(f"the images of {data.name!r} are {tuple(data.train_images.shape[-2:])} pixels but the "
                          f"model expects {model_config.img_size} x {model_config.img_size} (img_size)")
     resume_record = None if resume is None else load_for_resume(
-        resume, data_config=asdict(data.config), model_config=model_config.to_dict(), train_config=asdict(config))
+        resume, data_config=asdict(data.config), model_config=model_config.to_dict(), train_config=asdict(config),
+        method_config=method.to_dict())
     model = build_model(model_config).to(device)
+    recipe.prepare_model(model, method)
     fit_index, holdout_index = holdout_split(data.train_labels, config.holdout_fraction, config.seed)
     fit_images, fit_labels = data.train_images[fit_index], data.train_labels[fit_index]
     fit_counts = torch.bincount(fit_labels, minlength=data.num_classes)
@@ -235,7 +246,9 @@ def train(data_config: DataConfig, model_config: ModelConfig, config: TrainConfi
     loader = make_loader(fit_images, fit_labels, batch_size=config.batch_size, shuffle=True,
                          seed=config.seed, drop_last=False, num_workers=config.num_workers,
                          pin_memory=device.type == "cuda", shard=ctx.shard_spec)
-    net = ctx.wrap(model, device, find_unused_parameters=not config.lam)  # DDP under torchrun
+    objective = Objective(method, class_counts, tau=config.tau, lam=config.lam, num_classes=data.num_classes)
+    unused = (model.head2 is not None and not config.lam) or not model.uses_final_block
+    net = ctx.wrap(model, device, find_unused_parameters=unused)  # DDP under torchrun
     net = torch.compile(net) if config.compile else net
     steps_per_epoch = len(loader)
     total_steps = steps_per_epoch * config.epochs
@@ -244,7 +257,8 @@ def train(data_config: DataConfig, model_config: ModelConfig, config: TrainConfi
     aug_generator = torch.Generator().manual_seed(config.seed + 1)
 
     def run_record() -> dict:
-        return {"method": "scilt", "model_config": model_config.to_dict(), "data_config": asdict(data.config),
+        return {"method": recipe.name, "method_config": method.to_dict(), "method_state": objective.state_dict(),
+                "model_config": model_config.to_dict(), "data_config": asdict(data.config),
                 "train_config": asdict(config),
                 "model_state": {k: v.detach().cpu() for k, v in model.trainable_state_dict().items()},
                 "weights_sha256": model.weights_sha256, "class_names": list(data.class_names),
@@ -257,9 +271,11 @@ def train(data_config: DataConfig, model_config: ModelConfig, config: TrainConfi
     progress = Progress(steps_per_epoch=steps_per_epoch)
     if resume_record is not None:
         progress = restore_training(resume_record, model, optimizer, scheduler, steps_per_epoch)
+        objective.load_state_dict(resume_record.get("method_state"))
         if not config.quiet:
             log(f"resuming {resume} at epoch {progress.epoch + 1}, batch {progress.step_in_epoch}/{steps_per_epoch}")
     if not config.quiet:
+        log(f"method {recipe.name}: {recipe.summary}")
         log(f"training {model_config.arch} (depth {model_config.depth or 'default'}, adapter {model_config.adapter}, "
             f"{model.num_trainable_parameters():,} trainable parameters) on {data.name}: "
             f"{len(fit_labels)} train ({len(holdout_index)} held out) / {len(data.test_labels)} test images, {data.num_classes} classes, "
@@ -278,9 +294,9 @@ def train(data_config: DataConfig, model_config: ModelConfig, config: TrainConfi
             images = images.to(device, non_blocking=True)
             labels = labels.to(device, non_blocking=True)
             with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-                output = net(images)
+                output = net(images, labels)  # the labels only feed PI-H2T's feature fusion, if any
             # an empty shard (a last batch smaller than the process count) still joins DDP's all-reduce
-            loss = scilt_loss(output, labels, class_counts, config) if len(labels) else output.logits.sum() * 0.0
+            loss = objective(output, labels) if len(labels) else output.logits.sum() * 0.0
             if not torch.isfinite(loss):
                 raise non_finite_loss_error(loss, progress, config.lr, checkpointer)
             optimizer.zero_grad(set_to_none=True)
@@ -301,10 +317,14 @@ def train(data_config: DataConfig, model_config: ModelConfig, config: TrainConfi
             log(f"epoch {record['epoch']:3d}/{config.epochs}  loss {record['loss']:.4f}  "
                 f"train acc {100 * record['train_acc']:5.1f}%  alpha {record['alpha']:.3f}  "
                 f"lr {record['lr']:.4g}  {record['seconds']:.1f}s")
+    stage2 = retrain_heads_h2t(model, fit_images, fit_labels, class_counts, config, method, device) \
+        if recipe.h2t else None
     metrics = evaluate_model(model, data, config.eval_batch_size, device)
     seconds = time.perf_counter() - started
     metrics["train_seconds"] = seconds
     metrics["history"] = history
+    if stage2 is not None:
+        metrics["h2t_history"] = stage2
     if not ctx.is_main:  # rank 0 alone writes run.pt and the metrics files
         ctx.barrier()
         return TrainResult(model=model, data=data, metrics=metrics, history=history, run_path=out_dir / "run.pt",
@@ -313,10 +333,28 @@ def train(data_config: DataConfig, model_config: ModelConfig, config: TrainConfi
     import json
 
     atomic_write_text(json.dumps(_json_safe(metrics), indent=2) + "\n", out_dir / "metrics.json")
-    atomic_write_text(metrics_markdown(metrics, title=f"SciLT on {data.name} (test split, balanced)"),
+    atomic_write_text(metrics_markdown(metrics, title=f"{recipe.name} on {data.name} (test split, balanced)"),
                       out_dir / "metrics.md")
     ctx.barrier()
     return TrainResult(model=model, data=data, metrics=metrics, history=history, run_path=run_path, seconds=seconds)
+
+
+def retrain_heads_h2t(model: SciLTModel, images: torch.Tensor, labels: torch.Tensor, class_counts: torch.Tensor,
+                      config: TrainConfig, method: MethodConfig, device: torch.device) -> list[dict]:
+    """H2T's classifier re-training stage (scilt_theory/h2t.py) after the main loop: the CLS features of the
+    training images are extracted once with the trained, now frozen backbone (no augmentation), then the heads
+    and α are re-trained on class-balanced batches fused with instance-sampled ones. The loss is the dual CE
+    without logit adjustment (balanced sampling already removes the prior). Deterministic given the seed."""
+    model.train_feature_fusion = None  # PIF belongs to representation learning, not to this stage
+    feats = extract_features(model, images, labels, batch_size=config.eval_batch_size, device=device,
+                             progress=not config.quiet, desc="H2T features", dtype=torch.float32)
+    counts = class_counts.to(device)
+
+    def loss_fn(output, targets):
+        return supervised_loss(output, targets, counts, tau=0.0, lam=config.lam)
+
+    return retrain_classifier(model, feats.phi_penult, feats.phi_final, feats.labels, loss_fn, method.h2t,
+                              seed=config.seed + 4099, progress=not config.quiet)
 
 
 def _json_safe(value):

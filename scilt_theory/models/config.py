@@ -60,6 +60,10 @@ class ModelConfig:
     alpha_init_logit: float = field(default=0.0, metadata={
         "help": "initial fusion logit a for adaptive fusion (0 gives alpha = 0.5)"})
     fixed_alpha: float = field(default=0.5, metadata={"help": "alpha used by fixed fusion, in [0, 1]"})
+    heads: int = field(default=2, metadata={
+        "help": "2: classifier 1 on the fused h and classifier 2 on psi_1, logits s1 + s2 (dual supervision); "
+                "1: classifier 1 on h only, logits s1 (with fixed alpha 0 / 1 this is the final-only / "
+                "penultimate-only model)"})
     weights: str | None = field(default=None, metadata={
         "help": "local pretrained backbone weights (timm checkpoint .pth/.pt/.bin or .safetensors); never "
                 "downloaded. None = random initialisation"})
@@ -121,6 +125,8 @@ class ModelConfig:
             raise ValueError(f"alpha_init_logit must be a finite number, got {self.alpha_init_logit!r}.")
         if not _is_real(self.fixed_alpha) or not 0.0 <= self.fixed_alpha <= 1.0:
             raise ValueError(f"fixed_alpha must be in [0, 1], got {self.fixed_alpha!r}.")
+        if self.heads not in (1, 2) or isinstance(self.heads, bool):
+            raise ValueError(f"heads must be 1 or 2, got {self.heads!r}.")
         if self.weights is not None and (not isinstance(self.weights, str) or not self.weights.strip()):
             raise ValueError(f"weights must be None or the path of a local weights file, got {self.weights!r}.")
         if not _is_real(self.drop_path_rate) or not 0.0 <= self.drop_path_rate < 1.0:
