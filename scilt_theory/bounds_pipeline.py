@@ -2,8 +2,13 @@
 
 Hypothesis classes (THEORY §1): for cosine heads the trained scorer s1 + s2 = Uψ₁ + Vψ₂ has row norms
 ‖u_c‖ ≤ s(1+α) ≤ 2s and ‖v_c‖ ≤ s(1−α) ≤ s, so F_{N-1} = row class of radius 2s on ψ₁ and F_N = row class of
-radius s on ψ₂ (worst case over α, fixed before seeing data). The margin ρ is chosen from a geometric grid
-fixed before seeing data (it depends on s only) and paid for by δ/m (THEORY §4).
+radius s on ψ₂ (worst case over α, fixed before seeing data). Peer methods have their own radii
+(``SciLTModel.class_radii``: (0, s) for final-only, (s, 0) for penultimate-only, ...), so every method's bound is
+the same theorem on its own class. The margin ρ is chosen from a geometric grid fixed before seeing data (it
+depends on s only) and paid for by δ/m (THEORY §4).
+
+Every report also carries the spectral figures of the train and test confusion matrices that CAR's bound is built
+on (THEORY §6; scilt_theory/car.py), next to Corollary 5.4's worst-class bound.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from scilt_theory.bounds import BoundGrid, fused_model_bounds
 from scilt_theory.checkpoint import CheckpointError
 from scilt_theory import distributed
 from scilt_theory.features import FeatureSet, extract_features_distributed
+from scilt_theory.methods import get_method
 from scilt_theory.rademacher import rademacher_coupled_scilt
 from scilt_theory.restore import restore_run
 from scilt_theory.training import resolve_device
@@ -60,7 +66,7 @@ def refit_heads(model, features: FeatureSet, fit_counts: torch.Tensor, steps: in
 
     Full-batch AdamW on the dual logit-adjusted loss of THEORY §1, starting from the trained heads.
     """
-    from scilt_theory.losses import logit_adjusted_cross_entropy
+    from scilt_theory.methods import supervised_loss
 
     torch.manual_seed(seed)
     head_params = [p for name, p in model.named_parameters() if p.requires_grad and not name.startswith("backbone")]
@@ -73,9 +79,7 @@ def refit_heads(model, features: FeatureSet, fit_counts: torch.Tensor, steps: in
     counts = fit_counts.float()
     model.train()
     for _ in range(steps):
-        out = model.output_from_features(phi1, phi2)
-        s1, s2 = out.s1, out.s2
-        loss = logit_adjusted_cross_entropy(s1, labels, counts) + logit_adjusted_cross_entropy(s2, labels, counts)
+        loss = supervised_loss(model.output_from_features(phi1, phi2), labels, counts, tau=1.0, lam=1.0)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -154,7 +158,7 @@ def compute_bounds_report(ckpt: Path, settings: BoundsSettings) -> dict[str, Any
     timing["features_seconds"] = time.perf_counter() - started
 
     scale = float(cfg.scale)
-    radius_penult, radius_final = 2.0 * scale, scale
+    radius_penult, radius_final = model.class_radii()
     grid = margin_grid(scale, settings)
     started = time.perf_counter()
     result = fused_model_bounds(
@@ -164,10 +168,13 @@ def compute_bounds_report(ckpt: Path, settings: BoundsSettings) -> dict[str, Any
         class_names=list(data.class_names), many_threshold=data.config.many_threshold,
         few_threshold=data.config.few_threshold, class_counts=[int(n) for n in data.class_counts],
         device=device if device.type == "cuda" else None)
-    coupled = _coupled(train_features, num_classes, scale, settings, device)
+    # the coupled class of THEORY §2 is SciLT's (two heads, α free); other methods report the Lemma 5.1 sum only
+    coupled = _coupled(train_features, num_classes, scale, settings, device) \
+        if model.head2 is not None and cfg.fusion == "adaptive" else None
     timing["rademacher_seconds"] = time.perf_counter() - started
 
     fused = result.to_dict()
+    fused["spectral"] = spectral_report(record, train_features, test_features, data.class_counts, num_classes)
     test_errors = per_class_test_error(test_features.scores, test_features.labels, num_classes)
     train_error = float((_margins(train_features) <= 0).double().mean())
     return _assemble(record, data, model, settings, ckpt, fused, coupled, test_errors, train_error,
@@ -175,6 +182,41 @@ def compute_bounds_report(ckpt: Path, settings: BoundsSettings) -> dict[str, Any
                      n_train_per_class=torch.bincount(train_features.labels, minlength=num_classes).tolist(),
                      test_counts=torch.bincount(test_features.labels, minlength=num_classes).tolist(),
                      overall_test_error=_mean(test_errors), timing=timing)
+
+
+def tie_aware_predictions(scores: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """argmax of the scores, except that a tie of the true class with another one predicts that other class, so
+    that predictions ≠ labels exactly when the margin is ≤ 0 (ties count as errors, THEORY §0)."""
+    from scilt_theory.losses import margins
+
+    others = scores.clone()
+    others[torch.arange(len(labels)), labels] = float("-inf")
+    return torch.where(margins(scores, labels) > 0, labels, others.argmax(dim=1))
+
+
+def spectral_report(record: dict, train: FeatureSet, test: FeatureSet, class_counts: torch.Tensor,
+                    num_classes: int) -> dict[str, Any]:
+    """CAR's spectral figures (THEORY §6, PEERS.md) of the train and test confusion rates C (columns = true
+    classes, diagonal zeroed), with CAR's frequency weights w of the training counts: ‖C‖₁ = the worst-class
+    error exactly, ‖C‖₂, ‖C·diag(w)‖₂, √K·‖C‖₂ ≥ ‖C‖₁. For a CAR run also the final EMA of its soft confusion."""
+    from scilt_theory.car import car_class_weights, confusion_rates, spectral_figures, weighted_spectral_norm
+    from scilt_theory.methods import MethodConfig
+
+    method = MethodConfig.from_dict(record.get("method_config"))
+    weights = car_class_weights(class_counts.tolist(), r0=method.car.r0)
+    out: dict[str, Any] = {"r0": method.car.r0, "weights": weights.tolist()}
+    for name, feats in (("train", train), ("test", test)):
+        rates = confusion_rates(tie_aware_predictions(feats.scores, feats.labels), feats.labels, num_classes)
+        out[name] = spectral_figures(rates, weights)
+    car_state = (record.get("method_state") or {}).get("car")
+    ema = car_state.get("ema") if car_state else None
+    out["car_ema"] = None if ema is None else {
+        **spectral_figures(ema.double(), weights), "steps": int(car_state.get("steps", 0)),
+        "penalty_spec": float(weighted_spectral_norm(ema.double(), weights))}
+    out["note"] = ("exact facts only: ‖C‖₁ (max column sum) is the worst-class error, ‖C‖₁ ≤ √K·‖C‖₂ and "
+                   "‖C·diag(w)‖₂ ≤ max(w)·‖C‖₂; CAR's own bound (spectral norm + PAC-Bayes term) was not readable "
+                   "here and is not computed")
+    return out
 
 
 def _margins(features: FeatureSet) -> torch.Tensor:
@@ -212,7 +254,9 @@ def _assemble(record, data, model, settings, ckpt, fused, coupled, test_errors, 
     report.update({
         "schema_version": 1, "mode": settings.mode, "mode_description": settings.mode_description,
         "checkpoint": str(ckpt), "dataset": data.name, "method": record.get("method", "scilt"),
-        "label": record.get("method", "scilt"), "head": cfg.head, "scale": float(cfg.scale),
+        "label": record.get("method", "scilt"), "method_summary": get_method(record.get("method", "scilt")).summary,
+        "method_notes": get_method(record.get("method", "scilt")).notes,
+        "head": cfg.head, "heads": cfg.heads, "fusion": cfg.fusion, "scale": float(cfg.scale),
         "alpha": float(model.alpha.detach()),
         "thresholds": {"many": data.config.many_threshold, "few": data.config.few_threshold},
         "coupled": coupled, "timing": timing, "versions": record.get("versions", {}),
@@ -235,4 +279,6 @@ def _assemble(record, data, model, settings, ckpt, fused, coupled, test_errors, 
                              "bound_class_name": worst.get("bound_class_name"),
                              "test_error": test_errors[worst_test], "class": worst_test,
                              "name": data.class_names[worst_test]}
+    # CAR's figures beside Corollary 5.4's worst-class bound (THEORY §6): the test ‖C‖₁ is the worst test error
+    report["spectral"]["corollary54_worst_class_bound"] = worst.get("bound")
     return report

@@ -29,6 +29,12 @@ def bounds_markdown(report: dict) -> str:
         "",
         f"**Mode: {report['mode']}.** {report['mode_description']}",
         "",
+    ]
+    if report.get("method_summary"):
+        lines += [f"Method `{report['method']}`: {report['method_summary']}."]
+        lines += [f"- {note}" for note in report.get("method_notes", [])]
+        lines += [""]
+    lines += [
         f"Checkpoint `{report['checkpoint']}`; n = {report['n']} training samples, K = {report['num_classes']} "
         f"classes; δ = {report['delta']}, δ_mc = {report['delta_mc']} (Monte Carlo certificates); "
         f"{report['head']} heads, scale s = {report['scale']}, α = {_num(report['alpha'])}. Row-norm radii "
@@ -82,6 +88,23 @@ def bounds_markdown(report: dict) -> str:
         lines.append(f"| {row['class']} | {row['name']} | {row['n_train']} | {row['group']} | {bound} | "
                      f"{_num(row['train_margin_loss'])} | {_num(row['complexity'])} | {_num(row['confidence'])} | "
                      f"{_num(row['test_error'])} | {_num(rsum.get('value'))} | {_num(row['vacuous'])} |")
+    spectral = report.get("spectral")
+    if spectral:
+        lines += ["", "## Confusion spectra (CAR's quantities, THEORY §6)", "",
+                  "C = confusion rates, columns = true classes, diagonal zeroed; w = CAR's frequency weights "
+                  f"(r0 = {spectral['r0']}). ‖C‖₁ (max column sum) is exactly the worst-class error; "
+                  "‖C‖₁ ≤ √K·‖C‖₂.", "",
+                  "| confusion | ‖C‖₁ = worst-class error | ‖C‖₂ | ‖C·diag(w)‖₂ | √K·‖C‖₂ | ‖C‖∞ |",
+                  "|---|---:|---:|---:|---:|---:|"]
+        for name in ("train", "test", "car_ema"):
+            f = spectral.get(name)
+            if f:
+                label = f"CAR's soft EMA C̄ ({f['steps']} steps)" if name == "car_ema" else \
+                    {"train": "train (bound sample)", "test": "test"}[name]
+                lines.append(f"| {label} | {_num(f['norm_1'])} | {_num(f['norm_2'])} | {_num(f['weighted_norm_2'])} | "
+                             f"{_num(f['sqrt_k_norm_2'])} | {_num(f['norm_inf'])} |")
+        lines += ["", f"Corollary 5.4's worst-class bound on the same model: "
+                      f"{_num(spectral.get('corollary54_worst_class_bound'))}. {spectral['note']}."]
     vacuous = sum(1 for r in report["per_class"] if r["vacuous"])
     lines += [
         "",

@@ -10,7 +10,8 @@ import torch
 
 from scilt_theory.checkpoint import CheckpointError, load_run
 from scilt_theory.data import DATASETS, DataConfig, LongTailDataset, build_dataset
-from scilt_theory.models import MODEL_VARIANTS, ModelConfig, SciLTModel, build_model
+from scilt_theory.methods import METHODS
+from scilt_theory.models import ModelConfig, SciLTModel, build_model
 
 
 def data_config_from_record(record: dict[str, Any], **overrides: Any) -> DataConfig:
@@ -32,9 +33,9 @@ def model_from_record(record: dict[str, Any], *, device: torch.device | str = "c
     the file moved); its sha256 must match the one recorded in run.pt.
     """
     method = record.get("method", "scilt")
-    if method not in MODEL_VARIANTS:
-        raise CheckpointError(f"the checkpoint is of model kind {method!r}, which this command does not support "
-                              f"(supported: {', '.join(sorted(MODEL_VARIANTS))})")
+    if method not in METHODS:
+        raise CheckpointError(f"the checkpoint was trained with method {method!r}, which this installation does "
+                              f"not know (known: {', '.join(METHODS)})")
     try:
         config = ModelConfig.from_dict(record["model_config"])
     except (TypeError, ValueError) as exc:

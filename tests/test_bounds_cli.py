@@ -123,7 +123,7 @@ def _garbage(tmp_path: Path) -> Path:
     (lambda c, t: ["--ckpt", str(c), "--delta", "0"], "--delta"),
     (lambda c, t: ["--ckpt", str(c), "--draws", "-5"], "--draws"),
     (lambda c, t: ["--ckpt", str(c), "--margin", "-1"], "--margin"),
-    (lambda c, t: ["--ckpt", str(_other_kind(c, t))], "model kind"),
+    (lambda c, t: ["--ckpt", str(_other_kind(c, t))], "trained with method"),
 ])
 def test_bad_input_gives_one_clear_line_and_nonzero_exit(ckpt, tmp_path, make_args, fragment):
     out = tmp_path / "out"
