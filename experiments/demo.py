@@ -13,15 +13,10 @@ import time
 from experiments import bounds as bounds_cli
 from experiments import train as train_cli
 from experiments._cli import run_main
+from experiments.recipes import CPU_RECIPE
 
 OUT = "runs/demo"
-TRAIN_ARGS = [
-    "--dataset", "scitiles-lt", "--imbalance", "100",
-    "--arch", "vit_tiny_patch16_224", "--img-size", "32", "--patch-size", "4", "--depth", "6",
-    "--adapter", "full", "--epochs", "15", "--batch-size", "64",
-    "--optimizer", "adamw", "--lr", "1e-3", "--weight-decay", "0.05", "--warmup-epochs", "1",
-    "--seed", "0", "--out", OUT,
-]
+TRAIN_ARGS = ["--dataset", "scitiles-lt", "--imbalance", "100", *CPU_RECIPE, "--seed", "0", "--out", OUT]
 
 
 def main(argv: list[str] | None = None) -> int:

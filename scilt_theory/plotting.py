@@ -657,6 +657,58 @@ def plot_overlay(reports: list[dict], out_stem: Path, labels: Sequence[str] | No
         return _save(fig, out_stem)
 
 
+def figure_compare(summary: dict, *, title: str) -> Figure:
+    """Bound vs tail error for several methods (``scilt_theory.compare.summarise`` output).
+
+    Left: the Few group's balanced test error (x) against its Corollary 5.4 bound (y); right: the worst class's
+    test error against the worst-class bound. One colour and marker per method at the mean over seeds, bars for
+    ± one sample std. The bound axis is logarithmic because tail bounds are far above 1 (vacuous, drawn as
+    computed); the dashed line marks 1 and the dotted diagonal bound = error (a valid bound lies above it).
+    """
+    if not summary:
+        raise ValueError("a comparison figure needs at least one method")
+    panels = (("few_test_error", "few_bound", "Few classes: balanced test error", "Few group bound (Cor. 5.4)"),
+              ("worst_class_test_error", "worst_class_bound", "worst-class test error", "worst-class bound (Cor. 5.4)"))
+    with _style():
+        fig = Figure(figsize=(DOUBLE_COLUMN_IN, 3.4), layout="constrained")
+        axes = fig.subplots(1, 2)
+        handles = []
+        for ax, (xkey, ykey, xlabel, ylabel) in zip(axes, panels):
+            ys = []
+            for i, (method, stats) in enumerate(summary.items()):
+                x, y = stats[xkey], stats[ykey]
+                if x["mean"] is None or y["mean"] is None:
+                    continue
+                colour, marker = RUN_COLOURS[i % len(RUN_COLOURS)], RUN_MARKERS[i % len(RUN_MARKERS)]
+                ax.errorbar([x["mean"]], [y["mean"]], xerr=[x["std"] or 0.0], yerr=[y["std"] or 0.0], ls="none",
+                            marker=marker, color=colour, ecolor=colour, elinewidth=0.7, capsize=2, zorder=4)
+                ys.append(y["mean"])
+                if ax is axes[0]:
+                    handles.append(Line2D([], [], ls="none", marker=marker, color=colour, label=method))
+            ax.set_yscale("log")
+            ax.set_xlim(0.0, 1.0)
+            low = min([1.0, *ys]) / 1.5
+            high = max([1.0, *ys]) * 1.5
+            ax.set_ylim(low, high)
+            ax.axhline(1.0, color="black", lw=0.7, ls=(0, (4, 2)), zorder=1)
+            grid = np.linspace(max(low, 1e-3), 1.0, 50)
+            ax.plot(grid, grid, color="#777777", lw=0.7, ls=":", zorder=1)
+            ax.set_xlabel(xlabel)
+            ax.set_ylabel(ylabel)
+        fig.suptitle(title)
+        handles += [Line2D([], [], color="black", lw=0.7, ls=(0, (4, 2)), label="1 (vacuous above)"),
+                    Line2D([], [], color="#777777", lw=0.7, ls=":", label="bound = error")]
+        fig.legend(handles=handles, loc="outside right upper", ncol=1)
+    return fig
+
+
+def plot_compare(summary: dict, out_stem: Path, *, title: str) -> list[Path]:
+    """Write :func:`figure_compare` as PNG and PDF; return the paths."""
+    fig = figure_compare(summary, title=title)
+    with _style():
+        return _save(fig, out_stem)
+
+
 def write_all_plots(report: dict, out_dir: Path) -> list[Path]:
     """Write bound_vs_tail_error, rademacher and bound_decomposition (PNG and PDF each) into ``out_dir``."""
     validate_report(report)
