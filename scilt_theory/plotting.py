@@ -681,12 +681,16 @@ def figure_compare(summary: dict, *, title: str) -> Figure:
                     continue
                 colour, marker = RUN_COLOURS[i % len(RUN_COLOURS)], RUN_MARKERS[i % len(RUN_MARKERS)]
                 ax.errorbar([x["mean"]], [y["mean"]], xerr=[x["std"] or 0.0], yerr=[y["std"] or 0.0], ls="none",
-                            marker=marker, color=colour, ecolor=colour, elinewidth=0.7, capsize=2, zorder=4)
+                            marker=marker, color=colour, ecolor=colour, elinewidth=0.7, capsize=2, zorder=4,
+                            clip_on=False)
                 ys.append(y["mean"])
                 if ax is axes[0]:
                     handles.append(Line2D([], [], ls="none", marker=marker, color=colour, label=method))
             ax.set_yscale("log")
-            ax.set_xlim(0.0, 1.0)
+            ax.yaxis.set_major_locator(matplotlib.ticker.LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+            ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: _fmt(v)))
+            ax.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+            ax.set_xlim(-0.03, 1.03)  # errors of 0 and 1 stay visible
             low = min([1.0, *ys]) / 1.5
             high = max([1.0, *ys]) * 1.5
             ax.set_ylim(low, high)
