@@ -1,7 +1,8 @@
 """Train the SciLT fused model: ``python -m experiments.train [options]``.
 
 Writes OUT/run.pt (weights-only loadable), OUT/metrics.json and OUT/metrics.md. Every option below maps to a
-field of DataConfig, ModelConfig or TrainConfig; ``--help`` lists them all with their defaults.
+field of DataConfig, ModelConfig, TrainConfig, CARConfig (``--car-*``) or H2TConfig (``--h2t-*``); ``--help`` lists
+them all with their defaults.
 ``torchrun --nproc_per_node N -m experiments.train ...`` trains with DistributedDataParallel on N processes
 (scilt_theory/distributed.py): same global batches, data order and results as one process; rank 0 writes.
 
