@@ -61,10 +61,12 @@ def margin_grid(scale: float, settings: BoundsSettings) -> BoundGrid:
     return BoundGrid.geometric(scale / 64.0, 4.0 * scale, settings.margin_grid_size)
 
 
-def refit_heads(model, features: FeatureSet, fit_counts: torch.Tensor, steps: int, seed: int) -> None:
-    """Certified mode: refit the two heads and the fusion logit on held-out features, backbone frozen.
+def refit_heads(model, features: FeatureSet, fit_counts: torch.Tensor, steps: int, seed: int, *,
+                tau: float = 1.0, lam: float = 1.0) -> None:
+    """Certified mode: refit the heads and the fusion logit on held-out features, backbone frozen.
 
-    Full-batch AdamW on the dual logit-adjusted loss of THEORY §1, starting from the trained heads.
+    Full-batch AdamW on the run's own supervised loss (THEORY §1: LA-CE(s1) + λ·LA-CE(s2) with its τ, λ),
+    starting from the trained heads.
     """
     from scilt_theory.methods import supervised_loss
 
@@ -79,7 +81,7 @@ def refit_heads(model, features: FeatureSet, fit_counts: torch.Tensor, steps: in
     counts = fit_counts.float()
     model.train()
     for _ in range(steps):
-        loss = supervised_loss(model.output_from_features(phi1, phi2), labels, counts, tau=1.0, lam=1.0)
+        loss = supervised_loss(model.output_from_features(phi1, phi2), labels, counts, tau=tau, lam=lam)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -152,7 +154,9 @@ def compute_bounds_report(ckpt: Path, settings: BoundsSettings) -> dict[str, Any
     model = model.cpu()
     if settings.mode == "certified":
         fit_counts = torch.as_tensor(record.get("fit_counts", data.class_counts.tolist()))
-        refit_heads(model, train_features, fit_counts, settings.refit_steps, settings.seed)
+        trained_with = record.get("train_config", {})
+        refit_heads(model, train_features, fit_counts, settings.refit_steps, settings.seed,
+                    tau=trained_with.get("tau", 1.0), lam=trained_with.get("lam", 1.0))
         train_features = rescore(model, train_features)
         test_features = rescore(model, test_features)
     timing["features_seconds"] = time.perf_counter() - started

@@ -293,3 +293,34 @@ def test_method_config_round_trips_through_its_dictionary():
     assert MethodConfig.from_dict(None) == MethodConfig()
     with pytest.raises(ValueError, match="not valid"):
         MethodConfig.from_dict({"name": "car", "car": {"nope": 1}})
+
+
+@pytest.mark.parametrize("name", ["car", "pi_h2t"])
+def test_an_interrupted_run_resumes_to_the_uninterrupted_weights(name, tmp_path, monkeypatch):
+    """CAR's confusion EMA and PI-H2T's re-training stage come back exactly with --resume (state in run.pt)."""
+    import scilt_theory.train_state as ts
+
+    reference = _train(name, tmp_path / "ref", save_every=2)
+
+    class Stop(Exception):
+        pass
+
+    original = ts.PeriodicCheckpointer.maybe_save
+
+    def stop(self, model, optimizer, scheduler, progress, aug):
+        saved = original(self, model, optimizer, scheduler, progress, aug)
+        if saved and progress.global_step == 4:  # mid-epoch: 6 steps per epoch
+            raise Stop
+        return saved
+
+    monkeypatch.setattr(ts.PeriodicCheckpointer, "maybe_save", stop)
+    with pytest.raises(Stop):
+        _train(name, tmp_path / "cut", save_every=2)
+    monkeypatch.setattr(ts.PeriodicCheckpointer, "maybe_save", original)
+    method = MethodConfig(name=name, h2t=dataclass_replace(MethodConfig().h2t, epochs=1, batch_size=8))
+    config = TrainConfig(epochs=1, batch_size=8, optimizer="sgd", lr=0.01, warmup_epochs=0,
+                         out=str(tmp_path / "cut"), quiet=True, save_every=2)
+    resumed = train(SMALL_DATA, SMALL_MODEL, config, method=method, resume=tmp_path / "cut" / "run.pt")
+    for key, value in reference.model.trainable_state_dict().items():
+        assert torch.equal(value, resumed.model.trainable_state_dict()[key]), key
+    assert reference.metrics["balanced_accuracy"] == resumed.metrics["balanced_accuracy"]
