@@ -22,10 +22,9 @@ from pathlib import Path
 
 from experiments._cli import OneLineParser, UserError, run_main
 
-#: train options that compare sets per run itself
+#: train options that compare sets per run itself (so the arguments a run is identified by never hold --quiet or
+#: --save-every, the two that may differ between a run and its continuation)
 OWNED = ("--method", "--seed", "--out", "--resume", "--dataset", "--quiet", "--save-every")
-#: train options that may differ between a run and its continuation (they change no number)
-RESUME_FREE = ("--quiet", "--save-every")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -98,20 +97,6 @@ def train_args(args, extra: list[str], method: str, seed: int, out: str | Path) 
             "--out", str(out)]
 
 
-def _identity(argv: list[str]) -> list[str]:
-    """The arguments that decide a run's numbers (drop the ones a continuation may change)."""
-    out, skip = [], False
-    for item in argv:
-        if skip:
-            skip = False
-            continue
-        if item.split("=", 1)[0] in RESUME_FREE:
-            skip = "=" not in item and item != "--quiet"
-            continue
-        out.append(item)
-    return out
-
-
 def _read_json(path: Path) -> dict | None:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
@@ -132,7 +117,7 @@ def run_one(args, extra, method: str, seed: int, run_dir: Path) -> dict:
     timing = {"train_seconds": 0.0, "bounds_seconds": 0.0, "reused_run": False, "reused_bounds": False}
     started = time.perf_counter()
     if ckpt.exists():
-        if saved.get("train") != _identity(wanted):
+        if saved.get("train") != wanted:
             raise UserError(f"{run_dir} holds a run made with other settings; give another --out or delete it")
         record = load_run(ckpt, allow_unfinished=True)
         if record.get("finished", True) is False:
@@ -141,7 +126,7 @@ def run_one(args, extra, method: str, seed: int, run_dir: Path) -> dict:
             timing["reused_run"] = True
     else:
         run_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(json.dumps({"train": _identity(wanted)}, indent=1) + "\n", sidecar)
+        atomic_write_text(json.dumps({"train": wanted}, indent=1) + "\n", sidecar)
         train_cli.main([*wanted, "--quiet", "--save-every", str(args.save_every)])
     timing["train_seconds"] = time.perf_counter() - started
 
@@ -157,7 +142,7 @@ def run_one(args, extra, method: str, seed: int, run_dir: Path) -> dict:
     else:
         bounds_cli.main(bounds_argv)
         report = _read_json(bounds_dir / "bounds.json")
-        atomic_write_text(json.dumps({"train": _identity(wanted), "bounds": bounds_argv}, indent=1) + "\n",
+        atomic_write_text(json.dumps({"train": wanted, "bounds": bounds_argv}, indent=1) + "\n",
                           sidecar)
     timing["bounds_seconds"] = time.perf_counter() - started
     try:

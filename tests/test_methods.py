@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import io
 import math
+from dataclasses import replace
 
 import pytest
 import torch
@@ -180,7 +181,7 @@ def test_h2t_stage_retrains_heads_and_alpha_only():
                                     image_size=16, num_classes=4))
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
     config = TrainConfig(quiet=True, eval_batch_size=16)
-    method = MethodConfig(name="h2t", h2t=dataclass_replace(method.h2t, epochs=2, batch_size=16))
+    method = MethodConfig(name="h2t", h2t=replace(method.h2t, epochs=2, batch_size=16))
     history = retrain_heads_h2t(model, data.train_images, data.train_labels, torch.as_tensor(data.class_counts).float(),
                                 config,
                                 method, torch.device("cpu"))
@@ -191,22 +192,37 @@ def test_h2t_stage_retrains_heads_and_alpha_only():
         assert param.requires_grad  # the backbone's flags are restored after the stage
 
 
-def dataclass_replace(obj, **kwargs):
-    import dataclasses
-
-    return dataclasses.replace(obj, **kwargs)
-
-
 SMALL_DATA = DataConfig(name="synthetic-lt", imbalance=4.0, max_per_class=24, test_per_class=4, image_size=16,
                         num_classes=3)
 SMALL_MODEL = ModelConfig(num_classes=3, img_size=16, patch_size=4, depth=2, adapter="full")
 
 
 def _train(name: str, out, **kw):
-    method = MethodConfig(name=name, h2t=dataclass_replace(MethodConfig().h2t, epochs=1, batch_size=8))
+    method = MethodConfig(name=name, h2t=replace(MethodConfig().h2t, epochs=1, batch_size=8))
     config = TrainConfig(epochs=1, batch_size=8, optimizer="sgd", lr=0.01, warmup_epochs=0, out=str(out), quiet=True,
                          **kw)
     return train(SMALL_DATA, SMALL_MODEL, config, method=method)
+
+
+def _interrupted(name: str, out, monkeypatch, *, at_step: int) -> None:
+    """Train and stop right after the periodic save of optimiser step ``at_step`` (in-process stand-in for a kill)."""
+    import scilt_theory.train_state as ts
+
+    class Stop(Exception):
+        pass
+
+    original = ts.PeriodicCheckpointer.maybe_save
+
+    def stop(self, model, optimizer, scheduler, progress, aug):
+        saved = original(self, model, optimizer, scheduler, progress, aug)
+        if saved and progress.global_step == at_step:
+            raise Stop
+        return saved
+
+    monkeypatch.setattr(ts.PeriodicCheckpointer, "maybe_save", stop)
+    with pytest.raises(Stop):
+        _train(name, out, save_every=2)
+    monkeypatch.setattr(ts.PeriodicCheckpointer, "maybe_save", original)
 
 
 @pytest.mark.parametrize("name", ["final_only", "car", "pi_h2t"])
@@ -248,22 +264,8 @@ def test_batch_coupled_and_two_stage_methods_refuse_multi_process_training(tmp_p
 
 def test_resume_refuses_another_method(tmp_path, monkeypatch):
     from scilt_theory.checkpoint import CheckpointError
-    import scilt_theory.train_state as ts
 
-    class Stop(Exception):
-        pass
-
-    original = ts.PeriodicCheckpointer.maybe_save
-
-    def stop(self, *args):
-        if original(self, *args):  # stop right after the first periodic save
-            raise Stop
-        return False
-
-    monkeypatch.setattr(ts.PeriodicCheckpointer, "maybe_save", stop)
-    with pytest.raises(Stop):
-        _train("scilt", tmp_path, save_every=2)
-    monkeypatch.setattr(ts.PeriodicCheckpointer, "maybe_save", original)
+    _interrupted("scilt", tmp_path, monkeypatch, at_step=2)
     method = MethodConfig(name="car")
     config = TrainConfig(epochs=1, batch_size=8, optimizer="sgd", lr=0.01, warmup_epochs=0, out=str(tmp_path),
                          quiet=True, save_every=2)
@@ -298,26 +300,9 @@ def test_method_config_round_trips_through_its_dictionary():
 @pytest.mark.parametrize("name", ["car", "pi_h2t"])
 def test_an_interrupted_run_resumes_to_the_uninterrupted_weights(name, tmp_path, monkeypatch):
     """CAR's confusion EMA and PI-H2T's re-training stage come back exactly with --resume (state in run.pt)."""
-    import scilt_theory.train_state as ts
-
     reference = _train(name, tmp_path / "ref", save_every=2)
-
-    class Stop(Exception):
-        pass
-
-    original = ts.PeriodicCheckpointer.maybe_save
-
-    def stop(self, model, optimizer, scheduler, progress, aug):
-        saved = original(self, model, optimizer, scheduler, progress, aug)
-        if saved and progress.global_step == 4:  # mid-epoch: 6 steps per epoch
-            raise Stop
-        return saved
-
-    monkeypatch.setattr(ts.PeriodicCheckpointer, "maybe_save", stop)
-    with pytest.raises(Stop):
-        _train(name, tmp_path / "cut", save_every=2)
-    monkeypatch.setattr(ts.PeriodicCheckpointer, "maybe_save", original)
-    method = MethodConfig(name=name, h2t=dataclass_replace(MethodConfig().h2t, epochs=1, batch_size=8))
+    _interrupted(name, tmp_path / "cut", monkeypatch, at_step=4)  # mid-epoch: 6 steps per epoch
+    method = MethodConfig(name=name, h2t=replace(MethodConfig().h2t, epochs=1, batch_size=8))
     config = TrainConfig(epochs=1, batch_size=8, optimizer="sgd", lr=0.01, warmup_epochs=0,
                          out=str(tmp_path / "cut"), quiet=True, save_every=2)
     resumed = train(SMALL_DATA, SMALL_MODEL, config, method=method, resume=tmp_path / "cut" / "run.pt")
