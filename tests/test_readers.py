@@ -362,6 +362,9 @@ READERS = {
     "nih-cxr-lt": lambda r: rf.nih_release(r),
     "isic2019": lambda r: rf.isic2019(r, {"NV": 14, "MEL": 9, "BCC": 6}),
     "bloodmnist": lambda r: rf.bloodmnist_npz(r / "bloodmnist.npz", [12, 8, 6, 5, 4, 4, 3, 3], [2] * 8),
+    # the PBC folder layout is read by the same reader (--dataset bloodmnist), from one folder per cell type
+    "bloodmnist[pbc]": lambda r: rf.image_folder(r / "PBC_dataset_normal_DIB", {"neutrophil": 14, "ig": 9,
+                                                                                 "platelet": 6}),
 }
 
 
@@ -374,7 +377,9 @@ def test_each_reader_trains_an_epoch_and_runs_the_bounds_command(tmp_path, name)
     root.mkdir()
     READERS[name](root)
     out = tmp_path / "run"
-    assert train_cli.main(["--dataset", name, "--data-root", str(root), "--profile", "natural", "--img-size", "16",
+    dataset = name.split("[")[0]
+    extra = ["--test-per-class", "2"] if name == "bloodmnist[pbc]" else []  # PBC has no official split
+    assert train_cli.main(["--dataset", dataset, "--data-root", str(root), *extra, "--profile", "natural", "--img-size", "16",
                            "--patch-size", "8", "--depth", "2", "--adapter", "full", "--epochs", "1",
                            "--batch-size", "8", "--optimizer", "adamw", "--lr", "1e-3", "--warmup-epochs", "0",
                            "--out", str(out), "--quiet"]) == 0
@@ -383,5 +388,5 @@ def test_each_reader_trains_an_epoch_and_runs_the_bounds_command(tmp_path, name)
     assert record["data_config"]["interpolation"] == "bicubic" and record["data_config"]["crop_pct"] == 0.9
     assert bounds_cli.main(["--ckpt", str(out / "run.pt"), "--draws", "50", "--no-plots", "--quiet"]) == 0
     report = json.loads((out / "bounds" / "bounds.json").read_text())
-    assert report["dataset"] == name and report["n"] == sum(record["class_counts"])
+    assert report["dataset"] == dataset and report["n"] == sum(record["class_counts"])
     assert [row["n_train"] for row in report["per_class"]] == record["class_counts"]
