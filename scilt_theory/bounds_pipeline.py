@@ -254,12 +254,12 @@ def _assemble(record, data, model, settings, ckpt, fused, coupled, test_errors, 
               n_train_per_class, test_counts, overall_test_error, timing) -> dict[str, Any]:
     """bounds.json: the fused_model_bounds dictionary plus the empirical errors and the run's identity."""
     cfg = model.config
+    method = get_method(record.get("method", "scilt"))
     report = dict(fused)
     report.update({
         "schema_version": 1, "mode": settings.mode, "mode_description": settings.mode_description,
-        "checkpoint": str(ckpt), "dataset": data.name, "method": record.get("method", "scilt"),
-        "label": record.get("method", "scilt"), "method_summary": get_method(record.get("method", "scilt")).summary,
-        "method_notes": get_method(record.get("method", "scilt")).notes,
+        "checkpoint": str(ckpt), "dataset": data.name, "method": method.name,
+        "label": method.name, "method_summary": method.summary, "method_notes": method.notes,
         "head": cfg.head, "heads": cfg.heads, "fusion": cfg.fusion, "scale": float(cfg.scale),
         "alpha": float(model.alpha.detach()),
         "thresholds": {"many": data.config.many_threshold, "few": data.config.few_threshold},
