@@ -1,7 +1,8 @@
 """Shared command-line plumbing: options from frozen dataclasses, and one-line errors.
 
-Every field of a config dataclass becomes ``--field-name`` with the field's help text; the dataclass's own
-``__post_init__`` validation decides what is a bad value, so the CLI and the library can never disagree.
+Every field of a config dataclass becomes ``--field-name`` with the field's help text and its declared constraint
+(scilt_theory/constraints.py: the choices become argparse choices, a range is shown in the help); the dataclass's
+own validation decides what is a bad value, so the CLI and the library can never disagree.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ import dataclasses
 import os
 import sys
 from typing import Any, Callable, Iterable
+
+from scilt_theory.constraints import Boolean, Choice
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # no hub access from any command, ever
 
@@ -74,7 +77,12 @@ def add_dataclass_options(parser: argparse.ArgumentParser, cls: type, *, title: 
         type_name = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type))
         option = "--" + (f"{prefix}-" if prefix else "") + rename.get(f.name, f.name).replace("_", "-")
         default = f.default if f.default is not dataclasses.MISSING else None
+        constraint = f.metadata.get("constraint")
         help_text = f.metadata.get("help", "")
+        if constraint is not None and not isinstance(constraint, (Boolean, Choice)):
+            help_text = f"{help_text}; {constraint.describe()}" if help_text else constraint.describe()
+        choices = constraint.values if isinstance(constraint, Choice) and all(
+            isinstance(v, str) for v in constraint.values) else None
         if type_name.startswith("tuple"):
             group.add_argument(option, dest=f"{cls.__name__}.{f.name}", type=str, nargs="+",
                                default=argparse.SUPPRESS, help=f"{help_text} (default: {' '.join(default or ())})")
@@ -87,7 +95,8 @@ def add_dataclass_options(parser: argparse.ArgumentParser, cls: type, *, title: 
                                metavar="true|false", default=argparse.SUPPRESS,
                                help=f"{help_text} (default: {default})")
             continue
-        group.add_argument(option, dest=f"{cls.__name__}.{f.name}", type=convert, metavar=f.name.upper(),
+        group.add_argument(option, dest=f"{cls.__name__}.{f.name}", type=convert, choices=choices,
+                           metavar=f.name.upper() if choices is None else "{" + ",".join(choices) + "}",
                            default=argparse.SUPPRESS, help=f"{help_text} (default: {default})")
 
 

@@ -1,0 +1,84 @@
+"""The declared-constraint mechanism (scilt_theory/constraints.py) and the options built from it."""
+
+from __future__ import annotations
+
+import argparse
+import math
+from dataclasses import dataclass
+
+import pytest
+
+from experiments._cli import OneLineParser, add_dataclass_options, dataclass_from_args
+from scilt_theory.constraints import Boolean, Choice, Interval, NoneOr, Text, TupleOf, check_fields, option
+
+
+@pytest.mark.parametrize("constraint,good,bad", [
+    (Interval(int, 1, None), [1, 2, 10**9], [0, -1, 1.0, True, "1", None]),
+    (Interval(float, 0, 1, closed="neither"), [1e-9, 0.5, 1 - 1e-12], [0, 1, 1.0, 0.0, math.nan, math.inf, True]),
+    (Interval(float, 0, 1, closed="left"), [0, 0.0, 0.999], [1, 1.0, -1e-12]),
+    (Interval(float, 0, 1, closed="right"), [1.0, 1e-9], [0.0]),
+    (Interval(float, None, None), [-1e300, 0, 3], [math.nan, -math.inf, "x"]),
+    (Choice(("sgd", "adamw")), ["sgd", "adamw"], ["SGD", "", None]),
+    (Choice((1, 2)), [1, 2], [3, True, "1"]),
+    (Text(), ["a", "x y"], ["", "  ", None, 3]),
+    (Boolean(), [True, False], [0, 1, "true", None]),
+    (NoneOr(Interval(int, 0, None)), [None, 0, 5], [-1, 0.5]),
+    (TupleOf(Text()), [("a",), ("a", "b")], [(), ["a"], ("a", ""), "a"]),
+])
+def test_constraints_accept_exactly_their_values(constraint, good, bad):
+    # the interval endpoints are checked on both sides: halving the interval or opening it fails a case above
+    assert all(constraint.accepts(v) for v in good), [v for v in good if not constraint.accepts(v)]
+    assert not any(constraint.accepts(v) for v in bad), [v for v in bad if constraint.accepts(v)]
+
+
+@pytest.mark.parametrize("constraint,text", [
+    (Interval(int, 1, None), "an integer >= 1"),
+    (Interval(int, 0, None, closed="neither"), "an integer > 0"),
+    (Interval(float, 0, 1, closed="neither"), "a number in (0, 1)"),
+    (Interval(float, 0, 1, closed="left"), "a number in [0, 1)"),
+    (Interval(float, None, 1), "a number <= 1"),
+    (Choice(("a", "b")), "one of 'a', 'b'"),
+    (NoneOr(Interval(int, 2, None)), "None or an integer >= 2"),
+    (TupleOf(Text()), "a tuple of at least 1 of non-empty string values"),
+])
+def test_descriptions_read_as_a_sentence(constraint, text):
+    assert constraint.describe() == text
+
+
+@dataclass(frozen=True)
+class _Toy:
+    epochs: int = option(3, "passes", Interval(int, 1, None))
+    rate: float = option(0.5, "a rate", Interval(float, 0, 1, closed="neither"))
+    kind: str = option("a", "which kind", Choice(("a", "b")))
+    flag: bool = option(False, "a switch")
+    free: str = option("x", "not checked")
+
+    def __post_init__(self) -> None:
+        check_fields(self)
+
+
+def test_check_fields_names_the_field_and_what_it_accepts():
+    _Toy()
+    with pytest.raises(ValueError, match=r"^epochs must be an integer >= 1, got 0$"):
+        _Toy(epochs=0)
+    with pytest.raises(ValueError, match=r"^rate must be a number in \(0, 1\), got 1\.0$"):
+        _Toy(rate=1.0)
+    with pytest.raises(ValueError, match=r"^kind must be one of 'a', 'b', got 'c'$"):
+        _Toy(kind="c")
+    with pytest.raises(ValueError, match=r"^flag must be true or false, got 1$"):
+        _Toy(flag=1)
+    _Toy(free="")  # no constraint declared: nothing checked
+
+
+def test_options_are_generated_from_the_constraints(capsys):
+    parser = OneLineParser(prog="toy")
+    add_dataclass_options(parser, _Toy, title="toy")
+    help_text = parser.format_help()
+    assert "a number in (0, 1)" in help_text and "an integer >= 1" in help_text and "{a,b}" in help_text
+    args = parser.parse_args(["--epochs", "4", "--kind", "b", "--flag"])
+    assert dataclass_from_args(_Toy, args) == _Toy(epochs=4, kind="b", flag=True)
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--kind", "c"])  # refused by argparse's choices, before the dataclass
+    assert "invalid choice" in capsys.readouterr().err
+    with pytest.raises(Exception, match="rate must be a number in"):
+        dataclass_from_args(_Toy, argparse.Namespace(**{"_Toy.rate": 0.0}))
