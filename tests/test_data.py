@@ -208,6 +208,42 @@ def test_bad_config_values_are_refused(kwargs):
         DataConfig(**kwargs)
 
 
+@pytest.mark.parametrize("kwargs,message", [
+    ({"imbalance": 0.5}, "imbalance must be a number >= 1, got 0.5"),
+    ({"image_size": 4}, "image_size must be an integer in [8, 1024], got 4"),
+    ({"max_per_class": True}, "max_per_class must be None or an integer >= 1, got True"),
+    ({"num_classes": 1}, "num_classes must be None or an integer >= 2, got 1"),
+    ({"name": ""}, "name must be a non-empty string, got ''"),
+    ({"profile": "zipf"}, "profile must be None or one of 'exponential', 'natural', got 'zipf'"),
+    ({"test_split": "half"}, "test_split must be one of 'balanced', 'natural', got 'half'"),
+    ({"test_fraction": 1.0}, "test_fraction must be a number in (0, 1), got 1.0"),
+    ({"crop_pct": 0.0}, "crop_pct must be None or a number in [0.1, 1], got 0.0"),
+    ({"data_root": 3}, "data_root must be None or a non-empty string, got 3"),
+    ({"exclude_classes": ("",)}, "exclude_classes must be a tuple of non-empty string values, got ('',)"),
+    # the one check that combines fields keeps its own sentence
+    ({"few_threshold": 200}, "the thresholds need 0 <= few_threshold <= many_threshold, got few_threshold 200 and "
+                             "many_threshold 100"),
+])
+def test_config_refusals_name_the_field_and_what_it_accepts(kwargs, message):
+    with pytest.raises(ValueError) as info:
+        DataConfig(**kwargs)
+    assert str(info.value) == message
+
+
+def test_config_constraints_are_declared_on_every_field():
+    from dataclasses import fields
+
+    from scilt_theory.constraints import constraint_of
+
+    assert all(constraint_of(f) is not None for f in fields(DataConfig))
+    # normalisations still apply before the check: a path becomes text, a list (JSON) or one name a tuple
+    from pathlib import Path
+
+    config = DataConfig(data_root=Path("/data/x"), exclude_classes=["a", "b"])
+    assert config.data_root == "/data/x" and config.exclude_classes == ("a", "b")
+    assert DataConfig(exclude_classes="No Finding").exclude_classes == ("No Finding",)
+
+
 def test_config_accepts_numpy_numbers_and_has_help():
     from dataclasses import fields
 
