@@ -83,10 +83,12 @@ def refuse_contradictions(args: argparse.Namespace, method) -> None:
 
 
 def data_config_names_real(args: argparse.Namespace) -> bool:
-    """True when --dataset names a reader of real images (only those resize with the model's data config)."""
-    from scilt_theory.data.registry import REAL_DATASETS
+    """True when --dataset names a data set whose spec resizes with the model's timm data config (the readers of
+    real images); an unknown name is False here and refused later."""
+    from scilt_theory.data import DATASETS
 
-    return getattr(args, "DataConfig.name", None) in REAL_DATASETS
+    spec = DATASETS.get(getattr(args, "DataConfig.name", None))
+    return spec is not None and spec.timm_preprocessing
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -304,11 +304,15 @@ def test_register_dataset(monkeypatch):
     def build_tiny(config: DataConfig) -> LongTailDataset:
         return LongTailDataset(**{**_tiny([0, 0, 1]), "config": config})
 
-    registry.register_dataset("tiny-lt", build_tiny)
+    spec = registry.register_dataset("tiny-lt", build_tiny, reads_files=False)
+    assert isinstance(spec, registry.DatasetSpec) and registry.DATASETS["tiny-lt"] is spec
     assert registry.build_dataset(DataConfig(name="tiny-lt")).class_counts.tolist() == [2, 1]
     with pytest.raises(ValueError, match="already registered"):
-        registry.register_dataset("tiny-lt", build_tiny)
-    registry.register_dataset("broken-lt", lambda config: "not a data set")
+        registry.register_dataset("tiny-lt", build_tiny, reads_files=False)
+    with pytest.raises(ValueError, match="reads_files=True .* or reads_files=False"):
+        registry.register_dataset("vague-lt", build_tiny)  # it does not say whether it reads files
+    assert "vague-lt" not in registry.DATASETS
+    registry.register_dataset("broken-lt", lambda config: "not a data set", reads_files=False)
     with pytest.raises(ValueError, match="not a LongTailDataset"):
         registry.build_dataset(DataConfig(name="broken-lt"))
     assert register_dataset is registry.register_dataset
