@@ -7,7 +7,10 @@
   images per class), so at imbalance 100 the tail classes have 1–4 images; asking for more is an error.
 - Class order: the fixed digit order (not drawn from the seed): digit 0 is the head, digit 9 the smallest class.
   ``num_classes`` K keeps digits 0 … K−1.
-- ``provenance``: ``train_index`` / ``test_index``, the row of every sample in ``load_digits()``.
+- ``provenance``: ``train_index`` / ``test_index``, the row of every sample in ``load_digits()``;
+  ``test_same_distribution`` True (both splits are seeded random subsets of each digit's images; note that
+  ``load_digits`` does not identify writers, so one writer's digits may fall on both sides, as they would under
+  any random split of that pool).
 """
 
 from __future__ import annotations
@@ -53,7 +56,11 @@ def build_digits(config: DataConfig) -> LongTailDataset:
     resized = F.interpolate(images, size=(config.image_size,) * 2, mode="bilinear", align_corners=False)
     resized = resized.clamp_(0, 1).expand(-1, 3, -1, -1).contiguous()
     as_t = torch.from_numpy
-    provenance = {"train_index": source_index[train_idx], "test_index": source_index[test_idx]}
+    provenance = {"train_index": source_index[train_idx], "test_index": source_index[test_idx],
+                  "test_same_distribution": True,
+                  "test_distribution_note": "the test images of every digit are a seeded random subset of its "
+                                            "images in load_digits() and the training images a random subset of "
+                                            "the rest, so class by class both splits follow one distribution"}
     return LongTailDataset("digits-lt", tuple(str(c) for c in range(num_classes)), resized[as_t(train_idx)],
                            as_t(labels[train_idx]), resized[as_t(test_idx)], as_t(labels[test_idx]), config,
                            provenance)

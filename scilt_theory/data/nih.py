@@ -236,7 +236,11 @@ def _profile_builder(kind: str, name: str):
         store = GeneratedStore(labels, templates, config.seed, PROFILE_NOISE_STD)
         pool = SourcePool(store, labels, class_names, official,
                           {"source_profile": kind, "source_file": str(PROFILE_FILE.name),
-                           "profile_source": nih_profile()["source"]}, default_profile="natural")
+                           "profile_source": nih_profile()["source"], "test_same_distribution": True,
+                           "test_distribution_note": "training and test pixels of a class are generated alike "
+                                                     "(its template plus seeded noise per item), so class by "
+                                                     "class both splits follow one distribution"},
+                          default_profile="natural")
         return build_longtail(name, pool, config)
     build.__name__ = f"build_{name.replace('-', '_')}"
     return build

@@ -18,7 +18,13 @@ The rules, applied in this order and recorded in ``provenance``:
      ``max_per_class`` or, by default, the largest head for which every class has enough images;
    - ``natural``: every available image; with ``max_per_class`` M the profile is scaled to
      max(1, ⌊n_c · M / n_0⌋), keeping its shape.
-5. ``provenance["fingerprint"]``: sha256 of every item's identity (its path relative to the data root, or its .npz
+5. ``provenance["test_same_distribution"]``: True when the test images were held out of the same pool as the
+   training images (a seeded, class-stratified random subset, so class by class both splits are random subsets of
+   one pool), False for an official test split (drawn by the data set's makers, e.g. NIH's patient-wise list or
+   ISIC's later test set, so not known to follow the training distribution); ``test_distribution_note`` says
+   which in one sentence. A reader whose official split is known to be drawn like its pool (``nih-profile``)
+   overrides both through ``SourcePool.source``.
+6. ``provenance["fingerprint"]``: sha256 of every item's identity (its path relative to the data root, or its .npz
    entry) and class, train then test. run.pt records it, so the bounds command can tell that a re-created split
    holds the same images, even after the data moved (``--data-root``).
 """
@@ -86,6 +92,19 @@ def split_fingerprint(store: ImageStore, train_idx: np.ndarray, train_y: np.ndar
         for i, y in zip(index.tolist(), labels.tolist()):
             digest.update(f"\n{store.identity(i)}\t{y}".encode())
     return digest.hexdigest()
+
+
+def same_distribution_provenance(official: bool) -> dict[str, Any]:
+    """``test_same_distribution`` and ``test_distribution_note`` of a split with or without an official test split."""
+    if official:
+        return {"test_same_distribution": False,
+                "test_distribution_note": "the test split is the data set's official one, drawn by its makers apart "
+                                          "from the training pool, so it is not known to follow the training "
+                                          "distribution class by class"}
+    return {"test_same_distribution": True,
+            "test_distribution_note": "the test images of every class are a seeded random subset of the same pool "
+                                      "the training images are drawn from (without replacement), so class by class "
+                                      "both splits follow the pool's distribution"}
 
 
 def build_longtail(name: str, pool: SourcePool, config: DataConfig) -> LongTailDataset:
@@ -189,7 +208,7 @@ def build_longtail(name: str, pool: SourcePool, config: DataConfig) -> LongTailD
                   "pool_counts": available_before.tolist(), "available_counts": available.tolist(),
                   "test_pool_counts": None if test_pool is None else test_pool.tolist(),
                   "dropped_classes": dropped, "excluded_classes": list(config.exclude_classes),
-                  "source_class_names": list(names),
+                  "source_class_names": list(names), **same_distribution_provenance(official),
                   "fingerprint": split_fingerprint(pool.store, train_idx, y[train_idx], test_idx, y[test_idx]),
                   **pool.source}
     import torch

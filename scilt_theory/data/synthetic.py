@@ -2,7 +2,8 @@
 
 Every class has a smooth template (4 × 4 uniform noise upsampled bilinearly to ``image_size``); a sample is its
 class template plus Gaussian noise (std 0.15), clipped to [0, 1]: a class-dependent mean pattern that a small
-model learns quickly, not a benchmark. Any number of classes
+model learns quickly, not a benchmark. Training and test samples are i.i.d. draws of one law per class
+(``provenance["test_same_distribution"]`` True). Any number of classes
 (``num_classes``, default 5); default profile n_max 200 with 20 test images per class. Class c has rank c.
 """
 
@@ -40,5 +41,9 @@ def build_synthetic(config: DataConfig) -> LongTailDataset:
 
     train_x, train_y = sample(counts.tolist())
     test_x, test_y = sample([n_test] * num_classes)
+    provenance = {"test_same_distribution": True,
+                  "test_distribution_note": "every training and test sample of a class is drawn independently from "
+                                            "the same law (its template plus Gaussian noise), so class by class the "
+                                            "splits are i.i.d. from one distribution"}
     return LongTailDataset("synthetic-lt", tuple(f"pattern-{c}" for c in range(num_classes)), train_x, train_y,
-                           test_x, test_y, config)
+                           test_x, test_y, config, provenance)
