@@ -8,6 +8,7 @@ and, for H2T / PI-H2T, a classifier re-training stage after the loop.
 
 from __future__ import annotations
 
+import json
 import math
 import random
 import time
@@ -21,7 +22,8 @@ from tqdm.auto import tqdm
 
 from scilt_theory import distributed
 from scilt_theory.checkpoint import atomic_write_text, check_output_dir, library_versions, save_run
-from scilt_theory.data import DataConfig, LongTailDataset, build_dataset, make_loader, row_range
+from scilt_theory.data import DataConfig, LongTailDataset, build_dataset, holdout_split, make_loader, row_range
+from scilt_theory.distributed import DistContext
 from scilt_theory.features import extract_features
 from scilt_theory.h2t import retrain_classifier
 from scilt_theory.methods import MethodConfig, Objective, supervised_loss
@@ -94,20 +96,6 @@ class TrainConfig:
             raise ValueError(f"save_every must be a non-negative number of optimiser steps, got {self.save_every}")
         if self.device == "cuda" and not torch.cuda.is_available():
             raise ValueError("device 'cuda' was asked for but no CUDA device is available")
-
-
-def holdout_split(labels: torch.Tensor, fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Stratified split of sample indices into (fit, holdout): ⌊fraction·n_c⌋ of each class held out, but at
-    least one image of every class stays in the fit part. Seeded, so the bounds command can re-create it."""
-    generator = torch.Generator().manual_seed(seed + 7919)
-    fit, held = [], []
-    for c in torch.unique(labels).tolist():
-        idx = (labels == c).nonzero(as_tuple=True)[0]
-        idx = idx[torch.randperm(idx.numel(), generator=generator)]
-        k = min(int(fraction * idx.numel()), idx.numel() - 1)
-        held.append(idx[:k])
-        fit.append(idx[k:])
-    return torch.sort(torch.cat(fit)).values, torch.sort(torch.cat(held)).values
 
 
 def resolve_device(name: str) -> torch.device:
@@ -199,6 +187,64 @@ class TrainResult:
     seconds: float
 
 
+@dataclass(frozen=True)
+class FitSplit:
+    """The training images the optimiser sees (``fit``) and the stratified hold-out kept out of training."""
+
+    fit_index: torch.Tensor
+    holdout_index: torch.Tensor
+    images: torch.Tensor
+    labels: torch.Tensor
+    counts: torch.Tensor  #: (K,) int64 class counts of the fit part (the prior of the logit adjustment)
+
+
+@dataclass
+class TrainingRun:
+    """What one run holds from set-up to finish: made by :func:`set_up`, advanced by :func:`run_epoch`, written by
+    :func:`finish`."""
+
+    method: MethodConfig
+    model_config: ModelConfig
+    config: TrainConfig
+    ctx: DistContext
+    device: torch.device
+    out_dir: Path
+    data: LongTailDataset
+    model: SciLTModel
+    split: FitSplit
+    class_counts: torch.Tensor  #: float32 fit counts on the device
+    optimizer: torch.optim.Optimizer
+    loader: torch.utils.data.DataLoader
+    objective: Objective
+    net: torch.nn.Module  #: the module the batches go through (DDP / compiled wrapper of ``model``)
+    scheduler: torch.optim.lr_scheduler.LambdaLR
+    aug_generator: torch.Generator
+    started: float
+    checkpointer: PeriodicCheckpointer | None = None
+    progress: Progress | None = None
+
+    @property
+    def recipe(self):
+        return self.method.method
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return len(self.loader)
+
+    def run_record(self) -> dict:
+        """The run.pt entries of this run at this moment (a periodic checkpoint adds its training state)."""
+        data, model = self.data, self.model
+        return {"method": self.recipe.name, "method_config": self.method.to_dict(),
+                "method_state": self.objective.state_dict(), "model_config": self.model_config.to_dict(),
+                "data_config": asdict(data.config), "train_config": asdict(self.config),
+                "model_state": {k: v.detach().cpu() for k, v in model.trainable_state_dict().items()},
+                "weights_sha256": model.weights_sha256, "class_names": list(data.class_names),
+                "class_counts": [int(n) for n in data.class_counts],
+                "fit_counts": [int(n) for n in self.split.counts],
+                "data_fingerprint": data.provenance.get("fingerprint"),  # real data sets: which images (data/split.py)
+                "holdout_indices": self.split.holdout_index.tolist(), "versions": library_versions()}
+
+
 def train(data_config: DataConfig, model_config: ModelConfig, config: TrainConfig,
           *, method: MethodConfig | None = None, data: LongTailDataset | None = None,
           log: Callable[[str], None] = print, resume: str | Path | None = None) -> TrainResult:
@@ -209,9 +255,64 @@ def train(data_config: DataConfig, model_config: ModelConfig, config: TrainConfi
     (e.g. one head for ``final_only``, τ = 0 for ``ce``) overwrite the given ones. With ``config.save_every`` the
     full training state goes to OUT/run.pt every N optimiser steps; ``resume`` (such a file, made with the same
     settings) continues it exactly where it stopped (scilt_theory/train_state.py).
+
+    The three stages, in the order the data flows: :func:`set_up` (configs → device → data → model → hold-out →
+    optimiser → loader → objective → schedule → checkpointer), :func:`run_epoch` per epoch, :func:`finish`
+    (H2T stage, evaluation, run.pt and metrics files).
     """
+    run = set_up(data_config, model_config, config, method=method, data=data, log=log, resume=resume)
+    for epoch in range(run.progress.epoch, run.config.epochs):
+        run_epoch(run, epoch, log)
+    return finish(run)
+
+
+# ---- set-up ---------------------------------------------------------------------------------------------------
+def set_up(data_config: DataConfig, model_config: ModelConfig, config: TrainConfig, *,
+           method: MethodConfig | None = None, data: LongTailDataset | None = None,
+           log: Callable[[str], None] = print, resume: str | Path | None = None) -> TrainingRun:
+    """Everything before the first batch, in data-flow order; the global RNG is consumed in a fixed order (data,
+    then model), so a run and its resumption build the same model."""
     started = time.perf_counter()
     ctx = distributed.current()  # torchrun: this process's rank (scilt_theory/distributed.py)
+    method, model_config, config = resolve_configs(model_config, config, method, ctx)
+    out_dir = check_output_dir(config.out, create=True)  # before any work, not after it
+    device = training_device(config.device, ctx)
+    seed_everything(config.seed)
+    data, model_config = load_data(data_config, model_config, data)
+    resume_record = None if resume is None else load_for_resume(
+        resume, data_config=asdict(data.config), model_config=model_config.to_dict(), train_config=asdict(config),
+        method_config=method.to_dict())
+    model = build_model(model_config).to(device)
+    method.method.prepare_model(model, method)
+    split = fit_split(data, config)
+    class_counts = split.counts.to(device=device, dtype=torch.float32)
+    optimizer = make_optimizer([p for p in model.parameters() if p.requires_grad], config, device)
+    loader = make_loader(split.images, split.labels, batch_size=config.batch_size, shuffle=True,
+                         seed=config.seed, drop_last=False, num_workers=config.num_workers,
+                         pin_memory=device.type == "cuda", shard=ctx.shard_spec)
+    objective = Objective(method, class_counts, tau=config.tau, lam=config.lam, num_classes=data.num_classes)
+    net = wrap_model(model, config, ctx, device)
+    run = TrainingRun(method=method, model_config=model_config, config=config, ctx=ctx, device=device,
+                      out_dir=out_dir, data=data, model=model, split=split, class_counts=class_counts,
+                      optimizer=optimizer, loader=loader, objective=objective, net=net,
+                      scheduler=make_scheduler(optimizer, config, len(loader)),
+                      aug_generator=torch.Generator().manual_seed(config.seed + 1), started=started)
+    # rank 0 alone writes checkpoints
+    run.checkpointer = PeriodicCheckpointer(out_dir / "run.pt", config.save_every if ctx.is_main else 0,
+                                            run.run_record)
+    run.progress = Progress(steps_per_epoch=run.steps_per_epoch) if resume_record is None else \
+        resume_training(run, resume_record)
+    if not config.quiet:
+        if resume_record is not None:
+            log(f"resuming {resume} at epoch {run.progress.epoch + 1}, batch {run.progress.step_in_epoch}/"
+                f"{run.steps_per_epoch}")
+        log_start(run, log)
+    return run
+
+
+def resolve_configs(model_config: ModelConfig, config: TrainConfig, method: MethodConfig | None,
+                    ctx: DistContext) -> tuple[MethodConfig, ModelConfig, TrainConfig]:
+    """The method (SciLT by default) with its fixed settings applied; refuses what torchrun cannot split."""
     ctx.check_batch_size(config.batch_size)
     method = method if method is not None else MethodConfig()
     recipe = method.method
@@ -220,123 +321,146 @@ def train(data_config: DataConfig, model_config: ModelConfig, config: TrainConfi
                          f"would differ if a batch were split over {ctx.world_size} processes")
     model_config, config = recipe.configure(model_config, config)
     config = config if ctx.is_main else replace(config, quiet=True)  # rank 0 alone logs
-    out_dir = check_output_dir(config.out, create=True)  # before any work, not after it
-    device = ctx.device(resolve_device(config.device))
+    return method, model_config, config
+
+
+def training_device(name: str, ctx: DistContext) -> torch.device:
+    """This process's device (TF32 matmuls on CUDA)."""
+    device = ctx.device(resolve_device(name))
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
-    seed_everything(config.seed)
+    return device
+
+
+def load_data(data_config: DataConfig, model_config: ModelConfig,
+              data: LongTailDataset | None = None) -> tuple[LongTailDataset, ModelConfig]:
+    """The data set (built unless given) and the model config with its class count; the images must have the
+    model's input size."""
     if data is None:
         data = build_dataset(data_config)
     model_config = ModelConfig.from_dict({**model_config.to_dict(), "num_classes": data.num_classes})
     if tuple(data.train_images.shape[-2:]) != (model_config.img_size,) * 2:
         raise ValueError(f"the images of {data.name!r} are {tuple(data.train_images.shape[-2:])} pixels but the "
                          f"model expects {model_config.img_size} x {model_config.img_size} (img_size)")
-    resume_record = None if resume is None else load_for_resume(
-        resume, data_config=asdict(data.config), model_config=model_config.to_dict(), train_config=asdict(config),
-        method_config=method.to_dict())
-    model = build_model(model_config).to(device)
-    recipe.prepare_model(model, method)
-    fit_index, holdout_index = holdout_split(data.train_labels, config.holdout_fraction, config.seed)
-    fit_images, fit_labels = data.train_images[fit_index], data.train_labels[fit_index]
-    fit_counts = torch.bincount(fit_labels, minlength=data.num_classes)
-    class_counts = fit_counts.to(device=device, dtype=torch.float32)
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = make_optimizer(params, config, device)
-    loader = make_loader(fit_images, fit_labels, batch_size=config.batch_size, shuffle=True,
-                         seed=config.seed, drop_last=False, num_workers=config.num_workers,
-                         pin_memory=device.type == "cuda", shard=ctx.shard_spec)
-    objective = Objective(method, class_counts, tau=config.tau, lam=config.lam, num_classes=data.num_classes)
+    return data, model_config
+
+
+def fit_split(data: LongTailDataset, config: TrainConfig) -> FitSplit:
+    """The stratified hold-out of ``config.holdout_fraction`` (the one place the split is made)."""
+    fit_index, holdout_index = holdout_split(data.train_labels, config.holdout_fraction, config.seed, data.train_groups)
+    labels = data.train_labels[fit_index]
+    return FitSplit(fit_index=fit_index, holdout_index=holdout_index, images=data.train_images[fit_index],
+                    labels=labels, counts=torch.bincount(labels, minlength=data.num_classes))
+
+
+def wrap_model(model: SciLTModel, config: TrainConfig, ctx: DistContext, device: torch.device) -> torch.nn.Module:
+    """DDP under torchrun, then torch.compile when asked for."""
     unused = (model.head2 is not None and not config.lam) or not model.uses_final_block
-    net = ctx.wrap(model, device, find_unused_parameters=unused)  # DDP under torchrun
-    net = torch.compile(net) if config.compile else net
-    steps_per_epoch = len(loader)
+    net = ctx.wrap(model, device, find_unused_parameters=unused)
+    return torch.compile(net) if config.compile else net
+
+
+def make_scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig,
+                   steps_per_epoch: int) -> torch.optim.lr_scheduler.LambdaLR:
+    """Linear warm-up then cosine decay over all optimiser steps, per step."""
     total_steps = steps_per_epoch * config.epochs
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
+    return torch.optim.lr_scheduler.LambdaLR(
         optimizer, cosine_with_warmup(total_steps, int(round(config.warmup_epochs * steps_per_epoch))))
-    aug_generator = torch.Generator().manual_seed(config.seed + 1)
 
-    def run_record() -> dict:
-        return {"method": recipe.name, "method_config": method.to_dict(), "method_state": objective.state_dict(),
-                "model_config": model_config.to_dict(), "data_config": asdict(data.config),
-                "train_config": asdict(config),
-                "model_state": {k: v.detach().cpu() for k, v in model.trainable_state_dict().items()},
-                "weights_sha256": model.weights_sha256, "class_names": list(data.class_names),
-                "class_counts": [int(n) for n in data.class_counts], "fit_counts": [int(n) for n in fit_counts],
-                "data_fingerprint": data.provenance.get("fingerprint"),  # real data sets: which images (data/split.py)
-                "holdout_indices": holdout_index.tolist(), "versions": library_versions()}
 
-    # rank 0 alone writes checkpoints
-    checkpointer = PeriodicCheckpointer(out_dir / "run.pt", config.save_every if ctx.is_main else 0, run_record)
-    progress = Progress(steps_per_epoch=steps_per_epoch)
-    if resume_record is not None:
-        progress = restore_training(resume_record, model, optimizer, scheduler, steps_per_epoch)
-        objective.load_state_dict(resume_record.get("method_state"))
-        if not config.quiet:
-            log(f"resuming {resume} at epoch {progress.epoch + 1}, batch {progress.step_in_epoch}/{steps_per_epoch}")
+def resume_training(run: TrainingRun, record: dict) -> Progress:
+    """Model, optimiser, schedule and method state from a periodic checkpoint; the progress to continue from."""
+    progress = restore_training(record, run.model, run.optimizer, run.scheduler, run.steps_per_epoch)
+    run.objective.load_state_dict(record.get("method_state"))
+    return progress
+
+
+def log_start(run: TrainingRun, log: Callable[[str], None]) -> None:
+    model_config, data = run.model_config, run.data
+    log(f"method {run.recipe.name}: {run.recipe.summary}")
+    log(f"training {model_config.arch} (depth {model_config.depth or 'default'}, adapter {model_config.adapter}, "
+        f"{run.model.num_trainable_parameters():,} trainable parameters) on {data.name}: "
+        f"{len(run.split.labels)} train ({len(run.split.holdout_index)} held out) / {len(data.test_labels)} test "
+        f"images, {data.num_classes} classes, device {run.device}")
+
+
+# ---- one epoch ------------------------------------------------------------------------------------------------
+def run_epoch(run: TrainingRun, epoch: int, log: Callable[[str], None] = print) -> dict:
+    """The batch loop of ``epoch`` (0-based; the rest of it when resuming inside it); returns its history record."""
+    config, progress = run.config, run.progress
+    run.model.train()
+    epoch_start = time.perf_counter()
+    batches = progress.epoch_batches(epoch, run.loader, run.aug_generator)
+    bar = tqdm(batches, desc=f"epoch {epoch + 1}/{config.epochs}", leave=False, initial=progress.step_in_epoch,
+               total=run.steps_per_epoch, disable=config.quiet or None)
+    for images, labels in bar:
+        train_step(run, images, labels)
+    # this process's sums, added over the processes under torchrun (a resumed epoch's sums before the save
+    # are rank 0's: they only feed the logged loss and accuracy)
+    total_loss, correct, seen = run.ctx.sum([progress.total_loss, progress.correct, progress.seen])
+    record = {"epoch": epoch + 1, "loss": total_loss / max(seen, 1), "train_acc": correct / max(seen, 1),
+              "alpha": float(run.model.alpha.detach()), "lr": run.scheduler.get_last_lr()[0],
+              "seconds": time.perf_counter() - epoch_start}
+    progress.history.append(record)
     if not config.quiet:
-        log(f"method {recipe.name}: {recipe.summary}")
-        log(f"training {model_config.arch} (depth {model_config.depth or 'default'}, adapter {model_config.adapter}, "
-            f"{model.num_trainable_parameters():,} trainable parameters) on {data.name}: "
-            f"{len(fit_labels)} train ({len(holdout_index)} held out) / {len(data.test_labels)} test images, {data.num_classes} classes, "
-            f"device {device}")
-    history = progress.history
-    for epoch in range(progress.epoch, config.epochs):
-        model.train()
-        epoch_start = time.perf_counter()
-        batches = progress.epoch_batches(epoch, loader, aug_generator)
-        bar = tqdm(batches, desc=f"epoch {epoch + 1}/{config.epochs}", leave=False, initial=progress.step_in_epoch,
-                   total=steps_per_epoch, disable=config.quiet or None)
-        for images, labels in bar:
-            global_size, offset = ctx.batch_shard(progress.step_in_epoch, len(fit_labels), config.batch_size)
-            if config.augment:
-                images = augment_batch(images, aug_generator, global_size, offset)
-            images = images.to(device, non_blocking=True)
-            labels = labels.to(device, non_blocking=True)
-            with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-                output = net(images, labels)  # the labels only feed PI-H2T's feature fusion, if any
-            # an empty shard (a last batch smaller than the process count) still joins DDP's all-reduce
-            loss = objective(output, labels) if len(labels) else output.logits.sum() * 0.0
-            if not torch.isfinite(loss):
-                raise non_finite_loss_error(loss, progress, config.lr, checkpointer)
-            optimizer.zero_grad(set_to_none=True)
-            ctx.scaled_loss(loss, len(labels), global_size).backward()
-            optimizer.step()
-            scheduler.step()
-            progress.step_done(float(loss.detach()), int((output.logits.detach().argmax(dim=1) == labels).sum()),
-                               labels.shape[0])
-            checkpointer.maybe_save(model, optimizer, scheduler, progress, aug_generator)
-        # this process's sums, added over the processes under torchrun (a resumed epoch's sums before the save
-        # are rank 0's: they only feed the logged loss and accuracy)
-        total_loss, correct, seen = ctx.sum([progress.total_loss, progress.correct, progress.seen])
-        record = {"epoch": epoch + 1, "loss": total_loss / max(seen, 1), "train_acc": correct / max(seen, 1),
-                  "alpha": float(model.alpha.detach()), "lr": scheduler.get_last_lr()[0],
-                  "seconds": time.perf_counter() - epoch_start}
-        history.append(record)
-        if not config.quiet:
-            log(f"epoch {record['epoch']:3d}/{config.epochs}  loss {record['loss']:.4f}  "
-                f"train acc {100 * record['train_acc']:5.1f}%  alpha {record['alpha']:.3f}  "
-                f"lr {record['lr']:.4g}  {record['seconds']:.1f}s")
-    stage2 = retrain_heads_h2t(model, fit_images, fit_labels, class_counts, config, method, device) \
-        if recipe.h2t else None
-    metrics = evaluate_model(model, data, config.eval_batch_size, device)
-    seconds = time.perf_counter() - started
+        log(f"epoch {record['epoch']:3d}/{config.epochs}  loss {record['loss']:.4f}  "
+            f"train acc {100 * record['train_acc']:5.1f}%  alpha {record['alpha']:.3f}  "
+            f"lr {record['lr']:.4g}  {record['seconds']:.1f}s")
+    return record
+
+
+def train_step(run: TrainingRun, images: torch.Tensor, labels: torch.Tensor) -> None:
+    """One optimiser step on one batch (this process's part of the global batch under torchrun)."""
+    config, device, progress, ctx = run.config, run.device, run.progress, run.ctx
+    global_size, offset = ctx.batch_shard(progress.step_in_epoch, len(run.split.labels), config.batch_size)
+    if config.augment:
+        images = augment_batch(images, run.aug_generator, global_size, offset)
+    images = images.to(device, non_blocking=True)
+    labels = labels.to(device, non_blocking=True)
+    with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+        output = run.net(images, labels)  # the labels only feed PI-H2T's feature fusion, if any
+    # an empty shard (a last batch smaller than the process count) still joins DDP's all-reduce
+    loss = run.objective(output, labels) if len(labels) else output.logits.sum() * 0.0
+    if not torch.isfinite(loss):
+        raise non_finite_loss_error(loss, progress, config.lr, run.checkpointer)
+    run.optimizer.zero_grad(set_to_none=True)
+    ctx.scaled_loss(loss, len(labels), global_size).backward()
+    run.optimizer.step()
+    run.scheduler.step()
+    progress.step_done(float(loss.detach()), int((output.logits.detach().argmax(dim=1) == labels).sum()),
+                       labels.shape[0])
+    run.checkpointer.maybe_save(run.model, run.optimizer, run.scheduler, progress, run.aug_generator)
+
+
+# ---- finish ---------------------------------------------------------------------------------------------------
+def finish(run: TrainingRun) -> TrainResult:
+    """H2T's re-training stage (if the method has one), evaluation on the test split, run.pt and metrics files."""
+    config, ctx, split = run.config, run.ctx, run.split
+    stage2 = retrain_heads_h2t(run.model, split.images, split.labels, run.class_counts, config, run.method,
+                               run.device) if run.recipe.h2t else None
+    metrics = evaluate_model(run.model, run.data, config.eval_batch_size, run.device)
+    seconds = time.perf_counter() - run.started
     metrics["train_seconds"] = seconds
-    metrics["history"] = history
+    metrics["history"] = run.progress.history
     if stage2 is not None:
         metrics["h2t_history"] = stage2
-    if not ctx.is_main:  # rank 0 alone writes run.pt and the metrics files
-        ctx.barrier()
-        return TrainResult(model=model, data=data, metrics=metrics, history=history, run_path=out_dir / "run.pt",
-                           seconds=seconds)
-    run_path = save_run(out_dir / "run.pt", {**run_record(), "metrics": _json_safe(metrics), "finished": True})
-    import json
-
-    atomic_write_text(json.dumps(_json_safe(metrics), indent=2) + "\n", out_dir / "metrics.json")
-    atomic_write_text(metrics_markdown(metrics, title=f"{recipe.name} on {data.name} (test split, balanced)"),
-                      out_dir / "metrics.md")
+    run_path = run.out_dir / "run.pt"
+    if ctx.is_main:  # rank 0 alone writes run.pt and the metrics files
+        run_path = write_run_files(run, metrics)
     ctx.barrier()
-    return TrainResult(model=model, data=data, metrics=metrics, history=history, run_path=run_path, seconds=seconds)
+    return TrainResult(model=run.model, data=run.data, metrics=metrics, history=run.progress.history,
+                       run_path=run_path, seconds=seconds)
+
+
+def write_run_files(run: TrainingRun, metrics: dict) -> Path:
+    """The finished run.pt, metrics.json and metrics.md (atomic writes)."""
+    run_path = save_run(run.out_dir / "run.pt", {**run.run_record(), "metrics": _json_safe(metrics),
+                                                 "finished": True})
+    atomic_write_text(json.dumps(_json_safe(metrics), indent=2) + "\n", run.out_dir / "metrics.json")
+    atomic_write_text(metrics_markdown(metrics, title=f"{run.recipe.name} on {run.data.name} (test split, balanced)"),
+                      run.out_dir / "metrics.md")
+    return run_path
 
 
 def retrain_heads_h2t(model: SciLTModel, images: torch.Tensor, labels: torch.Tensor, class_counts: torch.Tensor,
