@@ -13,7 +13,7 @@ import os
 import sys
 from typing import Any, Callable, Iterable
 
-from scilt_theory.constraints import Boolean, Choice
+from scilt_theory.constraints import Boolean, Choice, NoneOr
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # no hub access from any command, ever
 
@@ -39,9 +39,9 @@ def _parse_bool(text: str) -> bool:
     raise argparse.ArgumentTypeError(f"expected true/false, got {text!r}")
 
 
-def _none_or(convert: Callable[[str], Any]) -> Callable[[str], Any]:
+def _none_or(convert: Callable[[str], Any], word: str = "none") -> Callable[[str], Any]:
     def parse(text: str) -> Any:
-        return None if text.strip().lower() in ("none", "") else convert(text)
+        return None if text.strip().lower() in ("none", "", word) else convert(text)
     parse.__name__ = getattr(convert, "__name__", "value")
     return parse
 
@@ -83,11 +83,15 @@ def add_dataclass_options(parser: argparse.ArgumentParser, cls: type, *, title: 
             help_text = f"{help_text}; {constraint.describe()}" if help_text else constraint.describe()
         choices = constraint.values if isinstance(constraint, Choice) and all(
             isinstance(v, str) for v in constraint.values) else None
+        if default is None and isinstance(constraint, NoneOr):
+            default = constraint.word
         if type_name.startswith("tuple"):
-            group.add_argument(option, dest=f"{cls.__name__}.{f.name}", type=str, nargs="+",
+            group.add_argument(option, dest=f"{cls.__name__}.{f.name}", type=str, nargs="+", metavar=f.name.upper(),
                                default=argparse.SUPPRESS, help=f"{help_text} (default: {' '.join(default or ())})")
             continue
         convert = _CONVERTERS.get(type_name)
+        if isinstance(constraint, NoneOr) and convert is not None and constraint.word != "none":
+            convert = _none_or(_CONVERTERS[type_name.replace(" | None", "")], constraint.word)
         if convert is None:
             raise TypeError(f"no command-line converter for field {f.name} of type {type_name}")
         if type_name == "bool":  # a bare --flag means true; --flag false switches a default-on option off

@@ -134,7 +134,10 @@ def run_one(args, extra, method: str, seed: int, run_dir: Path) -> dict:
     bounds_argv = ["--ckpt", str(ckpt), "--out", str(bounds_dir), "--draws", str(args.draws), "--quiet",
                    *([] if args.run_plots else ["--no-plots"])]
     report = _read_json(bounds_dir / "bounds.json")
-    fresh = (report is not None and timing["reused_run"] and saved.get("bounds") == bounds_argv
+    from scilt_theory.schema import SCHEMA_VERSION
+
+    fresh = (report is not None and report.get("schema_version") == SCHEMA_VERSION and timing["reused_run"]
+             and saved.get("bounds") == bounds_argv
              and (bounds_dir / "bounds.json").stat().st_mtime >= ckpt.stat().st_mtime)
     started = time.perf_counter()
     if fresh:

@@ -1,6 +1,6 @@
 """Overlay several runs' bounds on one figure: ``python -m experiments.plot --bounds DIR [DIR ...]``.
 
-Each DIR is an output directory of ``python -m experiments.bounds`` (it holds bounds.json, schema_version 1); a
+Each DIR is an output directory of ``python -m experiments.bounds`` (it holds bounds.json, scilt_theory/schema.py); a
 path to a bounds.json file is accepted too. Every input is read and checked before anything is drawn, so a bad
 input ends in one line on stderr, exit status 2, and no file written. The figure (per-class Corollary 5.4 bound
 and test error vs n_c, and the group means, one colour and marker per run) goes to PATH_STEM.png and .pdf.
@@ -35,9 +35,9 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def read_report(source: Path) -> dict:
-    """Read and validate the bounds.json in ``source`` (a directory, or the file itself)."""
-    from scilt_theory.plotting import validate_report
+def read_report(source: Path):
+    """Read and check the bounds.json in ``source`` (a directory, or the file itself) as a BoundsReport."""
+    from scilt_theory.schema import BoundsReport
 
     path = source / "bounds.json" if source.is_dir() else source
     if not source.exists():
@@ -45,17 +45,16 @@ def read_report(source: Path) -> dict:
     if not path.is_file():
         raise UserError(f"{source} has no bounds.json (run python -m experiments.bounds first)")
     try:
-        report = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise UserError(f"{path} is not valid JSON ({exc.__class__.__name__}: {str(exc).splitlines()[0]})") \
             from None
     except OSError as exc:
         raise UserError(f"cannot read {path}: {exc.strerror or exc}") from None
     try:
-        validate_report(report)
+        return BoundsReport.from_json(data, source=str(path))
     except ValueError as exc:
-        raise UserError(f"{path}: {exc}") from None
-    return report
+        raise UserError(str(exc)) from None
 
 
 def _run_name(source: Path) -> str:

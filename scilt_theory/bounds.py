@@ -10,7 +10,8 @@ Map from THEORY.md to this module
   Corollary 5.4: :func:`corollary54_class_bound`, all classes + groups + worst class:
   :func:`corollary54_all_classes`. The grid of §4: :class:`BoundGrid`.
 * §5 Monte Carlo certificates: :class:`ConfidenceSplit`, :func:`split_confidence`.
-* Everything together for a trained fused model: :func:`fused_model_bounds` -> :class:`FusedBoundReport`.
+* These formulas evaluated as registered statements on a trained fused model: scilt_theory/statements/
+  (``fused_model_bounds``).
 
 A tighter form beside the contract (proved in the docstring, never the default):
 :func:`theorem53_bound_bounded_features` uses the *expected* Rademacher complexity (Mohri et al., Thm 3.3,
@@ -46,7 +47,6 @@ __all__ = [
     "Corollary54Result",
     "DeviationBound",
     "ErcSummary",
-    "FusedBoundReport",
     "GridBoundResult",
     "GridPoint",
     "GroupBound",
@@ -58,11 +58,9 @@ __all__ = [
     "corollary54_all_classes",
     "corollary54_class_bound",
     "envelope_bounds",
-    "fused_model_bounds",
     "lemma51_scale",
     "lemma51_sum",
     "margin_lipschitz",
-    "resolve_method",
     "split_confidence",
     "theorem53_bound",
     "theorem53_bound_bounded_features",
@@ -71,9 +69,6 @@ __all__ = [
     "vector_contraction",
 ]
 
-METHODS = ("auto", "closed", "mc", "exact", "cvxpy")
-#: "auto" enumerates all sign vectors exactly up to this many independent signs (THEORY §5).
-EXACT_MAX_SIGNS = 22
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -360,7 +355,7 @@ class DeviationBound:
     empirical_mean: float = field(metadata={"help": "E_hat_S g"})
     complexity: float = field(metadata={"help": "2 R_hat_S(G)"})
     confidence: float = field(metadata={"help": "3 sqrt(ln(2/delta)/(2n))"})
-    total: float = field(metadata={"help": "sum of the three terms"})
+    bound: float = field(metadata={"help": "the bound: sum of the three terms"})
     n: int = field(metadata={"help": "sample size"})
     delta: float = field(metadata={"help": "failure probability"})
 
@@ -392,7 +387,7 @@ def uniform_deviation_bound(empirical_mean: float, rademacher_of_loss_class: flo
     e = _check_loss(empirical_mean, "empirical_mean")
     r = _check_nonneg(rademacher_of_loss_class, "rademacher_of_loss_class")
     conf = confidence_term(n, delta)
-    return DeviationBound(empirical_mean=e, complexity=2.0 * r, confidence=conf, total=e + 2.0 * r + conf,
+    return DeviationBound(empirical_mean=e, complexity=2.0 * r, confidence=conf, bound=e + 2.0 * r + conf,
                           n=int(n), delta=float(delta))
 
 
@@ -404,15 +399,15 @@ def uniform_deviation_bound(empirical_mean: float, rademacher_of_loss_class: flo
 class BoundTerms:
     """The terms of one generalisation bound, broken out (THEORY §4).
 
-    ``total = empirical_margin_loss + complexity + confidence``; ``vacuous`` is ``total > 1`` (the bound is
+    ``bound = train_margin_loss + complexity + confidence``; ``vacuous`` is ``bound > 1`` (the bound is
     reported, never hidden or clipped here).
     """
 
-    empirical_margin_loss: float = field(metadata={"help": "R_hat_{S,rho}(f), mean ramp loss of the margins"})
+    train_margin_loss: float = field(metadata={"help": "R_hat_{S,rho}(f), mean ramp loss of the margins"})
     complexity: float = field(metadata={"help": "(4/rho)(R_hat^v(F_{N-1}) + R_hat^v(F_N))"})
     confidence: float = field(metadata={"help": "3 sqrt(ln(2 K m/delta)/(2n))"})
-    total: float = field(metadata={"help": "the bound: sum of the three terms"})
-    vacuous: bool = field(metadata={"help": "total > 1"})
+    bound: float = field(metadata={"help": "the bound: sum of the three terms"})
+    vacuous: bool = field(metadata={"help": "bound > 1"})
     rho: float = field(metadata={"help": "margin parameter"})
     delta: float = field(metadata={"help": "total failure probability of the statement"})
     n: int = field(metadata={"help": "sample size (n, or n_c for a class)"})
@@ -424,21 +419,14 @@ class BoundTerms:
     radius_final: float | None = field(default=None, metadata={"help": "B_2 of the class (None if not known)"})
     statement: str = field(default="Theorem 5.3", metadata={"help": "THEORY statement the terms come from"})
 
-    @property
-    def bound(self) -> float:
-        """Alias of ``total``."""
-        return self.total
-
     def to_dict(self) -> dict:
-        d = {f.name: getattr(self, f.name) for f in fields(self)}
-        d["bound"] = self.total
-        return _clean(d)
+        return _clean({f.name: getattr(self, f.name) for f in fields(self)})
 
 
-def _margin_bound(statement: str, empirical_margin_loss: float, rc_penult: float, rc_final: float, n: int,
+def _margin_bound(statement: str, train_margin_loss: float, rc_penult: float, rc_final: float, n: int,
                   rho: float, delta: float, grid_size: int, num_classes: int,
                   radius_penult: float | None = None, radius_final: float | None = None) -> BoundTerms:
-    e = _check_loss(empirical_margin_loss, "empirical_margin_loss")
+    e = _check_loss(train_margin_loss, "train_margin_loss")
     r1 = _check_nonneg(rc_penult, "rc_penult")
     r2 = _check_nonneg(rc_final, "rc_final")
     rho = _check_rho(rho)
@@ -447,14 +435,14 @@ def _margin_bound(statement: str, empirical_margin_loss: float, rc_penult: float
     complexity = 2.0 * contraction_factor(rho) * lemma51_sum(r1, r2)
     conf = confidence_term(n, delta, grid_size=grid_size, num_classes=num_classes)
     total = e + complexity + conf
-    return BoundTerms(empirical_margin_loss=e, complexity=complexity, confidence=conf, total=total,
+    return BoundTerms(train_margin_loss=e, complexity=complexity, confidence=conf, bound=total,
                       vacuous=bool(total > 1.0), rho=rho, delta=float(delta), n=int(n), grid_size=int(grid_size),
                       num_classes=int(num_classes), rc_penult=r1, rc_final=r2,
                       radius_penult=_opt_float(radius_penult), radius_final=_opt_float(radius_final),
                       statement=statement)
 
 
-def theorem53_bound(empirical_margin_loss: float, rc_penult: float, rc_final: float, n: int, rho: float,
+def theorem53_bound(train_margin_loss: float, rc_penult: float, rc_final: float, n: int, rho: float,
                     delta: float, grid_size: int = 1) -> BoundTerms:
     """Theorem 5.3, the generalisation bound of the fused model (THEORY §4).
 
@@ -468,8 +456,8 @@ def theorem53_bound(empirical_margin_loss: float, rc_penult: float, rc_final: fl
 
     Parameters
     ----------
-    empirical_margin_loss : float in [0, 1]
-        ``R_hat_{S,rho}(f)``.
+    train_margin_loss : float in [0, 1]
+        ``R_hat_{S,rho}(f)``, the mean ramp loss of the margins on S.
     rc_penult, rc_final : float >= 0
         *Upper* values of ``R_hat^v_S(F_{N-1})`` and ``R_hat^v_S(F_N)`` (closed form, exact, or certified MC).
     n : int >= 1
@@ -477,7 +465,7 @@ def theorem53_bound(empirical_margin_loss: float, rc_penult: float, rc_final: fl
     delta : float in (0, 1)
     grid_size : int >= 1
     """
-    return _margin_bound("Theorem 5.3", empirical_margin_loss, rc_penult, rc_final, n, rho, delta,
+    return _margin_bound("Theorem 5.3", train_margin_loss, rc_penult, rc_final, n, rho, delta,
                          grid_size, 1)
 
 
@@ -499,7 +487,7 @@ def corollary54_class_bound(class_margin_loss: float, rc_penult: float, rc_final
     return _margin_bound("Corollary 5.4", class_margin_loss, rc_penult, rc_final, n_c, rho, delta, grid_size, k)
 
 
-def theorem53_bound_bounded_features(empirical_margin_loss: float, n: int, rho: float, delta: float, *,
+def theorem53_bound_bounded_features(train_margin_loss: float, n: int, rho: float, delta: float, *,
                                      radius_penult: float, radius_final: float, num_outputs: int,
                                      feature_norm_bound: float | tuple[float, float] = 1.0, norm: str = "row",
                                      grid_size: int = 1, num_classes: int = 1) -> BoundTerms:
@@ -521,7 +509,7 @@ def theorem53_bound_bounded_features(empirical_margin_loss: float, n: int, rho: 
     and ``1{error} <= Phi_rho(M)``, finish the proof. The statement needs the norm bound for *every* x
     (not only the sample), which cosine heads guarantee.
     """
-    e = _check_loss(empirical_margin_loss, "empirical_margin_loss")
+    e = _check_loss(train_margin_loss, "train_margin_loss")
     n = _check_count(n, "n")
     rho = _check_rho(rho)
     delta = _check_delta(delta)
@@ -541,7 +529,7 @@ def theorem53_bound_bounded_features(empirical_margin_loss: float, n: int, rho: 
     conf = math.sqrt(math.log(k * m / delta) / (2.0 * n))
     total = e + complexity + conf
     statement = "Theorem 5.3 (bounded features)" if k == 1 else "Corollary 5.4 (bounded features)"
-    return BoundTerms(empirical_margin_loss=e, complexity=complexity, confidence=conf, total=total,
+    return BoundTerms(train_margin_loss=e, complexity=complexity, confidence=conf, bound=total,
                       vacuous=bool(total > 1.0), rho=rho, delta=delta, n=n, grid_size=m, num_classes=k,
                       rc_penult=rc1, rc_final=rc2, radius_penult=b1, radius_final=b2, statement=statement)
 
@@ -662,7 +650,7 @@ class BoundGrid:
 class GridBoundResult:
     """The smallest bound over the covering grid points, plus every evaluated point (THEORY §4)."""
 
-    best: BoundTerms = field(metadata={"help": "smallest total over the covering points"})
+    best: BoundTerms = field(metadata={"help": "smallest bound over the covering points"})
     evaluated: tuple[BoundTerms, ...] = field(metadata={"help": "every covering point, in grid order"})
     grid_size: int = field(metadata={"help": "m"})
 
@@ -685,7 +673,7 @@ def _grid_evaluate(terms_at: Callable[[GridPoint], BoundTerms], grid: BoundGrid,
             f"no grid point covers the trained weights' norms (penultimate {radius_penult:g}, final "
             f"{radius_final:g}); the radii grid must be enlarged before seeing the data.")
     evaluated = tuple(terms_at(p) for p in points)
-    best = min(evaluated, key=lambda t: t.total)  # first minimum in grid order: deterministic
+    best = min(evaluated, key=lambda t: t.bound)  # first minimum in grid order: deterministic
     return GridBoundResult(best=best, evaluated=evaluated, grid_size=grid.size)
 
 
@@ -750,7 +738,7 @@ def class_groups_from_counts(class_counts: Sequence[int], many_threshold: int = 
 class ClassBound:
     """Corollary 5.4 for one class: the best terms over the grid, or None with the reason."""
 
-    cls: int = field(metadata={"help": "class index"})
+    class_index: int = field(metadata={"help": "class index"})
     name: str = field(metadata={"help": "class name"})
     n_train: int = field(metadata={"help": "n_c, class-c samples in S"})
     group: str = field(metadata={"help": "many | medium | few (or a user-given group)"})
@@ -761,16 +749,16 @@ class ClassBound:
 
     @property
     def bound(self) -> float | None:
-        return None if self.terms is None else self.terms.total
+        return None if self.terms is None else self.terms.bound
 
     def to_dict(self) -> dict:
         t = self.terms
         rc_sum = None if (self.rc_penult is None or self.rc_final is None) else lemma51_sum(self.rc_penult,
                                                                                           self.rc_final)
         return _clean({
-            "class": self.cls, "name": self.name, "n_train": self.n_train, "group": self.group,
-            "bound": None if t is None else t.total, "reason": self.reason,
-            "train_margin_loss": None if t is None else t.empirical_margin_loss,
+            "class": self.class_index, "name": self.name, "n_train": self.n_train, "group": self.group,
+            "bound": None if t is None else t.bound, "reason": self.reason,
+            "train_margin_loss": None if t is None else t.train_margin_loss,
             "complexity": None if t is None else t.complexity, "confidence": None if t is None else t.confidence,
             "vacuous": None if t is None else t.vacuous, "rho": None if t is None else t.rho,
             "terms": t,
@@ -808,12 +796,12 @@ class GroupBound:
 class WorstClass:
     """Worst-class error <= max over classes with n_c >= 1 of the Corollary 5.4 bound (THEORY §4)."""
 
-    cls: int
+    class_index: int
     name: str
     bound: float
 
     def to_dict(self) -> dict:
-        return _clean({"bound": self.bound, "bound_class": self.cls, "bound_class_name": self.name})
+        return _clean({"bound": self.bound, "bound_class": self.class_index, "bound_class_name": self.name})
 
 
 @dataclass(frozen=True)
@@ -832,20 +820,20 @@ class Corollary54Result:
 
 def _group_bound(name: str, members: list[ClassBound]) -> GroupBound:
     with_bound = [c for c in members if c.terms is not None]
-    classes = tuple(c.cls for c in members)
+    classes = tuple(c.class_index for c in members)
     if not members:
         return GroupBound(name, 0, 0, classes, reason="no classes in this group")
     if not with_bound:
         return GroupBound(name, len(members), 0, classes, bound_all_classes=1.0,
                           reason="no class of this group has training samples")
-    bounds = [c.terms.total for c in with_bound]
+    bounds = [c.terms.bound for c in with_bound]
     mean = float(np.mean(bounds))
     missing = len(members) - len(with_bound)
     reason = None if missing == 0 else f"{missing} class(es) without training samples left out of the mean"
     return GroupBound(
         name, len(members), len(with_bound), classes, bound=mean,
         bound_all_classes=float((sum(bounds) + missing) / len(members)),
-        train_margin_loss=float(np.mean([c.terms.empirical_margin_loss for c in with_bound])),
+        train_margin_loss=float(np.mean([c.terms.train_margin_loss for c in with_bound])),
         complexity=float(np.mean([c.terms.complexity for c in with_bound])),
         confidence=float(np.mean([c.terms.confidence for c in with_bound])),
         vacuous=bool(mean > 1.0), reason=reason)
@@ -925,8 +913,8 @@ def corollary54_all_classes(margins: Any, labels: Any, rc_penult_unit: Sequence[
     bounded = [pc for pc in per_class if pc.terms is not None]
     worst = None
     if bounded:
-        w = max(bounded, key=lambda pc: pc.terms.total)
-        worst = WorstClass(w.cls, w.name, w.terms.total)
+        w = max(bounded, key=lambda pc: pc.terms.bound)
+        worst = WorstClass(w.class_index, w.name, w.terms.bound)
     return Corollary54Result(tuple(per_class), group_bounds, worst, grid.size, k, delta)
 
 
@@ -1032,224 +1020,3 @@ def confidence_split_from_parts(delta: float, delta_mc: float, n_certificates: i
     n_cert = _check_count(n_certificates, "n_certificates", 0)
     dm = _check_delta(delta_mc, "delta_mc")
     return ConfidenceSplit(delta=_check_delta(delta), delta_mc=dm if n_cert else 0.0, n_certificates=n_cert)
-
-
-# ----------------------------------------------------------------------------------------------------------
-# Everything for a trained fused model
-# ----------------------------------------------------------------------------------------------------------
-
-def resolve_method(method: str, n_rows: int, num_outputs: int, norm: str, n_draws: int,
-                   exact_max_signs: int = EXACT_MAX_SIGNS) -> str:
-    """The estimator "auto" picks (THEORY §5): closed form when ``n_draws == 0``; exact enumeration when the
-    number of independent signs (row norm: n; Frobenius: n K) is <= ``exact_max_signs``; MC otherwise."""
-    if method not in METHODS:
-        raise ValueError(f"method must be one of {METHODS}, got {method!r}.")
-    if method != "auto":
-        return method
-    if n_draws == 0:
-        return "closed"
-    signs = n_rows if norm == "row" else n_rows * num_outputs
-    return "exact" if signs <= exact_max_signs else "mc"
-
-
-@dataclass(frozen=True)
-class FusedBoundReport:
-    """All bounds of THEORY §4 for one trained fused model (see :func:`fused_model_bounds`)."""
-
-    rademacher: dict = field(metadata={"help": "penultimate / final / sum ErcSummary at the chosen radii"})
-    overall: GridBoundResult = field(metadata={"help": "Theorem 5.3, best over the grid"})
-    corollary: Corollary54Result = field(metadata={"help": "Corollary 5.4, per class, groups, worst"})
-    confidence: ConfidenceSplit = field(metadata={"help": "delta / delta_mc accounting"})
-    grid: BoundGrid = field(metadata={"help": "the grid fixed before the data"})
-    settings: dict = field(metadata={"help": "method, norm, radii, n_draws, seed, thresholds, ..."})
-    overall_bounded_features: GridBoundResult | None = field(
-        default=None, metadata={"help": "tighter proved form (expected Rademacher) when a norm bound is given"})
-    per_class_bounded_features: tuple[BoundTerms | None, ...] | None = field(
-        default=None, metadata={"help": "tighter per-class form when a norm bound is given"})
-
-    @property
-    def per_class(self) -> tuple[ClassBound, ...]:
-        return self.corollary.per_class
-
-    @property
-    def groups(self) -> dict:
-        return self.corollary.groups
-
-    @property
-    def worst_class(self) -> WorstClass | None:
-        return self.corollary.worst_class
-
-    def to_dict(self) -> dict:
-        best = self.overall.best
-        overall = best.to_dict()
-        overall.update({"bound": best.total, "chosen_rho": best.rho})
-        per_class = [pc.to_dict() for pc in self.per_class]
-        if self.per_class_bounded_features is not None:
-            for row, t in zip(per_class, self.per_class_bounded_features, strict=True):
-                row["bounded_features"] = None if t is None else t.to_dict()
-        return _clean({
-            "delta": self.confidence.delta, "delta_mc": self.confidence.delta_mc,
-            "n": best.n, "num_classes": self.corollary.num_classes,
-            "radii": {"norm": self.settings["norm"], "penultimate": best.radius_penult, "final": best.radius_final},
-            "margin": {"grid": list(self.grid.rhos), "grid_size": self.grid.size, "chosen": best.rho},
-            "rademacher": self.rademacher,
-            "overall": overall,
-            "overall_grid": [t.to_dict() for t in self.overall.evaluated],
-            "overall_bounded_features": None if self.overall_bounded_features is None
-            else self.overall_bounded_features.best.to_dict(),
-            "per_class": per_class,
-            "groups": self.groups,
-            "worst_class": self.worst_class,
-            "confidence": self.confidence,
-            "grid": self.grid,
-            "settings": self.settings,
-        })
-
-
-def _unit_erc(features: np.ndarray, num_outputs: int, norm: str, method: str, n_draws: int, seed: int,
-              delta_cert: float | None, device: Any = None) -> ErcSummary:
-    import torch
-
-    from scilt_theory.rademacher import rademacher_linear  # estimator module (THEORY §5)
-
-    if device is not None and method in ("mc", "exact"):  # pure-torch estimators run where the tensor lives
-        features = torch.as_tensor(features, device=device)
-    kwargs: dict = {"num_outputs": num_outputs, "norm": norm, "method": method, "seed": seed}
-    if method == "mc":
-        kwargs.update(n_draws=n_draws, delta_mc=delta_cert)
-    elif method == "cvxpy":
-        kwargs.update(n_draws=n_draws)
-    return ErcSummary.from_result(rademacher_linear(features, 1.0, **kwargs))
-
-
-def fused_model_bounds(psi_penult: Any, psi_final: Any, scores: Any, labels: Any, *, num_classes: int,
-                       radius_penult: float, radius_final: float, norm: str = "row", grid: BoundGrid,
-                       delta: float = 0.05, method: str = "auto", n_draws: int = 1000, delta_mc: float = 0.01,
-                       seed: int = 0, class_names: Sequence[str] | None = None, many_threshold: int = 100,
-                       few_threshold: int = 20, class_counts: Sequence[int] | None = None,
-                       class_groups: Sequence[str] | Mapping[int, str] | None = None,
-                       feature_norm_bound: float | None = None,
-                       exact_max_signs: int = EXACT_MAX_SIGNS, device: Any = None) -> FusedBoundReport:
-    """Theorem 5.3 and Corollary 5.4 for a trained fused model (THEORY §1, §4, §5).
-
-    ``scores = U psi_1 + V psi_2`` is assumed to lie in ``F_{N-1} + F_N`` with the given radii (the caller
-    checks the trained weights): for cosine heads ``radius_penult = s (1 + alpha_max) = 2s`` and
-    ``radius_final = s`` with the row norm over K outputs (THEORY §1); for linear heads put the radii in
-    ``grid`` and pass the trained weights' norms as ``radius_*`` (only covering grid points count).
-
-    Steps: (1) unit-radius ERCs ``R_hat^v_S(W(1))`` of both feature maps on S and on every S_c, by
-    ``method`` ("auto": exact enumeration when the independent signs are <= ``exact_max_signs`` -- the
-    tail classes --, certified MC otherwise, closed form when ``n_draws == 0``); the same ``seed`` for
-    the penultimate and final features, so the MC sum is Lemma 5.1's sum with the same draws;
-    (2) Theorem 5.3 at every covering grid point, at ``delta/m``, the smallest kept; (3) Corollary 5.4 per
-    class at ``delta/(K m)``, group means, worst class. The *upper* ERC values enter the bounds.
-
-    MC accounting (THEORY §5): with N certified MC values used, each certificate is run at ``delta_mc/N``;
-    each statement then holds w.p. >= 1 - delta - delta_mc (1 - delta without MC).
-
-    ``class_counts`` (the full training counts) only decides the Many/Medium/Few groups; ``n_c`` of the
-    bound is always counted in ``labels``. With ``feature_norm_bound`` (cosine heads: 1.0), the tighter
-    :func:`theorem53_bound_bounded_features` is also reported (the contract bound stays the main one).
-    ``device`` (e.g. ``"cuda"``): where the MC and exact ERC estimators run (same sign draws on every device).
-    """
-    k = _check_count(num_classes, "num_classes", 2)
-    delta = _check_delta(delta)
-    dm = _check_delta(delta_mc, "delta_mc")
-    if delta + dm >= 1:
-        raise ValueError(f"delta + delta_mc must be < 1, got {delta} + {dm}.")
-    _check_norm(norm)
-    n_draws = _check_count(n_draws, "n_draws", 0)
-    seed = _check_count(seed, "seed", 0)
-    b1, b2 = _check_nonneg(radius_penult, "radius_penult"), _check_nonneg(radius_final, "radius_final")
-    if not isinstance(grid, BoundGrid):
-        raise ValueError(f"grid must be a BoundGrid, got {type(grid).__name__}.")
-    if method not in METHODS:
-        raise ValueError(f"method must be one of {METHODS}, got {method!r}.")
-    if method == "mc" and n_draws == 0:
-        raise ValueError("method 'mc' needs n_draws >= 1.")
-    scores_np = _check_features(scores, "scores", shape="(n, K)")
-    n = scores_np.shape[0]
-    if n == 0:
-        raise ValueError("the sample is empty (n = 0): no bound can be computed.")
-    if scores_np.shape[1] != k:
-        raise ValueError(f"scores have {scores_np.shape[1]} columns but num_classes is {k}.")
-    psi1 = _check_features(psi_penult, "psi_penult", n)
-    psi2 = _check_features(psi_final, "psi_final", n)
-    y = np.asarray(labels.detach().cpu().numpy() if hasattr(labels, "detach") else labels)
-    if y.ndim != 1 or y.shape[0] != n:
-        raise ValueError(f"labels must be 1-D with one entry per example ({n}), got shape {y.shape}.")
-    if not np.issubdtype(y.dtype, np.integer):
-        raise ValueError(f"labels must be integers, got dtype {y.dtype}.")
-    if y.min() < 0 or y.max() >= k:
-        raise ValueError(f"labels must lie in [0, {k - 1}], found values in [{y.min()}, {y.max()}].")
-    y = y.astype(np.int64)
-    if feature_norm_bound is not None:
-        r = _check_nonneg(feature_norm_bound, "feature_norm_bound")
-        worst_norm = max(float(np.linalg.norm(psi1, axis=1).max()), float(np.linalg.norm(psi2, axis=1).max()))
-        if worst_norm > r * (1 + 1e-6):
-            raise ValueError(f"a feature has norm {worst_norm:.6g} above feature_norm_bound = {r:g}.")
-    # fail early (before any estimator runs) when no grid point covers the weights
-    if not grid.covering_points(b1, b2):
-        raise ValueError(
-            f"no grid point covers the trained weights' norms (penultimate {b1:g}, final {b2:g}); the radii "
-            "grid must be enlarged before seeing the data.")
-
-    n_c = np.bincount(y, minlength=k)
-    overall_method = resolve_method(method, n, k, norm, n_draws, exact_max_signs)
-    class_methods = {c: resolve_method(method, int(n_c[c]), k, norm, n_draws, exact_max_signs)
-                     for c in range(k) if n_c[c] > 0}
-    # every MC estimate used is one certificate: 2 overall (penultimate, final) + 2 per class using MC
-    n_cert = 2 * (overall_method == "mc") + 2 * sum(mth == "mc" for mth in class_methods.values())
-    split = confidence_split_from_parts(delta, dm, n_cert)
-    d_cert = split.delta_per_certificate
-
-    unit1 = _unit_erc(psi1, k, norm, overall_method, n_draws, seed, d_cert, device)
-    unit2 = _unit_erc(psi2, k, norm, overall_method, n_draws, seed, d_cert, device)
-    cls1: list[ErcSummary | None] = [None] * k
-    cls2: list[ErcSummary | None] = [None] * k
-    for c, mth in class_methods.items():
-        rows = y == c
-        cls1[c] = _unit_erc(psi1[rows], k, norm, mth, n_draws, seed + 1 + c, d_cert, device)
-        cls2[c] = _unit_erc(psi2[rows], k, norm, mth, n_draws, seed + 1 + c, d_cert, device)
-
-    marg = np.asarray(_margins(scores_np, y), dtype=np.float64)
-    overall = theorem53_grid_bound(marg, unit1.upper, unit2.upper, delta, grid, b1, b2)
-    best = overall.best
-    rc1, rc2 = lemma51_scale(unit1, best.radius_penult), lemma51_scale(unit2, best.radius_final)
-    corollary = corollary54_all_classes(
-        marg, y, cls1, cls2, num_classes=k, delta=delta, grid=grid, radius_penult=b1, radius_final=b2,
-        class_names=class_names, class_groups=class_groups, class_counts=class_counts,
-        many_threshold=many_threshold, few_threshold=few_threshold)
-
-    overall_bf = None
-    per_class_bf = None
-    if feature_norm_bound is not None:
-        r = float(feature_norm_bound)
-
-        def bf(mm: np.ndarray, nn: int, kk: int) -> GridBoundResult:
-            def at(p: GridPoint) -> BoundTerms:
-                return theorem53_bound_bounded_features(
-                    float(np.mean(ramp_loss(mm, p.rho))), nn, p.rho, delta, radius_penult=p.radius_penult,
-                    radius_final=p.radius_final, num_outputs=k, feature_norm_bound=r, norm=norm,
-                    grid_size=grid.size, num_classes=kk)
-            return _grid_evaluate(at, grid, b1, b2)
-
-        overall_bf = bf(marg, n, 1)
-        per_class_bf = tuple(bf(marg[y == c], int(n_c[c]), k).best if n_c[c] > 0 else None for c in range(k))
-
-    settings = {
-        "method": method, "overall_method": overall_method,
-        "class_methods": {str(c): mth for c, mth in class_methods.items()},
-        "norm": norm, "num_outputs": k, "n_draws": n_draws, "seed": seed, "exact_max_signs": exact_max_signs,
-        "radius_penult": b1, "radius_final": b2, "radii_from_grid": {
-            "penultimate": grid.radii_penult is not None, "final": grid.radii_final is not None},
-        "thresholds": {"many": many_threshold, "few": few_threshold},
-        "delta": delta, "delta_mc_budget": dm, "feature_norm_bound": feature_norm_bound,
-        "mc_accounting": ("each of the n_certificates certified MC values is run at delta_mc / n_certificates; "
-                          "each statement holds w.p. >= 1 - delta - delta_mc (union bound)"),
-    }
-    rademacher = {"penultimate": rc1, "final": rc2, "sum": lemma51_sum(rc1, rc2),
-                  "unit_penultimate": unit1, "unit_final": unit2}
-    return FusedBoundReport(rademacher=rademacher, overall=overall, corollary=corollary, confidence=split,
-                            grid=grid, settings=settings, overall_bounded_features=overall_bf,
-                            per_class_bounded_features=per_class_bf)

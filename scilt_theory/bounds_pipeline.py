@@ -22,35 +22,78 @@ from typing import Any
 import numpy as np
 import torch
 
-from scilt_theory.bounds import BoundGrid, fused_model_bounds
-from scilt_theory.checkpoint import CheckpointError
 from scilt_theory import distributed
+from scilt_theory.bounds import BoundGrid
+from scilt_theory.checkpoint import CheckpointError
+from scilt_theory.constraints import Choice, Interval, NoneOr, Text, TupleOf, check_fields, option
 from scilt_theory.features import FeatureSet, extract_features_distributed
 from scilt_theory.methods import get_method
-from scilt_theory.rademacher import rademacher_coupled_scilt
+from scilt_theory.rademacher import independent_signs, rademacher_coupled_scilt, select_estimator
 from scilt_theory.restore import restore_run
+from scilt_theory.schema import BoundsReport, Coupled, RunInfo
+from scilt_theory.statements import FusedBounds, Views, fused_model_bounds
 from scilt_theory.training import resolve_device
+
+
+MODES = {
+    "diagnostic": "features from the model as trained. The backbone and adapters were fitted on the same sample "
+                  "the bound is evaluated on, so the hypothesis class depends on the sample: the numbers are a "
+                  "diagnostic of capacity and margins, not a certificate (THEORY §4, validity note).",
+    "certified": "backbone and adapters were trained on one part of the training data only; the heads (and α) "
+                 "are refitted on the held-out, disjoint part with the features frozen, and the bound is "
+                 "evaluated there. The feature maps do not depend on that part, so Theorem 5.3 / Corollary 5.4 "
+                 "hold as stated with probability ≥ 1 − δ − δ_mc (THEORY §4-5).",
+}
+ESTIMATORS = ("auto", "mc", "exact", "closed")
 
 
 @dataclass(frozen=True)
 class BoundsSettings:
-    mode: str = "diagnostic"
-    delta: float = 0.05
-    delta_mc: float = 0.01
-    margin: float | None = None          # None: the auto grid
-    margin_grid_size: int = 16
-    method: str = "auto"
-    n_draws: int = 1000
-    coupled_subsample: int = 2000
-    device: str = "auto"
-    batch_size: int = 256
-    seed: int = 0
-    progress: bool = True
-    mode_description: str = ""
-    refit_steps: int = 300
-    data_root: str | None = None         # replaces the stored data root (the data moved); counts still checked
-    test_root: str | None = None
-    weights: str | None = None           # replaces the stored weights path; its sha256 is still checked
+    """Settings of ``python -m experiments.bounds`` (its options are generated from these fields)."""
+
+    mode: str = option("diagnostic", "diagnostic: bound on the features as trained; certified: needs a run trained "
+                       "with --holdout-fraction > 0, refits the heads on the held-out part", Choice(tuple(MODES)))
+    delta: float = option(0.05, "confidence parameter δ of each statement", Interval(float, 0, 1, closed="neither"))
+    delta_mc: float = option(0.01, "failure probability of all Monte Carlo certificates together",
+                             Interval(float, 0, 1, closed="neither"))
+    margin: float | None = option(None, "margin ρ, or auto: a geometric grid fixed before seeing the data, paid for "
+                                  "by δ/m (THEORY §4)", NoneOr(Interval(float, 0, None, closed="neither"), "auto"))
+    margin_grid_size: int = option(16, "number of ρ values in the auto grid", Interval(int, 1, None))
+    method: str = option("auto", "Rademacher estimator: auto = exact enumeration for small classes, certified Monte "
+                         "Carlo otherwise", Choice(ESTIMATORS))
+    n_draws: int = option(1000, "Monte Carlo sign draws", Interval(int, 1, None))
+    coupled_subsample: int = option(2000, "largest sample on which the coupled-class ERC is computed (a seeded "
+                                    "subsample beyond; 0 = skip it)", Interval(int, 0, None))
+    device: str = option("auto", "where features and complexities are computed", Choice(("auto", "cpu", "cuda")))
+    batch_size: int = option(256, "feature-extraction batch size", Interval(int, 1, None))
+    seed: int = option(0, "seed of the sign draws and subsamples", Interval(int, 0, None))
+    refit_steps: int = option(300, "certified mode: full-batch AdamW steps of the head refit on the held-out part",
+                              Interval(int, 1, None))
+    data_root: str | None = option(None, "where the run's real data set lies now, when it moved (its class counts "
+                                   "are still checked against run.pt)", NoneOr(Text()))
+    test_root: str | None = option(None, "imagefolder runs: where the test tree lies now", NoneOr(Text()))
+    weights: str | None = option(None, "where the run's pretrained weights file lies now, when it moved (its "
+                                 "sha256 is still checked against run.pt)", NoneOr(Text()))
+    statements: tuple[str, ...] = option((), "bound statements to evaluate (names registered in "
+                                         "scilt_theory/statements/; none given = every default one)",
+                                         TupleOf(Text(), min_len=0))
+    progress: bool = option(True, "progress bars")
+
+    def __post_init__(self) -> None:
+        if isinstance(self.statements, list):
+            object.__setattr__(self, "statements", tuple(self.statements))
+        check_fields(self)
+        if self.delta + self.delta_mc >= 1:
+            raise ValueError(f"delta + delta_mc must be < 1, got {self.delta} + {self.delta_mc}")
+        from scilt_theory.statements import STATEMENTS
+
+        unknown = [s for s in self.statements if s not in STATEMENTS]
+        if unknown:
+            raise ValueError(f"unknown statement {unknown[0]!r}; registered: {', '.join(STATEMENTS)}")
+
+    @property
+    def mode_description(self) -> str:
+        return MODES[self.mode]
 
 
 def margin_grid(scale: float, settings: BoundsSettings) -> BoundGrid:
@@ -110,13 +153,17 @@ def per_class_test_error(scores: torch.Tensor, labels: torch.Tensor, num_classes
     return out
 
 
-def _mean(values: list[float | None]) -> float | None:
-    present = [v for v in values if v is not None]
-    return float(np.mean(present)) if present else None
+def validity_of(mode: str, model) -> str:
+    """How the feature maps relate to the bound sample (THEORY §4, validity note; statements/context.VALIDITY)."""
+    if mode == "certified":
+        return "certified"
+    if model.config.adapter == "none":  # frozen backbone, no adapter: φ does not depend on the sample
+        return "fixed-features"
+    return "diagnostic"
 
 
-def compute_bounds_report(ckpt: Path, settings: BoundsSettings) -> dict[str, Any] | None:
-    """Everything bounds.json holds (schema: README.md, "bounds.json").
+def compute_bounds_report(ckpt: Path, settings: BoundsSettings) -> BoundsReport | None:
+    """Everything bounds.json holds (scilt_theory/schema.py), computed from a checkpoint.
 
     Under torchrun the processes share the feature extraction (scilt_theory/distributed.py); rank 0 computes
     the rest and returns the report, the other ranks return None. With features on CUDA the Monte Carlo and
@@ -145,10 +192,11 @@ def compute_bounds_report(ckpt: Path, settings: BoundsSettings) -> dict[str, Any
     else:
         sample = (~in_holdout).nonzero(as_tuple=True)[0]
     train_features = extract_features_distributed(model, data.train_images[sample], data.train_labels[sample],
-                                      batch_size=settings.batch_size, device=device, progress=settings.progress,
-                                      desc="train features")
-    test_features = extract_features_distributed(model, data.test_images, data.test_labels, batch_size=settings.batch_size,
-                                     device=device, progress=settings.progress, desc="test features")
+                                                  batch_size=settings.batch_size, device=device,
+                                                  progress=settings.progress, desc="train features")
+    test_features = extract_features_distributed(model, data.test_images, data.test_labels,
+                                                 batch_size=settings.batch_size, device=device,
+                                                 progress=settings.progress, desc="test features")
     if not ctx.is_main:
         return None
     model = model.cpu()
@@ -163,29 +211,27 @@ def compute_bounds_report(ckpt: Path, settings: BoundsSettings) -> dict[str, Any
 
     scale = float(cfg.scale)
     radius_penult, radius_final = model.class_radii()
-    grid = margin_grid(scale, settings)
     started = time.perf_counter()
-    result = fused_model_bounds(
+    bounds = fused_model_bounds(
         train_features.psi_penult, train_features.psi_final, train_features.scores, train_features.labels,
-        num_classes=num_classes, radius_penult=radius_penult, radius_final=radius_final, norm="row", grid=grid,
-        delta=settings.delta, method=settings.method, n_draws=settings.n_draws, delta_mc=settings.delta_mc, seed=settings.seed,
+        statements=settings.statements or None, num_classes=num_classes, radius_penult=radius_penult,
+        radius_final=radius_final, norm="row", grid=margin_grid(scale, settings), delta=settings.delta,
+        method=settings.method, n_draws=settings.n_draws, delta_mc=settings.delta_mc, seed=settings.seed,
         class_names=list(data.class_names), many_threshold=data.config.many_threshold,
         few_threshold=data.config.few_threshold, class_counts=[int(n) for n in data.class_counts],
-        device=device if device.type == "cuda" else None)
+        validity=validity_of(settings.mode, model), device=device if device.type == "cuda" else None)
     # the coupled class of THEORY §2 is SciLT's (two heads, α free); other methods report the Lemma 5.1 sum only
     coupled = _coupled(train_features, num_classes, scale, settings, device) \
         if model.head2 is not None and cfg.fusion == "adaptive" else None
     timing["rademacher_seconds"] = time.perf_counter() - started
 
-    fused = result.to_dict()
-    fused["spectral"] = spectral_report(record, train_features, test_features, data.class_counts, num_classes)
-    test_errors = per_class_test_error(test_features.scores, test_features.labels, num_classes)
-    train_error = float((_margins(train_features) <= 0).double().mean())
-    return _assemble(record, data, model, settings, ckpt, fused, coupled, test_errors, train_error,
-                     n=train_features.n, grid=grid, radii=(radius_penult, radius_final),
-                     n_train_per_class=torch.bincount(train_features.labels, minlength=num_classes).tolist(),
-                     test_counts=torch.bincount(test_features.labels, minlength=num_classes).tolist(),
-                     overall_test_error=_mean(test_errors), timing=timing)
+    views = bounds.views(
+        test_errors=per_class_test_error(test_features.scores, test_features.labels, num_classes),
+        test_counts=torch.bincount(test_features.labels, minlength=num_classes).tolist(),
+        train_error=float((_margins(train_features) <= 0).double().mean()))
+    spectral = spectral_report(record, train_features, test_features, data.class_counts, num_classes)
+    spectral["corollary54_worst_class_bound"] = views.worst_class.bound  # CAR's figures beside it (THEORY §6)
+    return assemble_report(record, data, model, settings, ckpt, bounds, views, coupled, spectral, timing)
 
 
 def tie_aware_predictions(scores: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -230,7 +276,7 @@ def _margins(features: FeatureSet) -> torch.Tensor:
 
 
 def _coupled(features: FeatureSet, num_classes: int, scale: float, settings: BoundsSettings,
-             device: torch.device | None = None) -> dict | None:
+             device: torch.device | None = None) -> Coupled | None:
     if settings.coupled_subsample == 0:
         return None
     n = features.n
@@ -238,51 +284,37 @@ def _coupled(features: FeatureSet, num_classes: int, scale: float, settings: Bou
     if n > settings.coupled_subsample:
         generator = torch.Generator().manual_seed(settings.seed + 17)
         idx = torch.sort(torch.randperm(n, generator=generator)[:settings.coupled_subsample]).values
-    method = "closed" if settings.method == "closed" else ("exact" if idx.numel() * num_classes <= 20 else "mc")
+    # the coupled class has sign matrices Σ ∈ {±1}^{n×K} (THEORY §2), and no closed form of its own
+    method = select_estimator(settings.method, independent_signs(int(idx.numel()), num_classes, "frobenius"),
+                              settings.n_draws)
     if method == "closed":
         return None
     on = device if device is not None and device.type == "cuda" else "cpu"  # MC on the GPU when there is one
     res = rademacher_coupled_scilt(features.psi_penult[idx].to(on), features.psi_final[idx].to(on), num_classes,
                                    scale, method=method, n_draws=settings.n_draws, seed=settings.seed,
                                    delta_mc=settings.delta_mc)
-    out = res.to_dict()
-    out["n_subsample"] = int(idx.numel())
-    return out
+    return Coupled(**res.to_dict(), n_subsample=int(idx.numel()))
 
 
-def _assemble(record, data, model, settings, ckpt, fused, coupled, test_errors, train_error, *, n, grid, radii,
-              n_train_per_class, test_counts, overall_test_error, timing) -> dict[str, Any]:
-    """bounds.json: the fused_model_bounds dictionary plus the empirical errors and the run's identity."""
+def assemble_report(record: dict, data, model, settings: BoundsSettings, ckpt: Path, bounds: FusedBounds,
+                    views: Views, coupled: Coupled | None, spectral: dict, timing: dict) -> BoundsReport:
+    """bounds.json: the statements' records and their views, with the run's identity beside them."""
     cfg = model.config
     method = get_method(record.get("method", "scilt"))
-    report = dict(fused)
-    report.update({
-        "schema_version": 1, "mode": settings.mode, "mode_description": settings.mode_description,
-        "checkpoint": str(ckpt), "dataset": data.name, "method": method.name,
-        "label": method.name, "method_summary": method.summary, "method_notes": method.notes,
-        "head": cfg.head, "heads": cfg.heads, "fusion": cfg.fusion, "scale": float(cfg.scale),
-        "alpha": float(model.alpha.detach()),
-        "thresholds": {"many": data.config.many_threshold, "few": data.config.few_threshold},
-        "coupled": coupled, "timing": timing, "versions": record.get("versions", {}),
-    })
-    overall = dict(report["overall"])
-    overall["test_error"] = overall_test_error  # balanced test error (mean of per-class errors)
-    overall["train_error"] = train_error
-    report["overall"] = overall
-    for row in report["per_class"]:
-        c = row["class"]
-        row["test_error"] = test_errors[c]
-        row["n_test"] = int(test_counts[c])
-    for name, group in report["groups"].items():
-        members = [c for c in range(len(test_errors)) if report["per_class"][c]["group"] == name]
-        group["test_error"] = _mean([test_errors[c] for c in members])
-    worst = report["worst_class"] or {}
-    present = [c for c in range(len(test_errors)) if test_errors[c] is not None]
-    worst_test = max(present, key=lambda c: test_errors[c])
-    report["worst_class"] = {"bound": worst.get("bound"), "bound_class": worst.get("bound_class"),
-                             "bound_class_name": worst.get("bound_class_name"),
-                             "test_error": test_errors[worst_test], "class": worst_test,
-                             "name": data.class_names[worst_test]}
-    # CAR's figures beside Corollary 5.4's worst-class bound (THEORY §6): the test ‖C‖₁ is the worst test error
-    report["spectral"]["corollary54_worst_class_bound"] = worst.get("bound")
-    return report
+    ctx = bounds.context
+    o = views.overall
+    return BoundsReport(
+        schema_version=2, mode=settings.mode, mode_description=settings.mode_description,
+        validity=ctx.validity,
+        run=RunInfo(checkpoint=str(ckpt), dataset=data.name, method=method.name, label=method.name,
+                    method_summary=method.summary, method_notes=list(method.notes), head=cfg.head, heads=cfg.heads,
+                    fusion=cfg.fusion, scale=float(cfg.scale), alpha=float(model.alpha.detach()),
+                    versions=dict(record.get("versions", {}))),
+        delta=ctx.confidence.delta, delta_mc=ctx.confidence.delta_mc, n=ctx.n, num_classes=ctx.num_classes,
+        thresholds={"many": data.config.many_threshold, "few": data.config.few_threshold},
+        radii={"norm": ctx.norm, "penultimate": o.radius_penult, "final": o.radius_final},
+        margin={"grid": list(ctx.grid.rhos), "grid_size": ctx.grid.size, "chosen": o.rho},
+        rademacher=views.rademacher, coupled=coupled, statements=list(bounds.records), overall=o,
+        per_class=views.per_class, groups=views.groups, worst_class=views.worst_class,
+        overall_grid=views.overall_grid, confidence=ctx.confidence.to_dict(), grid=ctx.grid.to_dict(),
+        settings=dict(ctx.settings), spectral=spectral, timing=timing)

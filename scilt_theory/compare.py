@@ -29,30 +29,35 @@ COLUMNS: tuple[tuple[str, str, str], ...] = (
 )
 
 
-def run_row(method: str, seed: int, metrics: Mapping[str, Any], bounds: Mapping[str, Any]) -> dict[str, Any]:
-    """One run's numbers (None where a group has no class, e.g. no Medium class)."""
+def run_row(method: str, seed: int, metrics: Mapping[str, Any], bounds: Any) -> dict[str, Any]:
+    """One run's numbers (None where a group has no class, e.g. no Medium class).
+
+    ``bounds`` is the run's bounds report (a :class:`~scilt_theory.schema.BoundsReport` or its bounds.json object).
+    """
+    from scilt_theory.schema import BoundsReport
+
+    report = bounds if isinstance(bounds, BoundsReport) else BoundsReport.from_json(bounds)
     groups = metrics.get("group_accuracy", {})
-    bgroups = bounds.get("groups", {})
-    rc = bounds["rademacher"]
-    spectral = bounds.get("spectral") or {}
+    few = report.groups.get("few")
+    rc = report.rademacher
+    spectral = report.spectral or {}
     return {
         "method": method, "seed": int(seed),
         "balanced_accuracy": metrics["balanced_accuracy"],
         "many_accuracy": groups.get("many"), "medium_accuracy": groups.get("medium"),
         "few_accuracy": groups.get("few"),
         "worst_class_accuracy": metrics["worst_class"]["accuracy"],
-        "overall_bound": bounds["overall"]["bound"],
-        "overall_test_error": bounds["overall"].get("test_error"),
-        "worst_class_bound": bounds["worst_class"]["bound"],
-        "worst_class_test_error": bounds["worst_class"]["test_error"],
-        "few_bound": (bgroups.get("few") or {}).get("bound"),
-        "few_test_error": (bgroups.get("few") or {}).get("test_error"),
-        "erc_penultimate": rc["penultimate"]["value"], "erc_final": rc["final"]["value"],
-        "erc_sum": rc["sum"]["value"],
-        "coupled_ratio": (bounds.get("coupled") or {}).get("ratio"),
+        "overall_bound": report.overall.bound,
+        "overall_test_error": report.overall.balanced_test_error,
+        "worst_class_bound": report.worst_class.bound,
+        "worst_class_test_error": report.worst_class.test_error,
+        "few_bound": None if few is None else few.bound,
+        "few_test_error": None if few is None else few.test_error,
+        "erc_penultimate": rc.penultimate.value, "erc_final": rc.final.value, "erc_sum": rc.sum.value,
+        "coupled_ratio": None if report.coupled is None else report.coupled.ratio,
         "test_spectral_norm": (spectral.get("test") or {}).get("norm_2"),
         "train_spectral_norm": (spectral.get("train") or {}).get("norm_2"),
-        "alpha": bounds.get("alpha"),
+        "alpha": report.run.alpha,
     }
 
 

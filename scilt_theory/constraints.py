@@ -130,15 +130,17 @@ class Boolean(Constraint):
 
 @dataclass(frozen=True)
 class NoneOr(Constraint):
-    """None, or a value the inner constraint accepts."""
+    """None, or a value the inner constraint accepts. ``word`` is how None is spelled on the command line and in
+    messages (e.g. "auto" for a margin chosen from the grid)."""
 
     inner: Constraint
+    word: str = "none"
 
     def accepts(self, value: Any) -> bool:
         return value is None or self.inner.accepts(value)
 
     def describe(self) -> str:
-        return f"None or {self.inner.describe()}"
+        return f"{self.word} or {self.inner.describe()}"
 
 
 @dataclass(frozen=True)

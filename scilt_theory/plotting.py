@@ -1,4 +1,4 @@
-"""Paper-ready figures of a bounds report (the dictionary written as bounds.json, schema_version 1).
+"""Paper-ready figures of a bounds report (scilt_theory/schema.py's BoundsReport, written as bounds.json).
 
 What is drawn is what THEORY.md states; nothing is computed here beyond clipping for display:
 
@@ -34,7 +34,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.transforms import blended_transform_factory
 
-SCHEMA_VERSION = 1
+from scilt_theory.schema import BoundsReport
 CEILING = 1.05  # display height of vacuous (> 1) bounds; they are clipped here and marked
 Y_TOP = 1.2  # top of the y-axes that show probabilities: room for the ceiling markers and their values
 SINGLE_COLUMN_IN = 3.4
@@ -71,57 +71,24 @@ STYLE = {
 }
 
 
-# --------------------------------------------------------------------------------------------- validation
+# --------------------------------------------------------------------------------------------- reading
 
 def _is_number(value: object) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def validate_report(report: object) -> None:
-    """Check that ``report`` follows bounds.json schema_version 1 in every field the figures read.
+def as_report(report: BoundsReport | dict) -> BoundsReport:
+    """The report as a :class:`~scilt_theory.schema.BoundsReport` (a bounds.json object is read and checked).
 
     Raises
     ------
     ValueError
-        One sentence naming the first field that is missing or malformed.
+        (:class:`~scilt_theory.schema.ReportError`) one sentence naming the first field that is wrong, or a
+        schema version these figures do not read.
     """
-    if not isinstance(report, dict):
-        raise ValueError(f"a bounds report must be a JSON object, got {type(report).__name__}")
-    version = report.get("schema_version")
-    if version != SCHEMA_VERSION:
-        raise ValueError(f"bounds report has schema_version {version!r}; these plots read schema_version "
-                         f"{SCHEMA_VERSION} (recompute it with python -m experiments.bounds)")
-    for key in ("mode", "delta", "thresholds", "rademacher", "overall", "per_class", "groups"):
-        if key not in report:
-            raise ValueError(f"bounds report has no {key!r} field")
-    if not _is_number(report["delta"]):
-        raise ValueError(f"bounds report delta must be a number, got {report['delta']!r}")
-    thresholds = report["thresholds"]
-    if not (isinstance(thresholds, dict) and _is_number(thresholds.get("many"))
-            and _is_number(thresholds.get("few")) and thresholds["few"] <= thresholds["many"]):
-        raise ValueError(f"bounds report thresholds must be numbers with few <= many, got {thresholds!r}")
-    rows = report["per_class"]
-    if not isinstance(rows, list) or not rows:
-        raise ValueError("bounds report has no per-class rows")
-    for i, row in enumerate(rows):
-        if not isinstance(row, dict):
-            raise ValueError(f"per_class[{i}] of the bounds report is not an object")
-        n = row.get("n_train")
-        if not (isinstance(n, int) and not isinstance(n, bool) and n >= 0):
-            raise ValueError(f"per_class[{i}].n_train must be a non-negative integer, got {n!r}")
-        for key in ("bound", "test_error", "train_margin_loss", "complexity", "confidence"):
-            value = row.get(key)
-            if value is not None and not _is_number(value):
-                raise ValueError(f"per_class[{i}].{key} must be a finite number or null, got {value!r}")
-    for key in ("penultimate", "final", "sum"):
-        entry = report["rademacher"].get(key) if isinstance(report["rademacher"], dict) else None
-        if not isinstance(entry, dict) or not _is_number(entry.get("value")):
-            raise ValueError(f"bounds report rademacher.{key}.value is missing or not a number")
-    overall = report["overall"]
-    if not isinstance(overall, dict) or not _is_number(overall.get("bound")):
-        raise ValueError("bounds report overall.bound is missing or not a number")
-    if not isinstance(report["groups"], dict):
-        raise ValueError("bounds report groups must be an object keyed by many/medium/few")
+    if isinstance(report, BoundsReport):
+        return report
+    return BoundsReport.from_json(report)
 
 
 # ------------------------------------------------------------------------------------------------ helpers
@@ -140,9 +107,8 @@ def _fmt(value: float) -> str:
     return f"{value:.3g}" if abs(value) >= 0.01 else f"{value:.2g}"
 
 
-def _title(report: dict, what: str) -> str:
-    parts = [str(report.get("dataset", "?")), str(report.get("method", "?")), f"{report['mode']} mode",
-             f"δ = {report['delta']:g}"]
+def _title(report: BoundsReport, what: str) -> str:
+    parts = [report.run.dataset, report.run.method, f"{report.mode} mode", f"δ = {report.delta:g}"]
     return f"{what} — " + ", ".join(parts)
 
 
@@ -267,7 +233,7 @@ def _label_gap(tail: _TailAxis, axes_width_in: float, label_width_in: float = 0.
 
 # ------------------------------------------------------------------------------------ bound vs tail error
 
-def figure_bound_vs_tail_error(report: dict) -> Figure:
+def figure_bound_vs_tail_error(report: BoundsReport | dict) -> Figure:
     """Build the per-class figure of Corollary 5.4 (THEORY §4) against the empirical tail error.
 
     x = training count n_c (log scale; n_c = 0 drawn at a labelled position on the left), y = the class's bound
@@ -275,10 +241,10 @@ def figure_bound_vs_tail_error(report: dict) -> Figure:
     (n < few), Medium (few <= n <= many) and Many (n > many) as shaded bands, with each group's mean test error
     (the balanced error of the group, from ``report["groups"]``) as a dashed segment across its band.
     """
-    validate_report(report)
-    rows = report["per_class"]
-    few, many = report["thresholds"]["few"], report["thresholds"]["many"]
-    tail = _TailAxis([r["n_train"] for r in rows], few, many)
+    report = as_report(report)
+    rows = report.per_class
+    few, many = report.thresholds["few"], report.thresholds["many"]
+    tail = _TailAxis([r.n_train for r in rows], few, many)
     with _style():
         fig = Figure(figsize=(DOUBLE_COLUMN_IN, 3.3), layout="constrained")
         ax = fig.add_subplot()
@@ -288,19 +254,19 @@ def figure_bound_vs_tail_error(report: dict) -> Figure:
         ax.set_title(_title(report, "Corollary 5.4 per-class bound vs test error"), pad=12)
 
         def xs_of(sel):
-            return [tail.x(r["n_train"]) for r in sel]
+            return [tail.x(r.n_train) for r in sel]
 
-        finite = [r for r in rows if r["bound"] is not None and r["bound"] <= 1.0]
-        vacuous = [r for r in rows if r["bound"] is not None and r["bound"] > 1.0]
-        nobound = [r for r in rows if r["bound"] is None]
-        tested = [r for r in rows if r["test_error"] is not None]
-        margin = [r for r in rows if r["train_margin_loss"] is not None]
+        finite = [r for r in rows if r.bound is not None and r.bound <= 1.0]
+        vacuous = [r for r in rows if r.bound is not None and r.bound > 1.0]
+        nobound = [r for r in rows if r.bound is None]
+        tested = [r for r in rows if r.test_error is not None]
+        margin = [r for r in rows if r.train_margin_loss is not None]
         handles = []
-        ax.scatter(xs_of(margin), [r["train_margin_loss"] for r in margin], marker="D", s=14, color=C_MARGIN,
+        ax.scatter(xs_of(margin), [r.train_margin_loss for r in margin], marker="D", s=14, color=C_MARGIN,
                    zorder=3, label="train margin loss")
-        ax.scatter(xs_of(tested), [r["test_error"] for r in tested], marker="s", s=16, color=C_TEST, zorder=4,
+        ax.scatter(xs_of(tested), [r.test_error for r in tested], marker="s", s=16, color=C_TEST, zorder=4,
                    label="test error")
-        ax.scatter(xs_of(finite), [r["bound"] for r in finite], marker="o", s=18, color=C_BOUND, zorder=5,
+        ax.scatter(xs_of(finite), [r.bound for r in finite], marker="o", s=18, color=C_BOUND, zorder=5,
                    label="Cor. 5.4 bound")
         handles += [Line2D([], [], ls="none", marker="o", color=C_BOUND, label="Cor. 5.4 bound"),
                     Line2D([], [], ls="none", marker="s", color=C_TEST, label="test error"),
@@ -308,7 +274,7 @@ def figure_bound_vs_tail_error(report: dict) -> Figure:
         if vacuous:
             ax.scatter(xs_of(vacuous), [CEILING] * len(vacuous), marker="^", s=26, color=C_BOUND, zorder=5,
                        clip_on=False)
-            skipped = _annotate_clipped(ax, xs_of(vacuous), [r["bound"] for r in vacuous], color=C_BOUND,
+            skipped = _annotate_clipped(ax, xs_of(vacuous), [r.bound for r in vacuous], color=C_BOUND,
                                         min_gap_decades=_label_gap(tail, DOUBLE_COLUMN_IN - 0.8))
             note = f"bound > 1, vacuous ({len(vacuous)} of {len(finite) + len(vacuous)}), at {CEILING:g}"
             note += f"; value above ({len(vacuous) - skipped} shown)" if skipped else "; value above"
@@ -316,19 +282,19 @@ def figure_bound_vs_tail_error(report: dict) -> Figure:
         if nobound:
             ax.scatter(xs_of(nobound), [CEILING] * len(nobound), marker="x", s=22, color=C_NOBOUND, zorder=5,
                        linewidths=1.0, clip_on=False)
-            reasons = sorted({str(r.get("reason") or "not defined") for r in nobound})
+            reasons = sorted({str(r.reason or "not defined") for r in nobound})
             reason = reasons[0] if len(reasons) == 1 and len(reasons[0]) <= 28 else "reason in bounds.json"
             handles.append(Line2D([], [], ls="none", marker="x", color=C_NOBOUND,
                                   label=f"no bound ({len(nobound)}: {reason})"))
-        groups = report["groups"]
+        groups = report.groups
         edges = {"few": (tail.lo, tail.few_edge), "medium": (tail.few_edge, tail.many_edge),
                  "many": (tail.many_edge, tail.hi)}
         drew_mean = False
         for g in GROUPS:
-            info = groups.get(g) or {}
+            info = groups.get(g)
             a, b = edges[g]
-            if info.get("num_classes") and info.get("test_error") is not None and b > a:
-                ax.plot([a * 1.08, b / 1.08], [info["test_error"]] * 2, color=C_TEST, lw=1.0, ls=(0, (5, 2)),
+            if info is not None and info.num_classes and info.test_error is not None and b > a:
+                ax.plot([a * 1.08, b / 1.08], [info.test_error] * 2, color=C_TEST, lw=1.0, ls=(0, (5, 2)),
                         zorder=2)
                 drew_mean = True
         if drew_mean:
@@ -338,7 +304,7 @@ def figure_bound_vs_tail_error(report: dict) -> Figure:
     return fig
 
 
-def plot_bound_vs_tail_error(report: dict, out_stem: Path) -> list[Path]:
+def plot_bound_vs_tail_error(report: BoundsReport | dict, out_stem: Path) -> list[Path]:
     """Write the per-class bound-vs-tail-error figure (see ``figure_bound_vs_tail_error``) as PNG and PDF.
 
     Returns
@@ -353,7 +319,7 @@ def plot_bound_vs_tail_error(report: dict, out_stem: Path) -> list[Path]:
 
 # ------------------------------------------------------------------------------------------- Rademacher
 
-def figure_rademacher(report: dict) -> Figure:
+def figure_rademacher(report: BoundsReport | dict) -> Figure:
     """Bars of the empirical Rademacher complexities R̂ᵛ_S(F_{N-1}), R̂ᵛ_S(F_N) and their sum (Lemma 5.1).
 
     Error bars are the Monte Carlo standard errors; the black dash is the certified upper value (THEORY §5,
@@ -362,41 +328,39 @@ def figure_rademacher(report: dict) -> Figure:
     When the report has the coupled class (THEORY §2) it is a fourth bar, with the Lemma 5.1 sum on the same
     sign draws drawn over it and the tightness ratio coupled / sum written above.
     """
-    validate_report(report)
-    rc = report["rademacher"]
-    entries = [("$\\mathcal{F}_{N-1}$\npenultimate", rc["penultimate"], OKABE_ITO["sky_blue"], ""),
-               ("$\\mathcal{F}_N$\nfinal", rc["final"], OKABE_ITO["orange"], "//"),
-               ("sum\n(Lemma 5.1)", rc["sum"], OKABE_ITO["bluish_green"], "..")]
-    coupled = report.get("coupled")
-    if coupled and _is_number(coupled.get("value")):
-        entries.append((f"coupled\n(n = {coupled.get('n_subsample', '?')})", coupled, OKABE_ITO["reddish_purple"],
-                        "xx"))
+    report = as_report(report)
+    rc = report.rademacher
+    entries = [("$\\mathcal{F}_{N-1}$\npenultimate", rc.penultimate, OKABE_ITO["sky_blue"], ""),
+               ("$\\mathcal{F}_N$\nfinal", rc.final, OKABE_ITO["orange"], "//"),
+               ("sum\n(Lemma 5.1)", rc.sum, OKABE_ITO["bluish_green"], "..")]
+    coupled = report.coupled
+    if coupled is not None:
+        entries.append((f"coupled\n(n = {coupled.n_subsample})", coupled, OKABE_ITO["reddish_purple"], "xx"))
     with _style():
         fig = Figure(figsize=(SINGLE_COLUMN_IN, 2.9), layout="constrained")
         ax = fig.add_subplot()
         xs = np.arange(len(entries))
-        values = [e[1]["value"] for e in entries]
-        errs = [e[1].get("stderr") if _is_number(e[1].get("stderr")) else 0.0 for e in entries]
+        values = [e[1].value if _is_number(e[1].value) else e[1].upper for e in entries]
+        errs = [e[1].stderr if _is_number(e[1].stderr) else 0.0 for e in entries]
         bars = ax.bar(xs, values, width=0.62, color=[e[2] for e in entries], edgecolor="#333333", linewidth=0.6,
                       zorder=2)
         for bar, e in zip(bars, entries):
             bar.set_hatch(e[3])
         handles: list = []
-        with_err = [i for i, e in enumerate(entries) if _is_number(e[1].get("stderr")) and e[1]["stderr"] > 0]
+        with_err = [i for i, e in enumerate(entries) if _is_number(e[1].stderr) and e[1].stderr > 0]
         if with_err:  # exact and closed-form values have no standard error: no bar rather than a flat one
             handles.append(ax.errorbar([xs[i] for i in with_err], [values[i] for i in with_err],
                                        yerr=[errs[i] for i in with_err], fmt="none", ecolor="black",
                                        elinewidth=0.9, capsize=3, zorder=3, label="± std. error"))
-        uppers = [(x, e[1]["upper"]) for x, e in zip(xs, entries) if _is_number(e[1].get("upper"))]
+        uppers = [(x, e[1].upper) for x, e in zip(xs, entries)]
         if uppers:
             ax.scatter([u[0] for u in uppers], [u[1] for u in uppers], marker="_", s=180, linewidths=1.8,
                        color="black", zorder=4)
             handles.append(Line2D([], [], color="black", marker="_", ls="none", markersize=10, mew=1.8,
                                   label="certified upper value"))
         # Highest thing drawn over each bar, so that its value label clears it.
-        tops = [max(v + s, e[1]["upper"] if _is_number(e[1].get("upper")) else 0.0)
-                for v, s, e in zip(values, errs, entries)]
-        coupled_sum = coupled.get("sum_value") if len(entries) == 4 else None
+        tops = [max(v + s, e[1].upper) for v, s, e in zip(values, errs, entries)]
+        coupled_sum = coupled.sum_value if len(entries) == 4 else None
         if _is_number(coupled_sum):
             tops[3] = max(tops[3], coupled_sum)
             ax.plot([xs[3] - 0.36, xs[3] + 0.36], [coupled_sum] * 2, color="black", lw=1.0, ls=(0, (3, 1.5)),
@@ -407,22 +371,22 @@ def figure_rademacher(report: dict) -> Figure:
         for x, v, t in zip(xs, values, tops):
             ax.text(x, t + 0.02 * top, _fmt(v), ha="center", va="bottom", fontsize=7)
         ymax = top * 1.14
-        if len(entries) == 4 and _is_number(coupled.get("ratio")):
-            ax.text(0.98, 0.98, f"coupled / sum = {coupled['ratio']:.2f}", transform=ax.transAxes, ha="right",
+        if len(entries) == 4 and _is_number(coupled.ratio):
+            ax.text(0.98, 0.98, f"coupled / sum = {coupled.ratio:.2f}", transform=ax.transAxes, ha="right",
                     va="top", fontsize=7.5, bbox={"boxstyle": "round,pad=0.25", "fc": "white", "ec": "#999999",
                                                   "lw": 0.5})
             ymax = top * 1.32
         ax.set_ylim(0.0, ymax)
         ax.set_xticks(xs, [e[0] for e in entries])
         ax.set_ylabel("empirical Rademacher complexity $\\hat{\\mathfrak{R}}_S$")
-        methods = sorted({str(e[1].get("method", "?")) for e in entries[:3]})
-        ax.set_title(f"{report.get('dataset', '?')}, {report.get('method', '?')}, {report['mode']} mode\n"
-                     f"estimator: {'/'.join(methods)}; δ_mc = {report.get('delta_mc', '?')}", fontsize=8)
+        methods = sorted({str(e[1].method) for e in entries[:3]})
+        ax.set_title(f"{report.run.dataset}, {report.run.method}, {report.mode} mode\n"
+                     f"estimator: {'/'.join(methods)}; δ_mc = {report.delta_mc}", fontsize=8)
         fig.legend(handles=handles, loc="outside lower center", ncol=2, handlelength=1.4, columnspacing=1.0)
     return fig
 
 
-def plot_rademacher(report: dict, out_stem: Path) -> list[Path]:
+def plot_rademacher(report: BoundsReport | dict, out_stem: Path) -> list[Path]:
     """Write the Rademacher-complexity figure (see ``figure_rademacher``) as PNG and PDF; return the paths."""
     fig = figure_rademacher(report)
     with _style():
@@ -431,19 +395,20 @@ def plot_rademacher(report: dict, out_stem: Path) -> list[Path]:
 
 # ----------------------------------------------------------------------------------- bound decomposition
 
-def _decomposition_rows(report: dict) -> list[dict]:
+def _decomposition_rows(report: BoundsReport) -> list[dict]:
     """Per group and overall: the three terms of the bound, its value and the test error (None where absent)."""
     rows = []
     for g in GROUPS:
-        info = report["groups"].get(g) or {}
-        rows.append({"key": g, "num_classes": info.get("num_classes", 0), "bound": info.get("bound"),
-                     "terms": (info.get("train_margin_loss"), info.get("complexity"), info.get("confidence")),
-                     "test_error": info.get("test_error")})
-    o = report["overall"]
-    rows.append({"key": "overall", "num_classes": report.get("num_classes", len(report["per_class"])),
-                 "bound": o["bound"], "terms": (o.get("empirical_margin_loss"), o.get("complexity"),
-                                                o.get("confidence")),
-                 "test_error": o.get("test_error")})
+        info = report.groups.get(g)
+        if info is None:
+            rows.append({"key": g, "num_classes": 0, "bound": None, "terms": (None, None, None), "test_error": None})
+            continue
+        rows.append({"key": g, "num_classes": info.num_classes, "bound": info.bound,
+                     "terms": (info.train_margin_loss, info.complexity, info.confidence),
+                     "test_error": info.test_error})
+    o = report.overall
+    rows.append({"key": "overall", "num_classes": report.num_classes, "bound": o.bound,
+                 "terms": (o.train_margin_loss, o.complexity, o.confidence), "test_error": o.balanced_test_error})
     return rows
 
 
@@ -451,7 +416,7 @@ TERM_STYLE = (("train margin loss", C_MARGIN, ""), ("complexity term", C_COMPLEX
               ("confidence term", C_CONFIDENCE, ".."))
 
 
-def figure_bound_decomposition(report: dict) -> Figure:
+def figure_bound_decomposition(report: BoundsReport | dict) -> Figure:
     """Stacked bars of the three terms of the bound per group and overall (Theorem 5.3, Corollary 5.4).
 
     bound = R̂_{S,ρ}(f) [train margin loss] + (4/ρ)[R̂ᵛ(F_{N-1}) + R̂ᵛ(F_N)] [complexity]
@@ -461,7 +426,7 @@ def figure_bound_decomposition(report: dict) -> Figure:
     margin loss are visible; bars taller than ``CEILING`` are cut there in the zoom and carry an upward triangle
     and their value. The dashed line is y = 1: above it a bound is vacuous.
     """
-    validate_report(report)
+    report = as_report(report)
     rows = _decomposition_rows(report)
     usable = [r for r in rows if r["bound"] is not None and all(t is not None for t in r["terms"])]
     max_total = max([sum(r["terms"]) for r in usable] + [r["bound"] for r in usable] + [0.0])
@@ -521,7 +486,7 @@ def figure_bound_decomposition(report: dict) -> Figure:
     return fig
 
 
-def plot_bound_decomposition(report: dict, out_stem: Path) -> list[Path]:
+def plot_bound_decomposition(report: BoundsReport | dict, out_stem: Path) -> list[Path]:
     """Write the bound-decomposition figure (see ``figure_bound_decomposition``) as PNG and PDF."""
     fig = figure_bound_decomposition(report)
     with _style():
@@ -530,7 +495,7 @@ def plot_bound_decomposition(report: dict, out_stem: Path) -> list[Path]:
 
 # -------------------------------------------------------------------------------------------------- overlay
 
-def run_labels(reports: Sequence[dict], labels: Sequence[str] | None = None,
+def run_labels(reports: Sequence[BoundsReport], labels: Sequence[str] | None = None,
                fallbacks: Sequence[str] | None = None) -> list[str]:
     """Legend names of runs: ``labels`` if given, else each report's "label" (or "method"), else ``fallbacks``.
 
@@ -541,7 +506,7 @@ def run_labels(reports: Sequence[dict], labels: Sequence[str] | None = None,
             raise ValueError(f"got {len(labels)} labels for {len(reports)} runs; give one label per run")
         return [str(s) for s in labels]
     fallbacks = list(fallbacks) if fallbacks is not None else [f"run {i + 1}" for i in range(len(reports))]
-    names = [str(r.get("label") or r.get("method") or fb) for r, fb in zip(reports, fallbacks)]
+    names = [str(r.run.label or r.run.method or fb) for r, fb in zip(reports, fallbacks)]
     if len(set(names)) < len(names):
         names = [n if names.count(n) == 1 or n == fb else f"{n} ({fb})" for n, fb in zip(names, fallbacks)]
     if len(set(names)) < len(names):
@@ -549,7 +514,7 @@ def run_labels(reports: Sequence[dict], labels: Sequence[str] | None = None,
     return names
 
 
-def figure_overlay(reports: Sequence[dict], labels: Sequence[str] | None = None) -> Figure:
+def figure_overlay(reports: Sequence[BoundsReport | dict], labels: Sequence[str] | None = None) -> Figure:
     """Several runs on one figure: per-class bound and test error vs n_c (left), group values side by side (right).
 
     Each run has one colour and one marker; a filled marker is the Corollary 5.4 bound, an open marker the test
@@ -558,16 +523,15 @@ def figure_overlay(reports: Sequence[dict], labels: Sequence[str] | None = None)
     """
     if not reports:
         raise ValueError("an overlay needs at least one bounds report")
-    for report in reports:
-        validate_report(report)
+    reports = [as_report(r) for r in reports]
     names = run_labels(reports, labels)
     first = reports[0]
-    thresholds = {(r["thresholds"]["few"], r["thresholds"]["many"]) for r in reports}
+    thresholds = {(r.thresholds["few"], r.thresholds["many"]) for r in reports}
     if len(thresholds) > 1:
         raise ValueError(f"the runs use different Many/Few thresholds {sorted(thresholds)}; the group bands "
                          "would be wrong for some of them")
-    few, many = first["thresholds"]["few"], first["thresholds"]["many"]
-    tail = _TailAxis([row["n_train"] for r in reports for row in r["per_class"]], few, many)
+    few, many = first.thresholds["few"], first.thresholds["many"]
+    tail = _TailAxis([row.n_train for r in reports for row in r.per_class], few, many)
     k = len(reports)
     with _style():
         fig = Figure(figsize=(DOUBLE_COLUMN_IN, 3.6), layout="constrained")
@@ -581,41 +545,43 @@ def figure_overlay(reports: Sequence[dict], labels: Sequence[str] | None = None)
         for i, (report, name) in enumerate(zip(reports, names)):
             colour, marker = RUN_COLOURS[i % len(RUN_COLOURS)], RUN_MARKERS[i % len(RUN_MARKERS)]
             shift = 10.0 ** (0.035 * (i - (k - 1) / 2))  # a small multiplicative offset on the log axis
-            rows = sorted(report["per_class"], key=lambda r: r["n_train"])
-            finite = [r for r in rows if r["bound"] is not None and r["bound"] <= 1.0]
-            vacuous = [r for r in rows if r["bound"] is not None and r["bound"] > 1.0]
-            tested = [r for r in rows if r["test_error"] is not None]
-            ax.plot([tail.x(r["n_train"]) * shift for r in tested], [r["test_error"] for r in tested],
+            rows = sorted(report.per_class, key=lambda r: r.n_train)
+            finite = [r for r in rows if r.bound is not None and r.bound <= 1.0]
+            vacuous = [r for r in rows if r.bound is not None and r.bound > 1.0]
+            tested = [r for r in rows if r.test_error is not None]
+            ax.plot([tail.x(r.n_train) * shift for r in tested], [r.test_error for r in tested],
                     ls="none", marker=marker, markerfacecolor="white", markeredgecolor=colour, mew=1.0, zorder=4)
-            ax.plot([tail.x(r["n_train"]) * shift for r in finite], [r["bound"] for r in finite],
+            ax.plot([tail.x(r.n_train) * shift for r in finite], [r.bound for r in finite],
                     ls="none", marker=marker, color=colour, zorder=5)
-            missing = [r for r in rows if r["bound"] is None]
+            missing = [r for r in rows if r.bound is None]
             if missing:
-                ax.plot([tail.x(r["n_train"]) * shift for r in missing], [CEILING] * len(missing), ls="none",
+                ax.plot([tail.x(r.n_train) * shift for r in missing], [CEILING] * len(missing), ls="none",
                         marker="x", color=C_NOBOUND, zorder=5, clip_on=False)
                 any_missing = True
             label = name
             if vacuous:
-                vx = [tail.x(r["n_train"]) * shift for r in vacuous]
+                vx = [tail.x(r.n_train) * shift for r in vacuous]
                 ax.plot(vx, [CEILING] * len(vacuous), ls="none", marker="^", color=colour, zorder=5, clip_on=False)
                 # Value labels of several runs at one n_c would pile up: the legend carries each run's summary.
-                largest = max(r["bound"] for r in vacuous)
+                largest = max(r.bound for r in vacuous)
                 label += f": {len(vacuous)} of {len(finite) + len(vacuous)} class bounds > 1 (max {_fmt(largest)})"
             run_handles.append(Line2D([], [], ls="none", marker=marker, color=colour, label=label))
         # Right panel: group means per run; bar = test error (balanced error of the group), marker = bound.
-        keys = [g for g in GROUPS if any((r["groups"].get(g) or {}).get("num_classes") for r in reports)]
+        keys = [g for g in GROUPS if any(r.groups.get(g) is not None and r.groups[g].num_classes for r in reports)]
         keys.append("overall")
         width = 0.8 / k
         for i, report in enumerate(reports):
             colour, marker = RUN_COLOURS[i % len(RUN_COLOURS)], RUN_MARKERS[i % len(RUN_MARKERS)]
             for j, g in enumerate(keys):
-                info = report["overall"] if g == "overall" else (report["groups"].get(g) or {})
+                if g == "overall":
+                    test_error, bound = report.overall.balanced_test_error, report.overall.bound
+                else:
+                    info = report.groups.get(g)
+                    test_error, bound = (None, None) if info is None else (info.test_error, info.bound)
                 x = j - 0.4 + width * (i + 0.5)
-                test_error = info.get("test_error")
                 if test_error is not None:
                     axg.bar(x, test_error, width=width * 0.9, color=colour, alpha=0.35, edgecolor=colour,
                             linewidth=0.8, zorder=2)
-                bound = info.get("bound")
                 if bound is None:
                     axg.plot([x], [CEILING], ls="none", marker="x", color=C_NOBOUND, zorder=5, clip_on=False)
                 elif bound > 1.0:
@@ -630,9 +596,9 @@ def figure_overlay(reports: Sequence[dict], labels: Sequence[str] | None = None)
         axg.set_xticks(range(len(keys)), [GROUP_TITLES[g] for g in keys])
         axg.set_title("group means and overall" if k <= MAX_LABELLED_RUNS else
                       "group means and overall\n(values > 1 in each bounds.json)", pad=12)
-        datasets = sorted({str(r.get("dataset", "?")) for r in reports})
-        modes = sorted({str(r["mode"]) for r in reports})
-        deltas = sorted({f"{r['delta']:g}" for r in reports})
+        datasets = sorted({r.run.dataset for r in reports})
+        modes = sorted({r.mode for r in reports})
+        deltas = sorted({f"{r.delta:g}" for r in reports})
         fig.suptitle(f"Corollary 5.4 bound vs test error — {', '.join(datasets)}, {'/'.join(modes)} mode, "
                      f"δ = {'/'.join(deltas)}")
         style_handles = [
@@ -650,7 +616,7 @@ def figure_overlay(reports: Sequence[dict], labels: Sequence[str] | None = None)
     return fig
 
 
-def plot_overlay(reports: list[dict], out_stem: Path, labels: Sequence[str] | None = None) -> list[Path]:
+def plot_overlay(reports: list[BoundsReport | dict], out_stem: Path, labels: Sequence[str] | None = None) -> list[Path]:
     """Write the overlay of several runs (see ``figure_overlay``) as PNG and PDF; return the paths."""
     fig = figure_overlay(reports, labels)
     with _style():
@@ -713,9 +679,9 @@ def plot_compare(summary: dict, out_stem: Path, *, title: str) -> list[Path]:
         return _save(fig, out_stem)
 
 
-def write_all_plots(report: dict, out_dir: Path) -> list[Path]:
+def write_all_plots(report: BoundsReport | dict, out_dir: Path) -> list[Path]:
     """Write bound_vs_tail_error, rademacher and bound_decomposition (PNG and PDF each) into ``out_dir``."""
-    validate_report(report)
+    report = as_report(report)
     out_dir = Path(out_dir)
     written: list[Path] = []
     written += plot_bound_vs_tail_error(report, out_dir / "bound_vs_tail_error")

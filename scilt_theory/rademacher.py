@@ -49,6 +49,10 @@ import torch
 
 __all__ = [
     "DEFAULT_MAX_EXACT_SIGNS",
+    "LIMITS",
+    "EstimatorLimits",
+    "independent_signs",
+    "select_estimator",
     "DEFAULT_MEMORY_BUDGET",
     "CoupledResult",
     "RademacherResult",
@@ -70,8 +74,46 @@ __all__ = [
 
 NORMS = ("frobenius", "row")
 METHODS = ("closed", "mc", "exact", "cvxpy", "auto")
-#: Largest number of independent signs ``exact`` enumerates by default (THEORY §5: "<= ~24").
-DEFAULT_MAX_EXACT_SIGNS = 24
+
+
+@dataclass(frozen=True)
+class EstimatorLimits:
+    """The one set of limits on exact enumeration (THEORY §5: "when the number of independent signs is <= ~24").
+
+    ``auto_exact_signs``: the estimator "auto" enumerates every sign pattern exactly up to this many independent
+    signs (the tail classes) and uses certified Monte Carlo beyond. ``max_exact_signs``: an explicit "exact" refuses
+    beyond this many (2^24 patterns take seconds; 2^30 would take hours).
+    """
+
+    auto_exact_signs: int = 22
+    max_exact_signs: int = 24
+
+
+#: The limits every estimator choice in the toolkit uses.
+LIMITS = EstimatorLimits()
+#: Largest number of independent signs ``exact`` enumerates by default.
+DEFAULT_MAX_EXACT_SIGNS = LIMITS.max_exact_signs
+
+
+def independent_signs(n: int, num_outputs: int, norm: str) -> int:
+    """Independent Rademacher signs of one draw (THEORY §5): n for the row class (one σ ∈ {±1}^n per draw, the
+    K outputs share it) and for K = 1; n·K for the Frobenius class and the coupled class (Σ ∈ {±1}^{n×K})."""
+    return n if norm == "row" else n * num_outputs
+
+
+def select_estimator(method: str, num_signs: int, n_draws: int = 1, limits: EstimatorLimits = LIMITS) -> str:
+    """The estimator a request resolves to (THEORY §5); every "auto" in the toolkit goes through here.
+
+    An explicit method is returned unchanged. "auto": the closed form when ``n_draws == 0``, exact enumeration when
+    ``num_signs <= limits.auto_exact_signs``, certified Monte Carlo otherwise.
+    """
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}.")
+    if method != "auto":
+        return method
+    if n_draws == 0:
+        return "closed"
+    return "exact" if num_signs <= limits.auto_exact_signs else "mc"
 #: Working-memory budget of one chunk of sign draws or sign patterns.
 DEFAULT_MEMORY_BUDGET = 256 * 2**20
 #: Alpha grid the coupled "cvxpy" method uses when the class allows every alpha in [0, 1].
@@ -554,7 +596,7 @@ def rademacher_linear(features: Any, radius: float, *, num_outputs: int = 1, nor
         ``max_exact_signs`` signs.
         ``cvxpy``: per draw (same draws as ``mc`` with the same seed) the sup of ``<W, Psi^T Sigma>/n`` over the
         ball solved by cvxpy (CPU); upper = closed form (no certificate is claimed for solver values).
-        ``auto``: ``exact`` when allowed, else ``mc``.
+        ``auto``: :func:`select_estimator` (exact up to ``LIMITS.auto_exact_signs`` signs, else ``mc``).
     n_draws, seed, delta_mc, memory_budget_bytes, max_exact_signs
         MC draws, sign seed, MC certificate failure probability in (0, 1), working memory per chunk, and the
         enumeration limit.
@@ -572,8 +614,7 @@ def rademacher_linear(features: Any, radius: float, *, num_outputs: int = 1, nor
     closed_lo = closed_up / math.sqrt(2.0)
     columns = k if norm == "frobenius" else 1       # independent sign columns per draw
     scale = b / n if norm == "frobenius" else b * k / n
-    if method == "auto":
-        method = "exact" if n * columns <= max_exact else "mc"
+    method = select_estimator(method, n * columns)
     common = dict(method=method, n=n, num_outputs=k, norm=norm, radius=b)
 
     if method == "closed":
@@ -973,8 +1014,7 @@ def rademacher_coupled_scilt(psi_penult: Any, psi_final: Any, num_classes: int, 
     budget = _check_budget(memory_budget_bytes)
     max_exact = _check_int(max_exact_signs, "max_exact_signs")
     n, d = p1.shape
-    if method == "auto":
-        method = "exact" if n * k <= max_exact else "mc"
+    method = select_estimator(method, n * k)
     closed_sum = (_closed_upper(_sum_sq(p1), n, 2 * sc, k, "row") + _closed_upper(_sum_sq(p2), n, sc, k, "row"))
     common = dict(method=method, n=n, num_outputs=k, scale=sc, alpha_grid=grid)
 

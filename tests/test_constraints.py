@@ -38,7 +38,8 @@ def test_constraints_accept_exactly_their_values(constraint, good, bad):
     (Interval(float, 0, 1, closed="left"), "a number in [0, 1)"),
     (Interval(float, None, 1), "a number <= 1"),
     (Choice(("a", "b")), "one of 'a', 'b'"),
-    (NoneOr(Interval(int, 2, None)), "None or an integer >= 2"),
+    (NoneOr(Interval(int, 2, None)), "none or an integer >= 2"),
+    (NoneOr(Interval(float, 0, None, closed="neither"), word="auto"), "auto or a number > 0"),
     (TupleOf(Text()), "a tuple of at least 1 of non-empty string values"),
 ])
 def test_descriptions_read_as_a_sentence(constraint, text):

@@ -1,0 +1,77 @@
+"""A bound statement as a small registered component, and the registry.
+
+A :class:`Statement` has a name, the place in docs/THEORY.md where it is stated, the validity regimes in which it is
+a certificate, and ``evaluate(context, delta) -> list[StatementRecord]``: one record per target it bounds (overall,
+each class, each group, the worst class). Adding a statement to the report is one subclass registered with
+:func:`register_statement`, its proof in proofs/ and its tests; the pipeline, bounds.json, report.md and the figures
+pick it up through the registry and the records.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar, Iterable
+
+from scilt_theory.schema import StatementRecord
+from scilt_theory.statements.context import BoundContext
+
+__all__ = ["STATEMENTS", "Statement", "evaluate_statements", "get_statement", "register_statement"]
+
+#: Validity regimes in which a uniform-convergence statement over the features' hypothesis class is a certificate.
+FEATURES_FIXED = frozenset({"certified", "fixed-features"})
+
+
+class Statement:
+    """One bound statement of docs/THEORY.md (subclass it and register an instance)."""
+
+    name: ClassVar[str]
+    theory: ClassVar[str]
+    #: validity regimes (BoundContext.validity) in which the statement's values are certificates
+    certificate_in: ClassVar[frozenset[str]] = FEATURES_FIXED
+    #: evaluated by default (False for statements that need inputs the context may lack)
+    default: ClassVar[bool] = True
+
+    def applies(self, ctx: BoundContext) -> bool:
+        """Whether the statement can be evaluated on this context (e.g. it needs a feature-norm bound)."""
+        return True
+
+    def evaluate(self, ctx: BoundContext, delta: float) -> list[StatementRecord]:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    # helpers for subclasses
+    def record(self, ctx: BoundContext, target: str, bound: float | None, delta: float, terms: dict | None = None,
+               reason: str | None = None) -> StatementRecord:
+        return StatementRecord(name=self.name, theory=self.theory, target=target,
+                               certificate=ctx.validity in self.certificate_in,
+                               bound=None if bound is None else float(bound),
+                               vacuous=None if bound is None else bool(bound > 1.0), delta=float(delta),
+                               terms=dict(terms or {}), reason=reason)
+
+
+STATEMENTS: dict[str, Statement] = {}
+
+
+def register_statement(statement: Statement) -> Statement:
+    """Add ``statement`` to :data:`STATEMENTS` (a name may be registered once)."""
+    if not getattr(statement, "name", None) or not getattr(statement, "theory", None):
+        raise ValueError("a statement needs a name and a THEORY reference")
+    if statement.name in STATEMENTS:
+        raise ValueError(f"a statement named {statement.name!r} is already registered")
+    STATEMENTS[statement.name] = statement
+    return statement
+
+
+def get_statement(name: str) -> Statement:
+    if name not in STATEMENTS:
+        raise ValueError(f"unknown statement {name!r}; registered: {', '.join(STATEMENTS)}")
+    return STATEMENTS[name]
+
+
+def evaluate_statements(ctx: BoundContext, names: Iterable[str] | None = None) -> list[StatementRecord]:
+    """Evaluate the named statements (default: every default statement that applies) at ``ctx.delta`` each."""
+    chosen = [get_statement(n) for n in names] if names is not None else \
+        [s for s in STATEMENTS.values() if s.default]
+    records: list[StatementRecord] = []
+    for statement in chosen:
+        if statement.applies(ctx):
+            records += statement.evaluate(ctx, ctx.delta)
+    return records

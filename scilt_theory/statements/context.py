@@ -1,0 +1,203 @@
+"""The quantities every bound statement shares, validated and computed once: :class:`BoundContext`.
+
+``build_context`` checks the inputs (features, scores, labels, radii, grid, δ), picks the estimator of every
+complexity (scilt_theory.rademacher.select_estimator), splits δ_mc among the Monte Carlo certificates it will use
+(THEORY §5), and estimates the unit-radius complexities R̂ᵛ_S(W(1)) of both feature maps on S and on every S_c
+(THEORY §1, §5). The statements (scilt_theory/statements/) only read it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from scilt_theory.bounds import (BoundGrid, ConfidenceSplit, ErcSummary, _check_count, _check_delta, _check_features,
+                                 _check_nonneg, _check_norm, _resolve_groups, confidence_split_from_parts)
+from scilt_theory.losses import margins as _margins
+from scilt_theory.rademacher import LIMITS, METHODS, independent_signs, select_estimator
+
+__all__ = ["VALIDITY", "BoundContext", "build_context"]
+
+#: How the feature maps relate to the bound sample (THEORY §4, validity note).
+VALIDITY = {
+    "diagnostic": "the backbone / adapters were fitted on the bound sample: a diagnostic, not a certificate",
+    "certified": "the feature maps were fitted on a disjoint part of the data (certified mode): a certificate",
+    "fixed-features": "the backbone is frozen without adapters, so the feature maps do not depend on the sample: "
+                      "a certificate",
+}
+
+
+@dataclass(frozen=True)
+class BoundContext:
+    """Everything the statements share (THEORY §1, §4, §5), for one sample S of the fused model's features.
+
+    The unit complexities are *upper* values (closed form, exact, or certified Monte Carlo); every certificate
+    runs at ``confidence.delta_per_certificate``, so all of them hold together w.p. >= 1 - delta_mc.
+    """
+
+    margins: np.ndarray = field(metadata={"help": "M_f(x_i, y_i) of the trained scorer on S"})
+    labels: np.ndarray = field(metadata={"help": "y_i, int64"})
+    num_classes: int = field(metadata={"help": "K"})
+    class_names: tuple[str, ...] = field(metadata={"help": "names of the K classes"})
+    class_groups: tuple[str, ...] = field(metadata={"help": "group of every class (many / medium / few, or given)"})
+    group_names: tuple[str, ...] = field(metadata={"help": "the groups, in report order"})
+    grid: BoundGrid = field(metadata={"help": "the grid fixed before the data"})
+    radius_penult: float = field(metadata={"help": "B_{N-1} (or the trained norm a grid radius must cover)"})
+    radius_final: float = field(metadata={"help": "B_N (or the trained norm a grid radius must cover)"})
+    norm: str = field(metadata={"help": "row | frobenius"})
+    delta: float = field(metadata={"help": "δ of each statement"})
+    confidence: ConfidenceSplit = field(metadata={"help": "δ / δ_mc accounting of the MC certificates"})
+    unit_penult: ErcSummary = field(metadata={"help": "R̂ᵛ_S(W(1)) on ψ₁"})
+    unit_final: ErcSummary = field(metadata={"help": "R̂ᵛ_S(W(1)) on ψ₂"})
+    class_unit_penult: tuple[ErcSummary | None, ...] = field(metadata={"help": "R̂ᵛ_{S_c}(W(1)) on ψ₁ per class"})
+    class_unit_final: tuple[ErcSummary | None, ...] = field(metadata={"help": "R̂ᵛ_{S_c}(W(1)) on ψ₂ per class"})
+    validity: str = field(default="diagnostic", metadata={"help": "a key of VALIDITY"})
+    feature_norm_bound: float | None = field(default=None, metadata={
+        "help": "r with ||ψ(x)|| <= r for every x (cosine heads: 1), None when not known"})
+    settings: Mapping[str, Any] = field(default_factory=dict, metadata={"help": "the estimator choices, for bounds.json"})
+
+    @property
+    def n(self) -> int:
+        return int(self.margins.shape[0])
+
+    @property
+    def class_counts(self) -> np.ndarray:
+        """n_c of every class in S."""
+        return np.bincount(self.labels, minlength=self.num_classes)
+
+    def class_margins(self, c: int) -> np.ndarray:
+        return self.margins[self.labels == c]
+
+
+def _unit_erc(features: np.ndarray, num_outputs: int, norm: str, method: str, n_draws: int, seed: int,
+              delta_cert: float | None, device: Any = None) -> ErcSummary:
+    import torch
+
+    from scilt_theory.rademacher import rademacher_linear  # estimator module (THEORY §5)
+
+    if device is not None and method in ("mc", "exact"):  # pure-torch estimators run where the tensor lives
+        features = torch.as_tensor(features, device=device)
+    kwargs: dict = {"num_outputs": num_outputs, "norm": norm, "method": method, "seed": seed}
+    if method == "mc":
+        kwargs.update(n_draws=n_draws, delta_mc=delta_cert)
+    elif method == "cvxpy":
+        kwargs.update(n_draws=n_draws)
+    return ErcSummary.from_result(rademacher_linear(features, 1.0, **kwargs))
+
+
+def build_context(psi_penult: Any, psi_final: Any, scores: Any, labels: Any, *, num_classes: int,
+                  radius_penult: float, radius_final: float, norm: str = "row", grid: BoundGrid,
+                  delta: float = 0.05, method: str = "auto", n_draws: int = 1000, delta_mc: float = 0.01,
+                  seed: int = 0, class_names: Sequence[str] | None = None, many_threshold: int = 100,
+                  few_threshold: int = 20, class_counts: Sequence[int] | None = None,
+                  class_groups: Sequence[str] | Mapping[int, str] | None = None,
+                  feature_norm_bound: float | None = None, validity: str = "diagnostic",
+                  device: Any = None) -> BoundContext:
+    """Validate the inputs and compute the shared quantities (THEORY §1, §4, §5).
+
+    ``scores = U psi_1 + V psi_2`` is assumed to lie in ``F_{N-1} + F_N`` with the given radii (the caller
+    checks the trained weights): for cosine heads ``radius_penult = s (1 + alpha_max) = 2s`` and
+    ``radius_final = s`` with the row norm over K outputs (THEORY §1); for linear heads put the radii in
+    ``grid`` and pass the trained weights' norms as ``radius_*`` (only covering grid points count).
+
+    Unit-radius ERCs ``R_hat^v_S(W(1))`` of both feature maps on S and on every S_c are estimated by ``method``
+    (:func:`scilt_theory.rademacher.select_estimator`: "auto" = exact enumeration up to
+    ``LIMITS.auto_exact_signs`` independent signs -- the tail classes --, certified MC otherwise, closed form when
+    ``n_draws == 0``), with the same ``seed`` for both feature maps, so that the MC sum is Lemma 5.1's sum on the
+    same draws. With N certified MC values, each certificate runs at ``delta_mc/N`` (THEORY §5).
+
+    ``class_counts`` (the full training counts) only decides the Many/Medium/Few groups; ``n_c`` of the bounds is
+    always counted in ``labels``. ``device`` (e.g. "cuda"): where the MC and exact estimators run (the same sign
+    draws on every device).
+    """
+    k = _check_count(num_classes, "num_classes", 2)
+    delta = _check_delta(delta)
+    dm = _check_delta(delta_mc, "delta_mc")
+    if delta + dm >= 1:
+        raise ValueError(f"delta + delta_mc must be < 1, got {delta} + {dm}.")
+    _check_norm(norm)
+    n_draws = _check_count(n_draws, "n_draws", 0)
+    seed = _check_count(seed, "seed", 0)
+    b1, b2 = _check_nonneg(radius_penult, "radius_penult"), _check_nonneg(radius_final, "radius_final")
+    if not isinstance(grid, BoundGrid):
+        raise ValueError(f"grid must be a BoundGrid, got {type(grid).__name__}.")
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}.")
+    if method == "mc" and n_draws == 0:
+        raise ValueError("method 'mc' needs n_draws >= 1.")
+    if validity not in VALIDITY:
+        raise ValueError(f"validity must be one of {tuple(VALIDITY)}, got {validity!r}.")
+    scores_np = _check_features(scores, "scores", shape="(n, K)")
+    n = scores_np.shape[0]
+    if n == 0:
+        raise ValueError("the sample is empty (n = 0): no bound can be computed.")
+    if scores_np.shape[1] != k:
+        raise ValueError(f"scores have {scores_np.shape[1]} columns but num_classes is {k}.")
+    psi1 = _check_features(psi_penult, "psi_penult", n)
+    psi2 = _check_features(psi_final, "psi_final", n)
+    y = np.asarray(labels.detach().cpu().numpy() if hasattr(labels, "detach") else labels)
+    if y.ndim != 1 or y.shape[0] != n:
+        raise ValueError(f"labels must be 1-D with one entry per example ({n}), got shape {y.shape}.")
+    if not np.issubdtype(y.dtype, np.integer):
+        raise ValueError(f"labels must be integers, got dtype {y.dtype}.")
+    if y.min() < 0 or y.max() >= k:
+        raise ValueError(f"labels must lie in [0, {k - 1}], found values in [{y.min()}, {y.max()}].")
+    y = y.astype(np.int64)
+    if feature_norm_bound is not None:
+        r = _check_nonneg(feature_norm_bound, "feature_norm_bound")
+        worst_norm = max(float(np.linalg.norm(psi1, axis=1).max()), float(np.linalg.norm(psi2, axis=1).max()))
+        if worst_norm > r * (1 + 1e-6):
+            raise ValueError(f"a feature has norm {worst_norm:.6g} above feature_norm_bound = {r:g}.")
+    # fail early (before any estimator runs) when no grid point covers the weights
+    if not grid.covering_points(b1, b2):
+        raise ValueError(
+            f"no grid point covers the trained weights' norms (penultimate {b1:g}, final {b2:g}); the radii "
+            "grid must be enlarged before seeing the data.")
+    names = tuple(str(c) for c in range(k)) if class_names is None else tuple(str(s) for s in class_names)
+    if len(names) != k:
+        raise ValueError(f"class_names has {len(names)} entries for {k} classes.")
+
+    n_c = np.bincount(y, minlength=k)
+    groups = tuple(_resolve_groups(k, n_c, class_groups, class_counts, many_threshold, few_threshold))
+    group_names = tuple(dict.fromkeys(["many", "medium", "few"] + list(groups))) if class_groups is None \
+        else tuple(dict.fromkeys(groups))
+
+    def estimator(rows: int) -> str:
+        return select_estimator(method, independent_signs(rows, k, norm), n_draws)
+
+    overall_method = estimator(n)
+    class_methods = {c: estimator(int(n_c[c])) for c in range(k) if n_c[c] > 0}
+    # every MC estimate used is one certificate: 2 overall (penultimate, final) + 2 per class using MC
+    n_cert = 2 * (overall_method == "mc") + 2 * sum(mth == "mc" for mth in class_methods.values())
+    split = confidence_split_from_parts(delta, dm, n_cert)
+    d_cert = split.delta_per_certificate
+
+    unit1 = _unit_erc(psi1, k, norm, overall_method, n_draws, seed, d_cert, device)
+    unit2 = _unit_erc(psi2, k, norm, overall_method, n_draws, seed, d_cert, device)
+    cls1: list[ErcSummary | None] = [None] * k
+    cls2: list[ErcSummary | None] = [None] * k
+    for c, mth in class_methods.items():
+        rows = y == c
+        cls1[c] = _unit_erc(psi1[rows], k, norm, mth, n_draws, seed + 1 + c, d_cert, device)
+        cls2[c] = _unit_erc(psi2[rows], k, norm, mth, n_draws, seed + 1 + c, d_cert, device)
+
+    settings = {
+        "method": method, "overall_method": overall_method,
+        "class_methods": {str(c): mth for c, mth in class_methods.items()},
+        "norm": norm, "num_outputs": k, "n_draws": n_draws, "seed": seed,
+        "auto_exact_signs": LIMITS.auto_exact_signs, "max_exact_signs": LIMITS.max_exact_signs,
+        "radius_penult": b1, "radius_final": b2, "radii_from_grid": {
+            "penultimate": grid.radii_penult is not None, "final": grid.radii_final is not None},
+        "thresholds": {"many": many_threshold, "few": few_threshold},
+        "delta": delta, "delta_mc_budget": dm, "feature_norm_bound": feature_norm_bound,
+        "mc_accounting": ("each of the n_certificates certified MC values is run at delta_mc / n_certificates; "
+                          "each statement holds w.p. >= 1 - delta - delta_mc (union bound)"),
+    }
+    return BoundContext(margins=np.asarray(_margins(scores_np, y), dtype=np.float64), labels=y, num_classes=k,
+                        class_names=names, class_groups=groups, group_names=group_names, grid=grid,
+                        radius_penult=b1, radius_final=b2, norm=norm, delta=delta, confidence=split,
+                        unit_penult=unit1, unit_final=unit2, class_unit_penult=tuple(cls1),
+                        class_unit_final=tuple(cls2), validity=validity, feature_norm_bound=feature_norm_bound,
+                        settings=settings)

@@ -1,0 +1,106 @@
+"""The report's views (overall, per class, groups, worst class, complexities), built from the statements' records.
+
+Nothing here computes a bound: every number comes from a record of Theorem 5.3 or Corollary 5.4 (or from the
+context's complexities scaled to the radii a record chose, Lemma 5.1 scaling). The empirical errors the views stand
+beside are passed in by the caller (they come from the test split, not from the bound sample).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+from scilt_theory.bounds import lemma51_scale, lemma51_sum
+from scilt_theory.schema import (ClassRademacher, ClassRow, GroupRow, OverallRow, Rademacher, StatementRecord,
+                                 WorstClassRow)
+from scilt_theory.statements.context import BoundContext
+from scilt_theory.statements.margin import COROLLARY54, THEOREM53, class_target, group_target
+
+__all__ = ["Views", "build_views", "find_record", "mean_of_present"]
+
+
+@dataclass(frozen=True)
+class Views:
+    """The views of bounds.json, in schema types."""
+
+    overall: OverallRow
+    rademacher: Rademacher
+    per_class: list[ClassRow]
+    groups: dict[str, GroupRow]
+    worst_class: WorstClassRow
+    overall_grid: list[dict]
+
+
+def find_record(records: Sequence[StatementRecord], name: str, target: str) -> StatementRecord:
+    for r in records:
+        if r.name == name and r.target == target:
+            return r
+    raise ValueError(f"the statements hold no {name} record for {target!r}")
+
+
+def mean_of_present(values: Sequence[float | None]) -> float | None:
+    present = [float(v) for v in values if v is not None]
+    return float(np.mean(present)) if present else None
+
+
+def build_views(ctx: BoundContext, records: Sequence[StatementRecord], *,
+                test_errors: Sequence[float | None] | None = None, test_counts: Sequence[int] | None = None,
+                train_error: float | None = None) -> Views:
+    """Overall / per-class / group / worst-class views of the Theorem 5.3 and Corollary 5.4 records.
+
+    ``test_errors[c]`` (None for a class without test samples) and ``test_counts[c]`` fill the empirical columns;
+    the overall test error is the balanced one (the mean of the per-class errors).
+    """
+    k = ctx.num_classes
+    errors = list(test_errors) if test_errors is not None else [None] * k
+    counts = list(test_counts) if test_counts is not None else [0] * k
+
+    o = find_record(records, THEOREM53.name, "overall")
+    t = o.terms
+    rc1 = lemma51_scale(ctx.unit_penult, t["radius_penult"])
+    rc2 = lemma51_scale(ctx.unit_final, t["radius_final"])
+    rademacher = Rademacher(penultimate=rc1, final=rc2, sum=lemma51_sum(rc1, rc2), unit_penultimate=ctx.unit_penult,
+                            unit_final=ctx.unit_final)
+    overall = OverallRow(bound=o.bound, train_margin_loss=t["train_margin_loss"], complexity=t["complexity"],
+                         confidence=t["confidence"], vacuous=o.vacuous, rho=t["rho"], delta=o.delta, n=t["n"],
+                         grid_size=t["grid_size"], rc_penult=t["rc_penult"], rc_final=t["rc_final"],
+                         radius_penult=t["radius_penult"], radius_final=t["radius_final"],
+                         balanced_test_error=mean_of_present(errors), train_error=train_error)
+    grid = [g.to_dict() for g in THEOREM53.grid_result(ctx, o.delta).evaluated]
+
+    n_c = ctx.class_counts
+    per_class = []
+    for c in range(k):
+        r = find_record(records, COROLLARY54.name, class_target(c))
+        rt = r.terms
+        rad = None
+        if r.bound is not None:
+            a = lemma51_scale(ctx.class_unit_penult[c], rt["radius_penult"])
+            b = lemma51_scale(ctx.class_unit_final[c], rt["radius_final"])
+            rad = ClassRademacher(penultimate=a, final=b, sum=lemma51_sum(a, b))
+        per_class.append(ClassRow(
+            class_index=c, name=ctx.class_names[c], n_train=int(n_c[c]), n_test=int(counts[c]),
+            group=ctx.class_groups[c], bound=r.bound, reason=r.reason, train_margin_loss=rt.get("train_margin_loss"),
+            complexity=rt.get("complexity"), confidence=rt.get("confidence"), vacuous=r.vacuous, rho=rt.get("rho"),
+            rademacher=rad, test_error=errors[c]))
+
+    groups = {}
+    for g in ctx.group_names:
+        r = find_record(records, COROLLARY54.name, group_target(g))
+        rt = r.terms
+        groups[g] = GroupRow(num_classes=rt["num_classes"], num_classes_with_bound=rt["num_classes_with_bound"],
+                             classes=list(rt["classes"]), bound=r.bound, bound_all_classes=rt["bound_all_classes"],
+                             train_margin_loss=rt["train_margin_loss"], complexity=rt["complexity"],
+                             confidence=rt["confidence"], vacuous=r.vacuous, reason=r.reason,
+                             test_error=mean_of_present([errors[c] for c in rt["classes"]]))
+
+    w = find_record(records, COROLLARY54.name, "worst_class")
+    present = [c for c in range(k) if errors[c] is not None]
+    worst_test = max(present, key=lambda c: errors[c]) if present else None
+    worst = WorstClassRow(bound=w.bound, bound_class=w.terms.get("class"), bound_class_name=w.terms.get("name"),
+                          test_error=None if worst_test is None else errors[worst_test], class_index=worst_test,
+                          name=None if worst_test is None else ctx.class_names[worst_test])
+    return Views(overall=overall, rademacher=rademacher, per_class=per_class, groups=groups, worst_class=worst,
+                 overall_grid=grid)
