@@ -12,7 +12,7 @@ import json
 import math
 import random
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Callable
 
@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 
 from scilt_theory import distributed
 from scilt_theory.checkpoint import atomic_write_text, check_output_dir, library_versions, save_run
+from scilt_theory.constraints import Choice, Interval, NoneOr, Text, check_fields, option
 from scilt_theory.data import DataConfig, LongTailDataset, build_dataset, holdout_split, make_loader, row_range
 from scilt_theory.distributed import DistContext
 from scilt_theory.features import extract_features
@@ -38,62 +39,46 @@ DEVICES = ("auto", "cpu", "cuda")
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Optimisation settings. Defaults follow LIFT (SGD, momentum 0.9, wd 5e-4, cosine schedule)."""
+    """Optimisation settings. Defaults follow LIFT (SGD, momentum 0.9, wd 5e-4, cosine schedule).
 
-    epochs: int = field(default=20, metadata={"help": "number of passes over the training set"})
-    batch_size: int = field(default=64, metadata={"help": "training batch size"})
-    lr: float = field(default=0.05, metadata={"help": "peak learning rate (after warm-up)"})
-    optimizer: str = field(default="sgd", metadata={"help": f"one of {OPTIMIZERS}"})
-    momentum: float = field(default=0.9, metadata={"help": "SGD momentum (ignored by adamw)"})
-    weight_decay: float = field(default=5e-4, metadata={"help": "weight decay"})
-    warmup_epochs: float = field(default=1.0, metadata={"help": "linear warm-up length in epochs (0 = none)"})
-    tau: float = field(default=1.0, metadata={"help": "logit-adjustment strength τ (0 = plain CE)"})
-    lam: float = field(default=1.0, metadata={"help": "weight λ of the second head's loss"})
-    augment: bool = field(default=True, metadata={"help": "random flips and 90° rotations of training images"})
-    holdout_fraction: float = field(default=0.0, metadata={
-        "help": "fraction of each class's training images held out from training (stratified, seeded, at least "
-                "one image kept for training); needed by `experiments.bounds --mode certified`, which refits "
-                "the heads and evaluates the bound on this disjoint part"})
-    seed: int = field(default=0, metadata={"help": "seed of initialisation, data order and augmentation"})
-    device: str = field(default="auto", metadata={"help": f"one of {DEVICES}; auto picks CUDA when present"})
-    eval_batch_size: int = field(default=256, metadata={"help": "batch size for evaluation"})
-    out: str = field(default="runs/run", metadata={"help": "output directory for run.pt, metrics.json, metrics.md"})
-    quiet: bool = field(default=False, metadata={"help": "no progress bars or per-epoch lines"})
-    num_workers: int | None = field(default=None, metadata={
-        "help": "data-loader worker processes (batches are pinned in page-locked memory on CUDA); none = automatic "
-                "(workers only for more than 2048 images read from files); the data order depends on the seed "
-                "only, whatever this is"})
-    compile: bool = field(default=False, metadata={
-        "help": "torch.compile the training forward (first steps are slower while it compiles)"})
-    save_every: int = field(default=0, metadata={
-        "help": "write the full training state to OUT/run.pt (marked unfinished) every N optimiser steps, for "
-                "--resume after a crash or kill; 0 = only the final run.pt"})
+    Each field declares what it accepts (scilt_theory/constraints.py); ``check_fields`` refuses a bad value with
+    "<field> must be <what it accepts>, got <value>". ``__post_init__`` adds only the checks that combine fields or
+    look at the machine.
+    """
+
+    epochs: int = option(20, "number of passes over the training set", Interval(int, 1, None))
+    batch_size: int = option(64, "training batch size", Interval(int, 1, None))
+    lr: float = option(0.05, "peak learning rate (after warm-up)", Interval(float, 0, None, closed="neither"))
+    optimizer: str = option("sgd", "optimiser", Choice(OPTIMIZERS))
+    momentum: float = option(0.9, "SGD momentum (ignored by adamw)", Interval(float, 0, 1, closed="left"))
+    weight_decay: float = option(5e-4, "weight decay", Interval(float, 0, None))
+    warmup_epochs: float = option(1.0, "linear warm-up length in epochs (0 = none), at most epochs",
+                                  Interval(float, 0, None))
+    tau: float = option(1.0, "logit-adjustment strength τ (0 = plain CE)", Interval(float, 0, None))
+    lam: float = option(1.0, "weight λ of the second head's loss", Interval(float, 0, None))
+    augment: bool = option(True, "random flips and 90° rotations of training images")
+    holdout_fraction: float = option(
+        0.0, "fraction of each class's training images held out from training (stratified, seeded, at least one "
+             "image kept for training); needed by `experiments.bounds --mode certified`, which refits the heads and "
+             "evaluates the bound on this disjoint part", Interval(float, 0, 1, closed="left"))
+    seed: int = option(0, "seed of initialisation, data order and augmentation", Interval(int, None, None))
+    device: str = option("auto", "auto picks CUDA when present", Choice(DEVICES))
+    eval_batch_size: int = option(256, "batch size for evaluation", Interval(int, 1, None))
+    out: str = option("runs/run", "output directory for run.pt, metrics.json, metrics.md", Text())
+    quiet: bool = option(False, "no progress bars or per-epoch lines")
+    num_workers: int | None = option(
+        None, "data-loader worker processes (batches are pinned in page-locked memory on CUDA); none = automatic "
+              "(workers only for more than 2048 images read from files); the data order depends on the seed only, "
+              "whatever this is", NoneOr(Interval(int, 0, None)))
+    compile: bool = option(False, "torch.compile the training forward (first steps are slower while it compiles)")
+    save_every: int = option(
+        0, "write the full training state to OUT/run.pt (marked unfinished) every N optimiser steps, for --resume "
+           "after a crash or kill; 0 = only the final run.pt", Interval(int, 0, None))
 
     def __post_init__(self) -> None:
-        if self.epochs < 1:
-            raise ValueError(f"epochs must be at least 1, got {self.epochs}")
-        if self.batch_size < 1 or self.eval_batch_size < 1:
-            raise ValueError("batch sizes must be at least 1")
-        if not (self.lr > 0 and math.isfinite(self.lr)):
-            raise ValueError(f"lr must be a positive finite number, got {self.lr}")
-        if self.optimizer not in OPTIMIZERS:
-            raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
-        if not 0 <= self.momentum < 1:
-            raise ValueError(f"momentum must lie in [0, 1), got {self.momentum}")
-        if self.weight_decay < 0:
-            raise ValueError(f"weight_decay must be non-negative, got {self.weight_decay}")
-        if self.warmup_epochs < 0 or self.warmup_epochs > self.epochs:
-            raise ValueError(f"warmup_epochs must lie in [0, epochs], got {self.warmup_epochs}")
-        if not 0.0 <= self.holdout_fraction < 1.0:
-            raise ValueError(f"holdout_fraction must lie in [0, 1), got {self.holdout_fraction}")
-        if self.tau < 0 or self.lam < 0:
-            raise ValueError("tau and lam must be non-negative")
-        if self.num_workers is not None and self.num_workers < 0:
-            raise ValueError(f"num_workers must be at least 0, got {self.num_workers}")
-        if self.device not in DEVICES:
-            raise ValueError(f"device must be one of {DEVICES}, got {self.device!r}")
-        if self.save_every < 0:
-            raise ValueError(f"save_every must be a non-negative number of optimiser steps, got {self.save_every}")
+        check_fields(self)
+        if self.warmup_epochs > self.epochs:
+            raise ValueError(f"warmup_epochs must be at most epochs ({self.epochs}), got {self.warmup_epochs}")
         if self.device == "cuda" and not torch.cuda.is_available():
             raise ValueError("device 'cuda' was asked for but no CUDA device is available")
 

@@ -131,7 +131,7 @@ def test_a_run_made_with_other_settings_is_refused_not_mixed(first):
     (["--seed", "3"], "--seed is set by compare for each run"),
     (["--met", "car"], "--met is set by compare for each run"),  # an abbreviation of train's --method
     (["--epochs", "0"], "--epochs must be at least 1"),
-    (["--lr", "-1"], "lr must be a positive finite number"),
+    (["--lr", "-1"], "lr must be a number > 0, got -1.0"),
 ])
 def test_bad_arguments_give_one_line(tmp_path, argv, message):
     err = io.StringIO()
