@@ -31,7 +31,13 @@ class LongTailDataset:
     - every class has at least one training image.
 
     ``provenance`` holds per-sample bookkeeping that proves the split is clean (e.g. source indices for
-    digits-lt, patch origins and the train/test boundary for scitiles-lt); it is informative only.
+    digits-lt, crop positions and the block of every crop for scitiles-lt) and, for every built-in data set,
+    ``test_same_distribution`` (bool: is the test split drawn from the training distribution, class by class?)
+    with a one-sentence ``test_distribution_note``; it is informative only.
+
+    ``train_groups`` (optional, int64, one per training image): images that share a group must stay on one side of
+    any later split of the training set (scitiles-lt: the source block a crop was cut from, since crops of one
+    block overlap); ``None`` means every image is its own group. ``scilt_theory.data.holdout`` keeps groups whole.
     """
 
     name: str
@@ -42,6 +48,7 @@ class LongTailDataset:
     test_labels: torch.Tensor
     config: DataConfig
     provenance: Mapping[str, Any] = field(default_factory=dict)
+    train_groups: torch.Tensor | None = None
 
     def __post_init__(self) -> None:
         k = len(self.class_names)
@@ -68,6 +75,13 @@ class LongTailDataset:
         if self.train_images.shape[1:] != self.test_images.shape[1:]:
             raise ValueError(f"train and test images of {self.name!r} differ in shape: "
                              f"{tuple(self.train_images.shape[1:])} and {tuple(self.test_images.shape[1:])}")
+        groups = self.train_groups
+        if groups is not None and (not isinstance(groups, torch.Tensor) or groups.dtype != torch.int64
+                                   or groups.shape != self.train_labels.shape):
+            raise ValueError(f"train_groups of {self.name!r} must be None or an int64 tensor with one group id per "
+                             f"training image ({self.train_labels.shape[0]}), got "
+                             f"{getattr(groups, 'dtype', type(groups).__name__)} "
+                             f"{tuple(getattr(groups, 'shape', ()))}")
         counts = self.class_counts
         if counts.min() < 1:
             raise ValueError(f"every class of {self.name!r} needs a training image; class "
