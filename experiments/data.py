@@ -48,7 +48,8 @@ def _plain(value: Any) -> Any:
 def describe(data) -> dict[str, Any]:
     """``data.summary()`` plus the provenance a reader recorded (without per-image index arrays)."""
     summary = data.summary()
-    skip = {"train_index", "test_index", "train_crops", "test_crops"}
+    skip = {"train_index", "test_index", "train_crops", "test_crops", "train_blocks", "test_blocks", "block_origins",
+            "block_is_test"}
     summary["provenance"] = {k: _plain(v) for k, v in data.provenance.items() if k not in skip}
     return summary
 
@@ -65,7 +66,8 @@ def markdown(summary: dict[str, Any]) -> str:
              f"- split seed {summary['seed']}, image shape {summary['image_shape']}"]
     for key in ("profile", "test_split", "official_test_split", "source_layout", "source_file", "source_root",
                 "source_test_file", "source_test_root", "label_rule", "rows", "multi_label_rows_dropped",
-                "unlisted_rows_dropped", "dropped_classes", "excluded_classes", "source_profile"):
+                "unlisted_rows_dropped", "dropped_classes", "excluded_classes", "source_profile", "block_size",
+                "blocks_per_class", "test_same_distribution", "test_distribution_note"):
         if prov.get(key) not in (None, [], ""):
             lines.append(f"- {key.replace('_', ' ')}: {prov[key]}")
     lines += ["", "| class | name | group | train | test |" + (" pool |" if pool else ""),

@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 
 from scilt_theory.data import (DATASETS, DataConfig, LongTailDataset, build_dataset, class_groups, head_first_order,
                                longtail_counts, make_loader, normalize, register_dataset)
-from scilt_theory.data.scitiles import (MIN_PATCH_STD, PATCH_SIZE, SCITILES_SOURCES, TEST_FRACTION, cut_patches,
-                                        load_source, orient, split_regions)
+from scilt_theory.data.scitiles import (BLOCK_SIZE, MIN_PATCH_STD, PATCH_SIZE, SCITILES_SOURCES, assign_blocks,
+                                        block_grid, cut_patches, load_source, num_test_blocks, orient)
 
 SMALL = {"synthetic-lt": {"num_classes": 4}, "digits-lt": {},
          "scitiles-lt": {"max_per_class": 60, "test_per_class": 10}}
@@ -122,19 +122,35 @@ def test_digits_train_and_test_are_disjoint_samples():
     assert torch.equal(data.test_images[:, 0], raw[torch.from_numpy(test_index)])
 
 
-def test_scitiles_test_crops_lie_in_the_held_out_strip_and_reproduce_the_pixels():
-    data = build_dataset(DataConfig(max_per_class=40, test_per_class=8, imbalance=4.0, image_size=16))
+def covered(crops: np.ndarray, shape: tuple[int, int], patch: int = PATCH_SIZE) -> np.ndarray:
+    """bool mask of the source pixels that any of ``crops`` (row, column, …) covers."""
+    mask = np.zeros(shape, dtype=bool)
+    for y, x in crops[:, :2].tolist():
+        mask[y:y + patch, x:x + patch] = True
+    return mask
+
+
+def test_scitiles_crops_lie_in_blocks_of_their_split_and_share_no_pixel():
+    data = build_dataset(DataConfig(max_per_class=200, test_per_class=40, imbalance=4.0, image_size=16))
     prov = data.provenance
-    patch = prov["patch_size"]
+    patch, block = prov["patch_size"], prov["block_size"]
+    assert (patch, block) == (PATCH_SIZE, BLOCK_SIZE) == (48, 96)
+    origins, is_test = prov["block_origins"], prov["block_is_test"]
+    assert len(np.unique(origins, axis=0)) == len(origins)  # block ids are unique across classes
+    assert torch.equal(data.train_groups, torch.from_numpy(prov["train_blocks"]))
     for c, name in enumerate(data.class_names):
-        (a0, a1), (b0, b1) = prov["train_columns"][c], prov["test_columns"][c]
-        assert a1 <= b0 or b1 <= a0  # the two regions share no column
-        width = load_source(name).shape[1]
-        assert (b1 - b0) == width - int(round(width * (1 - TEST_FRACTION)))
-        for split, lo, hi in (("train", a0, a1), ("test", b0, b1)):
-            crops = prov[f"{split}_crops"][getattr(data, f"{split}_labels").numpy() == c]
-            assert crops[:, 1].min() >= lo and (crops[:, 1] + patch).max() <= hi
+        shape = load_source(name).shape
+        for split in ("train", "test"):
+            mine = getattr(data, f"{split}_labels").numpy() == c
+            crops, blocks = prov[f"{split}_crops"][mine], prov[f"{split}_blocks"][mine]
+            assert np.all(origins[blocks, 0] == c) and np.all(is_test[blocks] == (split == "test"))
+            y0, x0 = origins[blocks, 1], origins[blocks, 2]  # every crop lies wholly inside its block
+            assert np.all(crops[:, 0] >= y0) and np.all(crops[:, 0] + patch <= y0 + block)
+            assert np.all(crops[:, 1] >= x0) and np.all(crops[:, 1] + patch <= x0 + block)
             assert len({tuple(row) for row in crops.tolist()}) == len(crops)  # every crop drawn once
+        train = covered(prov["train_crops"][data.train_labels.numpy() == c], shape)
+        test = covered(prov["test_crops"][data.test_labels.numpy() == c], shape)
+        assert train.any() and test.any() and not (train & test).any(), name  # no pixel in both splits
     # the recorded crops are the pixels: re-cut a few from the source and compare
     source = load_source(data.class_names[1])
     labels = data.test_labels.numpy()
@@ -145,43 +161,102 @@ def test_scitiles_test_crops_lie_in_the_held_out_strip_and_reproduce_the_pixels(
         assert torch.allclose(data.test_images[i, 0], expected[0, 0].clamp(0, 1))
 
 
-def test_cut_patches_stays_inside_its_columns():
+def test_scitiles_block_layout_per_class():
+    data = build_dataset(DataConfig(max_per_class=20, test_per_class=2, imbalance=4.0, image_size=8))
+    blocks = [len(block_grid(load_source(name).shape)) for name in SCITILES_SOURCES]
+    assert blocks == [90, 30, 25, 196, 25, 12, 25, 25, 25]  # coins (303 x 384) is the smallest: 3 x 4 blocks
+    tests = [num_test_blocks(b) for b in blocks]
+    assert tests == [22, 7, 6, 49, 6, 3, 6, 6, 6]  # ⌊25 %⌋, at least one each side
+    assert data.provenance["blocks_per_class"] == [[b - t, t] for b, t in zip(blocks, tests)]
+    assert num_test_blocks(2) == 1 and num_test_blocks(3) == 1 and num_test_blocks(8) == 2
+    grid = block_grid((303, 384))
+    assert grid.tolist() == [[7 + 96 * r, 96 * c] for r in range(3) for c in range(4)]  # centred, row-major
+    with pytest.raises(ValueError, match="a training and a test block"):
+        block_grid((100, 150))
+
+
+def test_scitiles_block_assignment_is_a_seeded_permutation_fixed_before_the_crops():
+    def assignment(**kwargs):
+        return build_dataset(DataConfig(image_size=8, **kwargs)).provenance["block_is_test"]
+
+    base = assignment(max_per_class=20, test_per_class=2, imbalance=4.0)
+    assert np.array_equal(base, assignment(max_per_class=20, test_per_class=2, imbalance=4.0))  # same seed
+    # it depends on the seed and the class only, not on the sizes asked for
+    assert np.array_equal(base, assignment(max_per_class=300, test_per_class=30, imbalance=50.0))
+    other = assignment(max_per_class=20, test_per_class=2, imbalance=4.0, seed=1)
+    assert not np.array_equal(base, other)
+    # it is the permutation rule itself: the first ⌊B/4⌋ of np.random.default_rng([seed, 0, c]).permutation(B)
+    origins = build_dataset(DataConfig(max_per_class=20, test_per_class=2, imbalance=4.0, image_size=8,
+                                       seed=1)).provenance["block_origins"]
+    for c in range(len(SCITILES_SOURCES)):
+        mine = origins[:, 0] == c
+        expected = assign_blocks(int(mine.sum()), np.random.default_rng([1, 0, c]))
+        assert np.array_equal(other[mine], expected)
+        assert other[mine].sum() == num_test_blocks(int(mine.sum()))
+    for seed in range(2, 6):  # other seeds, other splits; each class's count of test blocks stays
+        again = assignment(max_per_class=20, test_per_class=2, imbalance=4.0, seed=seed)
+        assert not np.array_equal(base, again) and again.sum() == base.sum()
+
+
+def test_scitiles_test_set_is_fixed_and_training_sets_are_nested_across_sizes():
+    small = build_dataset(DataConfig(max_per_class=40, imbalance=10.0, image_size=8))
+    large = build_dataset(DataConfig(max_per_class=160, imbalance=10.0, image_size=8))
+    assert torch.equal(small.test_images, large.test_images)  # the same test set for every training size
+    for c in range(small.num_classes):
+        a = small.provenance["train_crops"][small.train_labels.numpy() == c]
+        b = large.provenance["train_crops"][large.train_labels.numpy() == c]
+        assert np.array_equal(a, b[:len(a)])  # the smaller profile is a prefix of the larger, class by class
+
+
+def test_scitiles_supports_a_head_of_4000_patches():
+    data = build_dataset(DataConfig(max_per_class=4000, imbalance=100.0, image_size=8))
+    assert data.class_counts.tolist() == longtail_counts(4000, 9, 100.0).tolist() == [4000, 2249, 1264, 711, 400,
+                                                                                       224, 126, 71, 40]
+    assert data.test_counts.tolist() == [50] * 9 and data.train_groups.shape == (9085,)
+    prov = data.provenance
+    for c, name in enumerate(data.class_names[:2]):  # the largest classes: the most crops per block
+        shape = load_source(name).shape
+        train = covered(prov["train_crops"][data.train_labels.numpy() == c], shape)
+        test = covered(prov["test_crops"][data.test_labels.numpy() == c], shape)
+        assert not (train & test).any()
+
+
+def test_cut_patches_stays_inside_its_blocks():
     rng = np.random.default_rng(0)
     image = rng.random((100, 200)).astype(np.float32)
-    train, test = split_regions(200)
-    assert train == (0, 150) and test == (150, 200)
-    assert split_regions(200, "left") == ((50, 200), (0, 50))
-    images, crops = cut_patches(image, 30, test, 16, rng, patch=24)
-    assert images.shape == (30, 3, 16, 16) and crops[:, 1].min() >= 150 and (crops[:, 1] + 24).max() <= 200
-    _, crops = cut_patches(image, 30, train, 16, rng, patch=24)
-    assert (crops[:, 1] + 24).max() <= 150
+    blocks = np.array([[0, 0], [50, 150]])
+    images, crops, which = cut_patches(image, 60, blocks, 16, np.random.default_rng(1), patch=24, block=50)
+    assert images.shape == (60, 3, 16, 16) and set(which.tolist()) == {0, 1}
+    assert np.all(crops[:, 0] >= blocks[which, 0]) and np.all(crops[:, 0] + 24 <= blocks[which, 0] + 50)
+    assert np.all(crops[:, 1] >= blocks[which, 1]) and np.all(crops[:, 1] + 24 <= blocks[which, 1] + 50)
+    out = torch.zeros(60, 3, 16, 16)
+    again, _, _ = cut_patches(image, 60, blocks, 16, np.random.default_rng(1), patch=24, block=50, out=out)
+    assert again is out and torch.equal(out, images)  # written into the given tensor
     with pytest.raises(ValueError, match="cannot hold"):
-        cut_patches(image, 3, (180, 200), 16, rng, patch=24)
-    with pytest.raises(ValueError, match="too narrow"):
-        split_regions(150)  # a 37-pixel test strip cannot hold a 48-pixel crop
-    with pytest.raises(ValueError, match="test_side"):
-        split_regions(400, "top")
+        cut_patches(image, 3, np.array([[60, 160]]), 16, rng, patch=24, block=50)  # runs off the image
+    with pytest.raises(ValueError, match="cannot hold"):
+        cut_patches(image, 3, np.array([[0, 0]]), 16, rng, patch=24, block=20)  # a crop larger than its block
 
 
 def test_cut_patches_draws_distinct_textured_crops():
     rng = np.random.default_rng(0)
     image = rng.random((30, 30)).astype(np.float32)
-    _, crops = cut_patches(image, 300, (0, 30), 8, rng, patch=24)  # 7 × 7 origins × 8 orientations = 392
+    block = np.array([[0, 0]])
+    _, crops, _ = cut_patches(image, 300, block, 8, rng, patch=24, block=30)  # 7 × 7 origins × 8 orientations
     assert len({tuple(row) for row in crops.tolist()}) == 300
     with pytest.raises(ValueError, match="distinct textured"):
-        cut_patches(image, 393, (0, 30), 8, rng, patch=24)
+        cut_patches(image, 393, block, 8, rng, patch=24, block=30)
     image[:, :20] = 0.5  # flat left part: crops lying wholly in it are redrawn
-    _, crops = cut_patches(image, 50, (0, 30), 8, rng, patch=10)
+    _, crops, _ = cut_patches(image, 50, block, 8, rng, patch=10, block=30)
     assert all(image[y:y + 10, x:x + 10].std() >= MIN_PATCH_STD for y, x, _, _ in crops.tolist())
     assert crops[:, 1].max() > 10
 
 
-def test_every_scitiles_source_is_bundled_and_wide_enough():
+def test_every_scitiles_source_is_bundled_and_holds_blocks_of_both_splits():
     for name in SCITILES_SOURCES:
         image = load_source(name)  # offline: pooch is not even installed
         assert image.dtype == np.float32 and image.ndim == 2 and 0 <= image.min() and image.max() <= 1
-        split_regions(image.shape[1])
-        assert image.shape[0] >= PATCH_SIZE
+        assert len(block_grid(image.shape)) >= 12 and BLOCK_SIZE >= 2 * PATCH_SIZE
 
 
 # --- determinism ---------------------------------------------------------------------------------------------------
@@ -208,26 +283,37 @@ def test_bad_config_values_are_refused(kwargs):
         DataConfig(**kwargs)
 
 
-@pytest.mark.parametrize("kwargs,message", [
-    ({"imbalance": 0.5}, "imbalance must be a number >= 1, got 0.5"),
-    ({"image_size": 4}, "image_size must be an integer in [8, 1024], got 4"),
-    ({"max_per_class": True}, "max_per_class must be None or an integer >= 1, got True"),
-    ({"num_classes": 1}, "num_classes must be None or an integer >= 2, got 1"),
-    ({"name": ""}, "name must be a non-empty string, got ''"),
-    ({"profile": "zipf"}, "profile must be None or one of 'exponential', 'natural', got 'zipf'"),
-    ({"test_split": "half"}, "test_split must be one of 'balanced', 'natural', got 'half'"),
-    ({"test_fraction": 1.0}, "test_fraction must be a number in (0, 1), got 1.0"),
-    ({"crop_pct": 0.0}, "crop_pct must be None or a number in [0.1, 1], got 0.0"),
-    ({"data_root": 3}, "data_root must be None or a non-empty string, got 3"),
-    ({"exclude_classes": ("",)}, "exclude_classes must be a tuple of non-empty string values, got ('',)"),
-    # the one check that combines fields keeps its own sentence
-    ({"few_threshold": 200}, "the thresholds need 0 <= few_threshold <= many_threshold, got few_threshold 200 and "
-                             "many_threshold 100"),
+@pytest.mark.parametrize("kwargs,accepts", [
+    ({"imbalance": 0.5}, "a number >= 1"),
+    ({"image_size": 4}, "an integer in [8, 1024]"),
+    ({"max_per_class": True}, "an integer >= 1"),
+    ({"num_classes": 1}, "an integer >= 2"),
+    ({"name": ""}, "a non-empty string"),
+    ({"profile": "zipf"}, "one of 'exponential', 'natural'"),
+    ({"test_split": "half"}, "one of 'balanced', 'natural'"),
+    ({"test_fraction": 1.0}, "a number in (0, 1)"),
+    ({"crop_pct": 0.0}, "a number in [0.1, 1]"),
+    ({"data_root": 3}, "a non-empty string"),
+    ({"exclude_classes": ("",)}, "a tuple of non-empty string values"),
 ])
-def test_config_refusals_name_the_field_and_what_it_accepts(kwargs, message):
+def test_config_refusals_name_the_field_and_what_it_accepts(kwargs, accepts):
+    from dataclasses import fields
+
+    from scilt_theory.constraints import constraint_of
+
+    (key, value), = kwargs.items()
+    constraint = constraint_of(next(f for f in fields(DataConfig) if f.name == key))
     with pytest.raises(ValueError) as info:
         DataConfig(**kwargs)
-    assert str(info.value) == message
+    assert str(info.value) == f"{key} must be {constraint.describe()}, got {value!r}"
+    assert accepts in str(info.value)
+
+
+def test_the_check_that_combines_fields_keeps_its_own_sentence():
+    with pytest.raises(ValueError) as info:
+        DataConfig(few_threshold=200)
+    assert str(info.value) == ("the thresholds need 0 <= few_threshold <= many_threshold, got few_threshold 200 and "
+                               "many_threshold 100")
 
 
 def test_config_constraints_are_declared_on_every_field():

@@ -10,16 +10,32 @@ used).
 - One scale: every patch is a 48 × 48 crop of its source image, resized (bilinear, antialiased) to
   ``image_size``. One crop size for all sources means no class can be recognised by how blurred its patches
   are (the 102 × 102 ``microaneurysms`` image was left out for that reason: it needs smaller crops).
-- No leakage: each source is split spatially. Test crops lie wholly in a strip of 25 % of its width at one side
-  (the right, or the left for ``cell``, see ``TEST_SIDE``), training crops wholly in the other 75 %, so no test
-  patch shares a pixel with a training patch. Within a split, every crop (origin, rotation, flip) is drawn at
-  most once.
+- Blocks: each source is cut into a grid of non-overlapping ``BLOCK_SIZE`` = 96-pixel square blocks (2 × the crop
+  side), centred in the image (the few rows/columns left over at the borders are unused). Blocks per class, in
+  the order of ``SCITILES_SOURCES``: 90, 30, 25, 196, 25, 12, 25, 25, 25 (coins, 303 × 384, is the smallest:
+  3 × 4 blocks).
+- Split: per class, a seeded permutation of its blocks sends ⌊``TEST_BLOCK_FRACTION`` · B⌋ = 25 % of them (at
+  least one, and at least one left for training) to the test split: 22, 7, 6, 49, 6, 3, 6, 6, 6 test blocks.
+  The permutation depends only on the seed and the class (``np.random.default_rng([seed, 0, c])``), not on the
+  sizes asked for, and is fixed before any crop is cut.
+- Crops: every crop lies wholly inside one block of its split (a uniformly chosen block of the split, a uniformly
+  chosen origin inside it), so **no pixel is shared between the training and the test split**, and since
+  ``train_groups`` records each training crop's block, a hold-out that keeps blocks whole
+  (``scilt_theory.data.holdout``) shares none with the fitted part either. Within a split every crop (origin,
+  rotation, flip) is drawn at most once. Training and test crops of class c come from their own generators
+  (``[seed, 1, c]``, ``[seed, 2, c]``), so the test set does not change with ``max_per_class`` / ``imbalance``, and a
+  smaller training profile is a prefix of a larger one, class by class (nested samples for studies against n).
+- Same distribution: given the block assignment, the crops of a split are draws (distinct, textured) from the
+  same crop law restricted to that split's blocks; the assignment is a seeded uniform permutation fixed before
+  training, so the blocks are exchangeable and a test crop has, over the assignment, the law of a training crop
+  of its class. ``provenance["test_same_distribution"]`` is True in that sense (with a note).
 - Variety: random origin, a random multiple of 90° rotation and a random horizontal flip per crop; nearly flat
   crops (grey-level std below 4/255, e.g. the black border of the retina) are redrawn.
 - Class order: the fixed order of ``SCITILES_SOURCES`` (not a permutation drawn from the seed), so class c is
   the same image for every seed and seeds are comparable. Class 0 (hubble_deep_field) is the head; the last
   class (gravel) is the smallest. With the defaults (9 classes, n_max 500, imbalance 100) the training
   counts are [500, 281, 158, 88, 50, 28, 15, 8, 5]: 3 Many, 3 Medium and 3 Few classes; 50 test patches each.
+  A head of 4 000 (``--max-per-class 4000``) is supported, up to ``MAX_PATCHES_PER_CLASS``.
 """
 
 from __future__ import annotations
@@ -34,15 +50,15 @@ from scilt_theory.data.longtail import longtail_counts
 
 SCITILES_SOURCES = ("hubble_deep_field", "cell", "immunohistochemistry", "retina", "moon", "coins", "brick",
                     "grass", "gravel")
-PATCH_SIZE = 48          # crop side in source pixels, the same for every class
-TEST_FRACTION = 0.25     # share of each source's width (a strip at one side) reserved for test crops
-MIN_PATCH_STD = 4 / 255  # redraw nearly flat crops
-# "cell" holds its test strip on the left: its one cell body straddles the right strip, whose test patches would
-# then show a bright blob seen in few training patches; the left strip is background, like most training patches.
-TEST_SIDE = {"cell": "left"}  # every other source: "right"
+PATCH_SIZE = 48            # crop side in source pixels, the same for every class
+BLOCK_SIZE = 96            # side of the square blocks the split assigns (2 × the crop side)
+TEST_BLOCK_FRACTION = 0.25  # share of each source's blocks sent to the test split
+MIN_PATCH_STD = 4 / 255    # redraw nearly flat crops
 DEFAULT_MAX_PER_CLASS = 500
 DEFAULT_TEST_PER_CLASS = 50
-MAX_PATCHES_PER_CLASS = 20_000  # keeps memory sane and far below the distinct crops of the smallest region
+MAX_PATCHES_PER_CLASS = 20_000  # keeps memory sane and far below the distinct crops of the smallest split
+# generator streams, each seeded by [seed, stream, class]
+_ASSIGN, _TRAIN, _TEST = 0, 1, 2
 
 
 def load_source(name: str) -> np.ndarray:
@@ -57,52 +73,70 @@ def load_source(name: str) -> np.ndarray:
     return np.clip(image, 0.0, 1.0).astype(np.float32)
 
 
-def split_regions(width: int, test_side: str = "right", patch: int = PATCH_SIZE
-                  ) -> tuple[tuple[int, int], tuple[int, int]]:
-    """Column ranges [start, stop) of the training and the test region of a source ``width`` pixels wide.
-
-    The test region is the ``TEST_FRACTION`` of the width at ``test_side`` ("right" or "left"), the training
-    region the rest; the two are disjoint and each can hold a ``patch``-pixel crop.
-    """
-    test_width = width - int(round(width * (1 - TEST_FRACTION)))
-    if test_width < patch or width - test_width < patch:
-        raise ValueError(f"a source image {width} pixels wide is too narrow for {patch}-pixel crops in both its "
-                         f"training and its test region")
-    if test_side == "right":
-        return (0, width - test_width), (width - test_width, width)
-    if test_side == "left":
-        return (test_width, width), (0, test_width)
-    raise ValueError(f"test_side must be 'left' or 'right', got {test_side!r}")
+def block_grid(shape: tuple[int, int], block: int = BLOCK_SIZE) -> np.ndarray:
+    """Top-left corners (row, column), int64 (B, 2), of the non-overlapping ``block``-pixel blocks of an image of
+    ``shape``: as many as fit, row-major, the grid centred (the leftover border rows/columns are unused)."""
+    height, width = shape
+    rows, cols = height // block, width // block
+    if rows * cols < 2:
+        raise ValueError(f"a {height} x {width} source holds {rows * cols} block(s) of {block} pixels; a training "
+                         f"and a test block are needed")
+    y0, x0 = (height - rows * block) // 2, (width - cols * block) // 2
+    ys, xs = np.meshgrid(y0 + block * np.arange(rows), x0 + block * np.arange(cols), indexing="ij")
+    return np.stack([ys.ravel(), xs.ravel()], axis=1).astype(np.int64)
 
 
-def cut_patches(image: np.ndarray, count: int, x_range: tuple[int, int], image_size: int,
-                rng: np.random.Generator, patch: int = PATCH_SIZE) -> tuple[torch.Tensor, np.ndarray]:
-    """``count`` distinct random crops of side ``patch`` lying wholly inside the columns ``x_range``.
+def num_test_blocks(num_blocks: int) -> int:
+    """Test blocks of a source with ``num_blocks`` blocks: ⌊TEST_BLOCK_FRACTION · B⌋, at least 1, at most B − 1."""
+    return max(1, min(num_blocks - 1, int(TEST_BLOCK_FRACTION * num_blocks)))
+
+
+def assign_blocks(num_blocks: int, rng: np.random.Generator) -> np.ndarray:
+    """bool (B,): True for the test blocks, the first ``num_test_blocks(B)`` of a permutation drawn from ``rng``."""
+    is_test = np.zeros(num_blocks, dtype=bool)
+    is_test[rng.permutation(num_blocks)[:num_test_blocks(num_blocks)]] = True
+    return is_test
+
+
+def cut_patches(image: np.ndarray, count: int, blocks: np.ndarray, image_size: int, rng: np.random.Generator,
+                patch: int = PATCH_SIZE, block: int = BLOCK_SIZE, out: torch.Tensor | None = None
+                ) -> tuple[torch.Tensor, np.ndarray, np.ndarray]:
+    """``count`` distinct random crops of side ``patch``, each wholly inside one of ``blocks``.
+
+    ``blocks`` (M, 2) are top-left corners of ``block``-pixel squares. Each draw picks a block uniformly, an origin
+    uniformly inside it, a rotation and a flip; a crop already drawn or nearly flat is redrawn.
 
     Returns
     -------
     images : torch.Tensor
-        float32 (count, 3, image_size, image_size) in [0, 1].
+        float32 (count, 3, image_size, image_size) in [0, 1] (written into ``out`` when given).
     crops : np.ndarray
         int64 (count, 4): row and column of each crop's top-left corner in the source, the number of 90°
         rotations and the horizontal flip (0/1), applied in that order before resizing.
+    which : np.ndarray
+        int64 (count,): the row of ``blocks`` each crop lies in.
     """
     height, width = image.shape
-    x0, x1 = x_range
-    if not (0 <= x0 and x1 <= width and x1 - x0 >= patch and height >= patch):
-        raise ValueError(f"columns {x_range} of a {image.shape} image cannot hold {patch}-pixel crops")
+    blocks = np.asarray(blocks, dtype=np.int64).reshape(-1, 2)
+    if not (patch <= block and blocks.size and blocks.min() >= 0 and (blocks[:, 0] + block).max() <= height
+            and (blocks[:, 1] + block).max() <= width):
+        raise ValueError(f"blocks of {block} pixels at {blocks.tolist()[:4]}… of a {image.shape} image cannot hold "
+                         f"{patch}-pixel crops")
     if count > MAX_PATCHES_PER_CLASS:
         raise ValueError(f"at most {MAX_PATCHES_PER_CLASS} patches per class can be cut, {count} were asked for")
     crops: list[np.ndarray] = []
     keys: list[tuple[int, int, int, int]] = []
+    which: list[int] = []
     seen: set[tuple[int, int, int, int]] = set()
-    attempts = 0
+    attempts, span = 0, block - patch + 1
     while len(crops) < count:
         attempts += 1
         if attempts > 50 * count + 1000:
-            raise ValueError(f"could not find {count} distinct textured {patch}-pixel crops in columns {x_range}")
-        y = int(rng.integers(0, height - patch + 1))
-        x = int(rng.integers(x0, x1 - patch + 1))
+            raise ValueError(f"could not find {count} distinct textured {patch}-pixel crops in {len(blocks)} "
+                             f"block(s)")
+        b = int(rng.integers(0, len(blocks)))
+        offset = rng.integers(0, span, size=2)
+        y, x = int(blocks[b, 0] + offset[0]), int(blocks[b, 1] + offset[1])
         key = (y, x, int(rng.integers(0, 4)), int(rng.integers(0, 2)))
         if key in seen:
             continue
@@ -111,8 +145,10 @@ def cut_patches(image: np.ndarray, count: int, x_range: tuple[int, int], image_s
             continue
         seen.add(key)
         keys.append(key)
+        which.append(b)
         crops.append(orient(crop, key[2], key[3]))
-    return _resize(crops, image_size), np.array(keys, dtype=np.int64).reshape(-1, 4)
+    return (_resize(crops, image_size, out), np.array(keys, dtype=np.int64).reshape(-1, 4),
+            np.array(which, dtype=np.int64))
 
 
 def orient(crop: np.ndarray, rotations: int, flip: int) -> np.ndarray:
@@ -121,20 +157,30 @@ def orient(crop: np.ndarray, rotations: int, flip: int) -> np.ndarray:
     return np.ascontiguousarray(crop[:, ::-1] if flip else crop)
 
 
-def _resize(crops: list[np.ndarray], image_size: int) -> torch.Tensor:
-    """Stack, resize to ``image_size`` (bilinear, antialiased) and replicate grey to 3 channels."""
-    tensor = torch.from_numpy(np.stack(crops))[:, None]
-    tensor = F.interpolate(tensor, size=(image_size, image_size), mode="bilinear", antialias=True,
-                           align_corners=False).clamp_(0, 1)
-    return tensor.expand(-1, 3, -1, -1).contiguous()
+def _resize(crops: list[np.ndarray], image_size: int, out: torch.Tensor | None = None,
+            chunk: int = 1024) -> torch.Tensor:
+    """Stack, resize to ``image_size`` (bilinear, antialiased) and replicate grey to 3 channels, into ``out``.
+
+    Resized in chunks, so that the only large allocation is the (N, 3, S, S) result itself.
+    """
+    if out is None:
+        out = torch.empty(len(crops), 3, image_size, image_size)
+    for start in range(0, len(crops), chunk):
+        tensor = torch.from_numpy(np.stack(crops[start:start + chunk]))[:, None]
+        tensor = F.interpolate(tensor, size=(image_size, image_size), mode="bilinear", antialias=True,
+                               align_corners=False).clamp_(0, 1)
+        out[start:start + tensor.shape[0]] = tensor  # broadcast over the 3 channels
+    return out
 
 
 def build_scitiles(config: DataConfig) -> LongTailDataset:
     """Build ``scitiles-lt`` (see the module docstring); deterministic given ``config``.
 
-    ``provenance`` holds ``train_crops`` / ``test_crops`` (N, 4) = (row, column, rotations, flip) of every
-    sample's crop in its source image, ``train_columns`` / ``test_columns`` (K, 2) = the [start, stop) column
-    range of each source's training and test region, and ``patch_size``.
+    ``train_groups`` is each training crop's block id. ``provenance`` holds ``train_crops`` / ``test_crops``
+    (N, 4) = (row, column, rotations, flip) of every crop in its source image, ``train_blocks`` / ``test_blocks``
+    (N,) = its block id, ``block_origins`` (B, 3) = (class, row, column) of block id b's top-left corner and
+    ``block_is_test`` (B,) = its split (ids are unique across classes, class by class in order), ``blocks_per_class``
+    [[train, test], …], ``block_size``, ``patch_size``, and ``test_same_distribution`` with its note.
     """
     num_classes = config.num_classes or len(SCITILES_SOURCES)
     if num_classes > len(SCITILES_SOURCES):
@@ -145,26 +191,46 @@ def build_scitiles(config: DataConfig) -> LongTailDataset:
         raise ValueError(f"scitiles-lt cuts at most {MAX_PATCHES_PER_CLASS} patches per class, "
                          f"{max(n_max, n_test)} were asked for")
     counts = longtail_counts(n_max, num_classes, config.imbalance)
-    rng = np.random.default_rng(config.seed)
-    train_x, train_crops, test_x, test_crops, train_cols, test_cols = [], [], [], [], [], []
+    size = config.image_size
+    train_x = torch.empty(int(counts.sum()), 3, size, size)
+    test_x = torch.empty(n_test * num_classes, 3, size, size)
+    train_crops, test_crops, train_blocks, test_blocks = [], [], [], []
+    origins, is_test_all, per_class = [], [], []
+    offset, train_at = 0, 0
     for c, name in enumerate(SCITILES_SOURCES[:num_classes]):
         image = load_source(name)
-        train_region, test_region = split_regions(image.shape[1], TEST_SIDE.get(name, "right"))
-        images, crops = cut_patches(image, int(counts[c]), train_region, config.image_size, rng)
-        train_x.append(images)
-        train_crops.append(crops)
-        images, crops = cut_patches(image, n_test, test_region, config.image_size, rng)
-        test_x.append(images)
-        test_crops.append(crops)
-        train_cols.append(train_region)
-        test_cols.append(test_region)
+        grid = block_grid(image.shape)
+        is_test = assign_blocks(len(grid), np.random.default_rng([config.seed, _ASSIGN, c]))
+        ids = offset + np.arange(len(grid))
+        for split, rows, n, stream, out, crops_out, blocks_out in (
+                ("train", np.flatnonzero(~is_test), int(counts[c]), _TRAIN, train_x[train_at:train_at + int(counts[c])],
+                 train_crops, train_blocks),
+                ("test", np.flatnonzero(is_test), n_test, _TEST, test_x[c * n_test:(c + 1) * n_test],
+                 test_crops, test_blocks)):
+            _, crops, which = cut_patches(image, n, grid[rows], size, np.random.default_rng([config.seed, stream, c]),
+                                          out=out)
+            crops_out.append(crops)
+            blocks_out.append(ids[rows][which])
+        train_at += int(counts[c])
+        origins.append(np.column_stack([np.full(len(grid), c), grid]))
+        is_test_all.append(is_test)
+        per_class.append([int((~is_test).sum()), int(is_test.sum())])
+        offset += len(grid)
 
-    def labels(per_class: list[int]) -> torch.Tensor:
-        return torch.repeat_interleave(torch.arange(num_classes), torch.tensor(per_class, dtype=torch.int64))
+    def labels(per: list[int]) -> torch.Tensor:
+        return torch.repeat_interleave(torch.arange(num_classes), torch.tensor(per, dtype=torch.int64))
 
-    provenance = {"train_crops": np.concatenate(train_crops), "test_crops": np.concatenate(test_crops),
-                  "train_columns": np.array(train_cols, dtype=np.int64),
-                  "test_columns": np.array(test_cols, dtype=np.int64), "patch_size": PATCH_SIZE}
-    return LongTailDataset("scitiles-lt", tuple(SCITILES_SOURCES[:num_classes]), torch.cat(train_x),
-                           labels(counts.tolist()), torch.cat(test_x), labels([n_test] * num_classes), config,
-                           provenance)
+    train_blocks_all = np.concatenate(train_blocks)
+    provenance = {
+        "train_crops": np.concatenate(train_crops), "test_crops": np.concatenate(test_crops),
+        "train_blocks": train_blocks_all, "test_blocks": np.concatenate(test_blocks),
+        "block_origins": np.concatenate(origins).astype(np.int64), "block_is_test": np.concatenate(is_test_all),
+        "blocks_per_class": per_class, "block_size": BLOCK_SIZE, "patch_size": PATCH_SIZE,
+        "test_same_distribution": True,
+        "test_distribution_note": "given the block assignment, each split's crops are drawn alike from that split's "
+                                  "blocks of the class's source (no pixel shared); the assignment is a seeded "
+                                  "uniform permutation of the blocks fixed before training, so blocks are "
+                                  "exchangeable and a test crop has the law of a training crop of its class"}
+    return LongTailDataset("scitiles-lt", tuple(SCITILES_SOURCES[:num_classes]), train_x, labels(counts.tolist()),
+                           test_x, labels([n_test] * num_classes), config, provenance,
+                           train_groups=torch.from_numpy(train_blocks_all))
