@@ -20,7 +20,14 @@ from torch import nn
 
 from scilt_theory.models.config import ModelConfig
 
-__all__ = ["create_backbone", "cls_features", "weights_sha256", "input_normalization"]
+__all__ = ["create_backbone", "cls_features", "weights_sha256", "input_normalization", "weights_resample_rule",
+           "load_weights_no_antialias", "POS_EMBED_RESAMPLE_KEY", "POS_EMBED_NO_ANTIALIAS"]
+
+#: safetensors metadata key by which a weights file names how its ``pos_embed`` must be resampled.
+POS_EMBED_RESAMPLE_KEY = "pos_embed_resample"
+#: Its one known value: bicubic, half-pixel (align_corners=False), a = -0.75, to the target grid size, WITHOUT
+#: antialiasing -- what the ONNX Resize of a Hugging Face Dinov2 export does (timm's default antialiases).
+POS_EMBED_NO_ANTIALIAS = "bicubic-no-antialias"
 
 _BUILDER_LOGGER = "timm.models._builder"
 _MISSING = re.compile(r"^Missing keys \((.*)\) discovered while loading pretrained weights")
@@ -68,14 +75,73 @@ def _capture_missing_keys() -> Iterator[_CaptureMissingKeys]:
         logger.removeFilter(capture)
 
 
+def weights_resample_rule(path: str | Path) -> str | None:
+    """The ``pos_embed`` resampling rule a ``.safetensors`` weights file declares in its metadata, or None.
+
+    Files without the key (every timm checkpoint) return None and load through timm as before.
+
+    Raises
+    ------
+    ValueError
+        The file declares a rule this code does not know, or its header cannot be read.
+    """
+    path = Path(path)
+    if path.suffix != ".safetensors":
+        return None
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            metadata = handle.metadata() or {}
+    except (SafetensorError, OSError, ValueError) as err:
+        raise ValueError(f"could not read the safetensors header of {str(path)!r}: {err}") from err
+    rule = metadata.get(POS_EMBED_RESAMPLE_KEY)
+    if rule is not None and rule != POS_EMBED_NO_ANTIALIAS:
+        raise ValueError(f"weights file {str(path)!r} asks for position-embedding resampling {rule!r}; this "
+                         f"scilt-theory knows only {POS_EMBED_NO_ANTIALIAS!r}.")
+    return rule
+
+
+def load_weights_no_antialias(model: VisionTransformer, path: str | Path) -> None:
+    """Load a timm-layout safetensors file into ``model`` strictly, resampling ``pos_embed`` (and a patch
+    embedding of another size) with bicubic interpolation without antialiasing (:data:`POS_EMBED_NO_ANTIALIAS`).
+
+    Raises
+    ------
+    ValueError
+        Tensors of ``model`` are missing from the file, the file has tensors ``model`` lacks, or shapes differ.
+    """
+    from safetensors.torch import load_file
+    from timm.models.vision_transformer import checkpoint_filter_fn
+
+    state = checkpoint_filter_fn(load_file(str(path)), model, interpolation="bicubic", antialias=False)
+    expected = set(model.state_dict())
+    missing = sorted(expected - set(state))
+    if missing:
+        raise ValueError(f"pretrained weights file {str(path)!r} lacks {len(missing)} backbone tensor(s) of this "
+                         f"model (e.g. {missing[:3]}); it is not a checkpoint of this architecture.")
+    unexpected = sorted(set(state) - expected)
+    if unexpected:
+        raise ValueError(f"pretrained weights file {str(path)!r} has {len(unexpected)} tensor(s) this model lacks "
+                         f"(e.g. {unexpected[:3]}); it is a checkpoint of another architecture or depth.")
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as err:
+        raise ValueError(f"could not load pretrained weights from {str(path)!r}: "
+                         f"{str(err).strip().splitlines()[-1].strip()}") from err
+
+
 def create_backbone(config: ModelConfig) -> VisionTransformer:
     """Create the timm ViT named by ``config`` without its classifier (``num_classes=0``).
 
     Weights come from ``config.weights`` (a local file, loaded by timm's own builder through
     ``pretrained_cfg_overlay=dict(file=...)``, including its position-embedding / patch-embedding
     resampling when ``img_size`` or ``patch_size`` differ) or are a random initialisation; the hub is
-    never contacted. The model is created with ``global_pool="token"`` so that its pooled feature is the
-    CLS token after ``norm``.
+    never contacted. A ``.safetensors`` file whose metadata sets ``pos_embed_resample`` to
+    :data:`POS_EMBED_NO_ANTIALIAS` (a DINOv2 backbone converted from ONNX, see
+    :mod:`scilt_theory.models.dinov2_onnx`) is loaded by :func:`load_weights_no_antialias` instead, strictly,
+    with the resampling of the graph it came from. The model is created with ``global_pool="token"`` so that
+    its pooled feature is the CLS token after ``norm``.
 
     Raises
     ------
@@ -89,13 +155,15 @@ def create_backbone(config: ModelConfig) -> VisionTransformer:
                         drop_path_rate=config.drop_path_rate, global_pool="token")
     if config.depth is not None:
         kwargs["depth"] = config.depth
-    path = None
+    path = rule = None
     if config.weights is not None:
         path = Path(config.weights).expanduser()
         if not path.is_file():
             raise FileNotFoundError(f"pretrained weights file {str(path)!r} does not exist or is not a file.")
-        # file has priority over url / hub id in timm's resolver; source=None rules out an 'hf-hub' source.
-        kwargs.update(pretrained=True, pretrained_cfg_overlay=dict(file=str(path), source=None))
+        rule = weights_resample_rule(path)
+        if rule is None:
+            # file has priority over url / hub id in timm's resolver; source=None rules out an 'hf-hub' source.
+            kwargs.update(pretrained=True, pretrained_cfg_overlay=dict(file=str(path), source=None))
     not_vit = (f"arch {config.arch!r} is not a timm VisionTransformer with a class token; SciLT reads the CLS "
                f"token of the last two blocks (try vit_tiny_patch16_224).")
     with _capture_missing_keys() as capture:
@@ -104,10 +172,12 @@ def create_backbone(config: ModelConfig) -> VisionTransformer:
         except (TypeError, AssertionError) as err:  # unknown kwargs (not a ViT) or "Token pooling needs..."
             raise ValueError(not_vit) from err
         except (RuntimeError, KeyError, ValueError, OSError) as err:
-            if path is None:
+            if path is None or rule is not None:
                 raise
             raise ValueError(f"could not load pretrained weights from {str(path)!r} into {config.arch} "
                              f"(img_size={config.img_size}, patch_size={config.patch_size}): {err}") from err
+    if rule is not None and type(model) is VisionTransformer:
+        load_weights_no_antialias(model, path)
     if type(model) is not VisionTransformer or getattr(model, "cls_token", None) is None:
         # subclasses (distilled, hybrid...) change what the pooled feature means; refuse rather than guess
         raise ValueError(not_vit)
