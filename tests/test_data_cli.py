@@ -59,7 +59,8 @@ def test_data_command_on_the_nih_profile(tmp_path, capsys):
     (["--dataset", "isic2019", "--data-root", "{root}"], "ISIC_2019_Training_GroundTruth.csv is missing under"),
     (["--dataset", "nih-cxr-lt", "--data-root", "{root}/nowhere"], "does not exist"),
     (["--dataset", "nope"], "unknown data set"),
-    (["--dataset", "imagefolder", "--data-root", "{root}", "--profile", "zipf"], "profile must be None or one of"),
+    (["--dataset", "imagefolder", "--data-root", "{root}", "--profile", "zipf"],
+     "one of 'exponential', 'natural', got 'zipf'"),
 ])
 def test_data_command_fails_in_one_line(tmp_path, capsys, args, match):
     args = [a.replace("{root}", str(tmp_path)) for a in args]
