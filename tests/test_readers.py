@@ -388,5 +388,5 @@ def test_each_reader_trains_an_epoch_and_runs_the_bounds_command(tmp_path, name)
     assert record["data_config"]["interpolation"] == "bicubic" and record["data_config"]["crop_pct"] == 0.9
     assert bounds_cli.main(["--ckpt", str(out / "run.pt"), "--draws", "50", "--no-plots", "--quiet"]) == 0
     report = json.loads((out / "bounds" / "bounds.json").read_text())
-    assert report["dataset"] == dataset and report["n"] == sum(record["class_counts"])
+    assert report["run"]["dataset"] == dataset and report["n"] == sum(record["class_counts"])  # schema 2
     assert [row["n_train"] for row in report["per_class"]] == record["class_counts"]
