@@ -24,7 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ckpt", required=True, help="run.pt written by python -m experiments.train")
     p.add_argument("--out", default=None, help="output directory (default: bounds/ next to the checkpoint)")
     add_dataclass_options(p, BoundsSettings, title="bounds (scilt_theory/bounds_pipeline.py BoundsSettings)",
-                          skip=("progress",), rename={"n_draws": "draws"})
+                          skip=("progress",))
     p.add_argument("--label", default=None, help="short name of this run in plots (default: the method name)")
     p.add_argument("--no-plots", action="store_true", help="write bounds.json and report.md only")
     p.add_argument("--quiet", action="store_true", help="no progress bars or summary")

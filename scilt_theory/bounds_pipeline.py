@@ -61,7 +61,7 @@ class BoundsSettings:
     margin_grid_size: int = option(16, "number of ρ values in the auto grid", Interval(int, 1, None))
     method: str = option("auto", "Rademacher estimator: auto = exact enumeration for small classes, certified Monte "
                          "Carlo otherwise", Choice(ESTIMATORS))
-    n_draws: int = option(1000, "Monte Carlo sign draws", Interval(int, 1, None))
+    draws: int = option(1000, "Monte Carlo sign draws", Interval(int, 1, None))
     coupled_subsample: int = option(2000, "largest sample on which the coupled-class ERC is computed (a seeded "
                                     "subsample beyond; 0 = skip it)", Interval(int, 0, None))
     device: str = option("auto", "where features and complexities are computed", Choice(("auto", "cpu", "cuda")))
@@ -216,7 +216,7 @@ def compute_bounds_report(ckpt: Path, settings: BoundsSettings) -> BoundsReport 
         train_features.psi_penult, train_features.psi_final, train_features.scores, train_features.labels,
         statements=settings.statements or None, num_classes=num_classes, radius_penult=radius_penult,
         radius_final=radius_final, norm="row", grid=margin_grid(scale, settings), delta=settings.delta,
-        method=settings.method, n_draws=settings.n_draws, delta_mc=settings.delta_mc, seed=settings.seed,
+        method=settings.method, n_draws=settings.draws, delta_mc=settings.delta_mc, seed=settings.seed,
         class_names=list(data.class_names), many_threshold=data.config.many_threshold,
         few_threshold=data.config.few_threshold, class_counts=[int(n) for n in data.class_counts],
         validity=validity_of(settings.mode, model), device=device if device.type == "cuda" else None)
@@ -286,12 +286,12 @@ def _coupled(features: FeatureSet, num_classes: int, scale: float, settings: Bou
         idx = torch.sort(torch.randperm(n, generator=generator)[:settings.coupled_subsample]).values
     # the coupled class has sign matrices Σ ∈ {±1}^{n×K} (THEORY §2), and no closed form of its own
     method = select_estimator(settings.method, independent_signs(int(idx.numel()), num_classes, "frobenius"),
-                              settings.n_draws)
+                              settings.draws)
     if method == "closed":
         return None
     on = device if device is not None and device.type == "cuda" else "cpu"  # MC on the GPU when there is one
     res = rademacher_coupled_scilt(features.psi_penult[idx].to(on), features.psi_final[idx].to(on), num_classes,
-                                   scale, method=method, n_draws=settings.n_draws, seed=settings.seed,
+                                   scale, method=method, n_draws=settings.draws, seed=settings.seed,
                                    delta_mc=settings.delta_mc)
     return Coupled(**res.to_dict(), n_subsample=int(idx.numel()))
 

@@ -495,7 +495,7 @@ def plot_bound_decomposition(report: BoundsReport | dict, out_stem: Path) -> lis
 
 # -------------------------------------------------------------------------------------------------- overlay
 
-def run_labels(reports: Sequence[BoundsReport], labels: Sequence[str] | None = None,
+def run_labels(reports: Sequence[BoundsReport | dict], labels: Sequence[str] | None = None,
                fallbacks: Sequence[str] | None = None) -> list[str]:
     """Legend names of runs: ``labels`` if given, else each report's "label" (or "method"), else ``fallbacks``.
 
@@ -506,7 +506,8 @@ def run_labels(reports: Sequence[BoundsReport], labels: Sequence[str] | None = N
             raise ValueError(f"got {len(labels)} labels for {len(reports)} runs; give one label per run")
         return [str(s) for s in labels]
     fallbacks = list(fallbacks) if fallbacks is not None else [f"run {i + 1}" for i in range(len(reports))]
-    names = [str(r.run.label or r.run.method or fb) for r, fb in zip(reports, fallbacks)]
+    runs = [as_report(r).run for r in reports]
+    names = [str(run.label or run.method or fb) for run, fb in zip(runs, fallbacks)]
     if len(set(names)) < len(names):
         names = [n if names.count(n) == 1 or n == fb else f"{n} ({fb})" for n, fb in zip(names, fallbacks)]
     if len(set(names)) < len(names):

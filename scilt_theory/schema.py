@@ -142,6 +142,10 @@ class ClassRow:
     rademacher: ClassRademacher | None = _f("complexities on S_c at the chosen radii (None without samples)", None)
     test_error: float | None = _f("test error of the class (ties count as errors)", None)
 
+    def __post_init__(self) -> None:
+        if self.n_train < 0 or self.n_test < 0:
+            raise ValueError(f"class {self.class_index} has a negative count")
+
 
 @dataclass(frozen=True)
 class GroupRow:
@@ -224,6 +228,13 @@ class BoundsReport:
     settings: dict[str, Any] = _f("estimators, norm, radii, draws, seed, limits, thresholds")
     spectral: dict[str, Any] | None = _f("CAR's spectral figures of the train / test confusion rates (THEORY §6)")
     timing: dict[str, float] = _f("features_seconds, rademacher_seconds, total_seconds", default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if [row.class_index for row in self.per_class] != list(range(self.num_classes)):
+            raise ValueError(f"per_class must hold one row per class 0..{self.num_classes - 1}, in order")
+        few, many = self.thresholds.get("few"), self.thresholds.get("many")
+        if not (isinstance(few, int) and isinstance(many, int) and few <= many + 1):
+            raise ValueError(f"thresholds must be integers with few <= many + 1, got {self.thresholds}")
 
     # -------------------------------------------------------------------------------------------- access
     def statement(self, name: str, target: str = "overall") -> StatementRecord | None:

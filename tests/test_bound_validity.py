@@ -15,7 +15,7 @@ What a trial checks
 -------------------
 Each of T trials draws S (n = 4000, seeded) and evaluates, on the same S, (i) the data-dependent scorer fitted
 on S (normalised class means of each feature map, radii B_1 = 2, B_2 = 1 as for cosine heads with s = 1),
-through the public entry point ``fused_model_bounds``, and (ii) a family of M scorers from the same class
+through the public entry point ``statements.fused_model_bounds``, and (ii) a family of M scorers from the same class
 fixed before the trials. The bounds hold *uniformly* over the class, so a trial fails when ANY of these
 scorers has bound < true risk. Over T trials the failure count must stay <= binom.ppf(0.999, T, delta).
 
@@ -34,9 +34,10 @@ import numpy as np
 import pytest
 from scipy.stats import binom, multivariate_normal
 
-from scilt_theory.bounds import (BoundGrid, confidence_term, corollary54_class_bound, fused_model_bounds,
+from scilt_theory.bounds import (BoundGrid, confidence_term, corollary54_class_bound,
                                  theorem53_bound, theorem53_bound_bounded_features)
 from scilt_theory.losses import margins
+from scilt_theory.statements import fused_model_bounds
 
 K, D = 3, 3
 PRIOR = np.array([0.6, 0.3, 0.1])
@@ -126,12 +127,12 @@ def run_trials() -> dict:
         scores = psi1 @ u.T + psi2 @ v.T
         rep = fused_model_bounds(psi1, psi2, scores, y, num_classes=K, radius_penult=B1, radius_final=B2,
                                  grid=GRID, delta=DELTA, n_draws=0, feature_norm_bound=1.0)
-        fitted_bounds.append(rep.overall.best.total)
+        fitted_bounds.append(rep.record("theorem53").bound)
         fitted_risks.append(risk)
-        thm = rep.overall.best.total < risk
-        thm_bf = rep.overall_bounded_features.best.total < risk
-        cor = any(pc.bound < risk_c[pc.cls] for pc in rep.per_class)
-        cor_bf = any(t.total < risk_c[c] for c, t in enumerate(rep.per_class_bounded_features))
+        thm = rep.record("theorem53").bound < risk
+        thm_bf = rep.record("theorem53_bounded_features").bound < risk
+        cor = any(rep.record("corollary54", f"class:{c}").bound < risk_c[c] for c in range(K))
+        cor_bf = any(rep.record("corollary54_bounded_features", f"class:{c}").bound < risk_c[c] for c in range(K))
 
         # (ii) the fixed family, same S; the data-free terms come from the library, per grid rho
         marg = np.concatenate([margins(scores, y)[:, None], family_margins(psi1, psi2, y, fam_u, fam_v)], axis=1)
@@ -139,9 +140,9 @@ def run_trials() -> dict:
         risks_c = np.concatenate([risk_c[None], fam_risk_c])
         emp = ramp_means(marg)                                           # (R, M + 1)
         extra = np.array([theorem53_bound(0.0, B1 * unit_closed, B2 * unit_closed, N, rho, DELTA,
-                                          grid_size=GRID.size).total for rho in GRID.rhos])
+                                          grid_size=GRID.size).bound for rho in GRID.rhos])
         extra_bf = np.array([theorem53_bound_bounded_features(
-            0.0, N, rho, DELTA, radius_penult=B1, radius_final=B2, num_outputs=K, grid_size=GRID.size).total
+            0.0, N, rho, DELTA, radius_penult=B1, radius_final=B2, num_outputs=K, grid_size=GRID.size).bound
             for rho in GRID.rhos])
         thm |= bool(np.any((emp + extra[:, None]).min(0) < risks))
         thm_bf |= bool(np.any((emp + extra_bf[:, None]).min(0) < risks))
@@ -154,10 +155,10 @@ def run_trials() -> dict:
             emp_c = ramp_means(marg[y == c])
             rc = K / math.sqrt(nc)
             extra_c = np.array([corollary54_class_bound(0.0, B1 * rc, B2 * rc, nc, rho, DELTA, K,
-                                                        grid_size=GRID.size).total for rho in GRID.rhos])
+                                                        grid_size=GRID.size).bound for rho in GRID.rhos])
             extra_c_bf = np.array([theorem53_bound_bounded_features(
                 0.0, nc, rho, DELTA, radius_penult=B1, radius_final=B2, num_outputs=K, grid_size=GRID.size,
-                num_classes=K).total for rho in GRID.rhos])
+                num_classes=K).bound for rho in GRID.rhos])
             cor |= bool(np.any((emp_c + extra_c[:, None]).min(0) < risks_c[:, c]))
             cor_bf |= bool(np.any((emp_c + extra_c_bf[:, None]).min(0) < risks_c[:, c]))
             conf_c = confidence_term(nc, DELTA, grid_size=GRID.size, num_classes=K)

@@ -7,6 +7,7 @@ test_corollary54_*, test_grid_* (§4), test_mc_split_* (§5), test_validation_* 
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 import math
@@ -20,11 +21,12 @@ from hypothesis import strategies as st
 from scilt_theory import bounds as B
 from scilt_theory.bounds import (BoundGrid, ErcSummary, class_groups_from_counts, confidence_split_from_parts,
                                  confidence_term, contraction_factor, corollary54_all_classes,
-                                 corollary54_class_bound, envelope_bounds, fused_model_bounds, lemma51_scale,
+                                 corollary54_class_bound, envelope_bounds, lemma51_scale,
                                  lemma51_sum, margin_lipschitz, split_confidence, theorem53_bound,
                                  theorem53_bound_bounded_features, theorem53_grid_bound, uniform_deviation_bound,
                                  vector_contraction)
 from scilt_theory.losses import margins, ramp_loss, zero_one_error
+from scilt_theory.statements import fused_model_bounds
 
 SQRT2 = math.sqrt(2.0)
 
@@ -149,7 +151,7 @@ def test_lemma52c_uniform_deviation_hand_value():
     res = uniform_deviation_bound(0.1, 0.05, n=50, delta=0.1)
     assert res.complexity == pytest.approx(0.1)
     assert res.confidence == pytest.approx(3 * math.sqrt(math.log(20.0) / 100))
-    assert res.total == pytest.approx(0.2 + 3 * math.sqrt(math.log(20.0) / 100))
+    assert res.bound == pytest.approx(0.2 + 3 * math.sqrt(math.log(20.0) / 100))
 
 
 def test_lemma52c_confidence_term_hand_values():
@@ -164,7 +166,7 @@ def test_theorem53_hand_value():
     t = theorem53_bound(0.2, 0.01, 0.02, n=1000, rho=0.5, delta=0.05)
     assert t.complexity == pytest.approx(4 / 0.5 * 0.03)
     assert t.confidence == pytest.approx(3 * math.sqrt(math.log(2 / 0.05) / 2000))
-    assert t.total == pytest.approx(0.2 + 0.24 + 3 * math.sqrt(math.log(40.0) / 2000))
+    assert t.bound == pytest.approx(0.2 + 0.24 + 3 * math.sqrt(math.log(40.0) / 2000))
     assert (t.rho, t.delta, t.n, t.grid_size, t.statement) == (0.5, 0.05, 1000, 1, "Theorem 5.3")
     assert not t.vacuous
 
@@ -173,9 +175,9 @@ def test_theorem53_hand_value():
        st.floats(1e-6, 0.99), st.integers(1, 1000))
 def test_theorem53_total_is_sum_of_terms_and_at_least_margin_loss(e, r1, r2, n, rho, delta, m):
     t = theorem53_bound(e, r1, r2, n, rho, delta, grid_size=m)
-    assert t.total == pytest.approx(t.empirical_margin_loss + t.complexity + t.confidence)
-    assert t.total >= e and t.complexity >= 0 and t.confidence > 0
-    assert t.vacuous == (t.total > 1)
+    assert t.bound == pytest.approx(t.train_margin_loss + t.complexity + t.confidence)
+    assert t.bound >= e and t.complexity >= 0 and t.confidence > 0
+    assert t.vacuous == (t.bound > 1)
 
 
 def test_theorem53_vacuous_flag():
@@ -187,7 +189,7 @@ def test_theorem53_grid_bound_is_at_least_the_training_error():
     rng = np.random.default_rng(1)
     scores, labels = rng.normal(size=(200, 4)), rng.integers(0, 4, size=200)
     res = theorem53_grid_bound(margins(scores, labels), 0.01, 0.01, 0.05, BoundGrid.geometric(0.1, 2, 5), 1, 1)
-    assert res.best.total >= zero_one_error(scores, labels)
+    assert res.best.bound >= zero_one_error(scores, labels)
 
 
 def test_theorem53_bounded_features_hand_value_and_tighter_confidence():
@@ -209,7 +211,7 @@ def test_theorem53_bounded_features_complexity_dominates_contract_with_closed_fo
     contract = theorem53_bound(0.1, 2 * up, up, 50, 0.5, 0.05)
     tighter = theorem53_bound_bounded_features(0.1, 50, 0.5, 0.05, radius_penult=2, radius_final=1, num_outputs=3)
     assert tighter.complexity == pytest.approx(contract.complexity)
-    assert tighter.total < contract.total
+    assert tighter.bound < contract.bound
 
 
 # ------------------------------------------------------------------ Corollary 5.4 (THEORY §4)
@@ -218,7 +220,7 @@ def test_corollary54_class_bound_hand_value():
     t = corollary54_class_bound(0.3, 0.1, 0.05, n_c=12, rho=2.0, delta=0.1, num_classes=5, grid_size=3)
     assert t.complexity == pytest.approx(2.0 * 0.15)
     assert t.confidence == pytest.approx(3 * math.sqrt(math.log(2 * 5 * 3 / 0.1) / 24))
-    assert t.total == pytest.approx(0.3 + 0.3 + t.confidence)
+    assert t.bound == pytest.approx(0.3 + 0.3 + t.confidence)
     assert t.num_classes == 5 and t.statement == "Corollary 5.4"
 
 
@@ -247,13 +249,13 @@ def test_corollary54_per_class_bound_is_best_over_grid_and_at_least_its_terms():
         if pc.terms is None:
             continue
         t = pc.terms
-        assert t.total >= max(t.empirical_margin_loss, t.complexity, t.confidence)
-        assert t.total == pytest.approx(t.empirical_margin_loss + t.complexity + t.confidence)
-        assert t.n == int(np.sum(labels == pc.cls)) and t.num_classes == 4 and t.grid_size == 2
-        rc = {0: 0.05, 1: 0.1, 3: 0.2}[pc.cls]
-        candidates = [corollary54_class_bound(t_emp, 2 * rc, rc, t.n, rho, 0.1, 4, grid_size=2).total
-                      for rho, t_emp in [(r, _class_ramp(pc.cls, r)) for r in (0.5, 1.0)]]
-        assert t.total == pytest.approx(min(candidates))
+        assert t.bound >= max(t.train_margin_loss, t.complexity, t.confidence)
+        assert t.bound == pytest.approx(t.train_margin_loss + t.complexity + t.confidence)
+        assert t.n == int(np.sum(labels == pc.class_index)) and t.num_classes == 4 and t.grid_size == 2
+        rc = {0: 0.05, 1: 0.1, 3: 0.2}[pc.class_index]
+        candidates = [corollary54_class_bound(t_emp, 2 * rc, rc, t.n, rho, 0.1, 4, grid_size=2).bound
+                      for rho, t_emp in [(r, _class_ramp(pc.class_index, r)) for r in (0.5, 1.0)]]
+        assert t.bound == pytest.approx(min(candidates))
         assert pc.rc_penult.upper == pytest.approx(2 * rc) and pc.rc_final.upper == pytest.approx(rc)
 
 
@@ -273,7 +275,7 @@ def test_corollary54_group_is_mean_of_class_bounds_and_worst_is_max():
     assert res.groups["a"].num_classes == 3 and res.groups["a"].num_classes_with_bound == 2
     assert res.groups["b"].bound == pytest.approx(b[3])
     worst = max((x, c) for c, x in enumerate(b) if x is not None)
-    assert res.worst_class.bound == pytest.approx(worst[0]) and res.worst_class.cls == worst[1]
+    assert res.worst_class.bound == pytest.approx(worst[0]) and res.worst_class.class_index == worst[1]
 
 
 def test_corollary54_groups_from_thresholds():
@@ -321,8 +323,8 @@ def test_grid_min_over_points_is_at_most_any_point(seed, num):
     res = theorem53_grid_bound(marg, 0.02, 0.03, 0.1, grid, 2.0, 1.0)
     for rho in grid.rhos:
         t = theorem53_bound(float(np.mean(ramp_loss(marg, rho))), 2 * 0.02, 0.03, 40, rho, 0.1, grid_size=grid.size)
-        assert res.best.total <= t.total + 1e-12
-    assert any(res.best.total == pytest.approx(t.total) for t in res.evaluated)
+        assert res.best.bound <= t.bound + 1e-12
+    assert any(res.best.bound == pytest.approx(t.bound) for t in res.evaluated)
     assert res.best.rho in grid.rhos
 
 
@@ -382,25 +384,27 @@ def test_fused_sum_is_penult_plus_final():
     psi1, psi2, scores, labels = _fused_data()
     rep = fused_model_bounds(psi1, psi2, scores, labels, num_classes=3, radius_penult=2.0, radius_final=1.0,
                              grid=BoundGrid.geometric(0.1, 2.0, 4), n_draws=200, seed=5)
-    rc = rep.rademacher
-    assert rc["sum"].value == pytest.approx(rc["penultimate"].value + rc["final"].value, rel=1e-12)
-    assert rc["sum"].upper == pytest.approx(rc["penultimate"].upper + rc["final"].upper, rel=1e-12)
-    assert rep.overall.best.rc_penult == pytest.approx(rc["penultimate"].upper)
+    rc = rep.views().rademacher
+    assert rc.sum.value == pytest.approx(rc.penultimate.value + rc.final.value, rel=1e-12)
+    assert rc.sum.upper == pytest.approx(rc.penultimate.upper + rc.final.upper, rel=1e-12)
+    assert rep.record("theorem53").terms["rc_penult"] == pytest.approx(rc.penultimate.upper)
 
 
 def test_fused_auto_uses_exact_for_tiny_classes_and_matches_enumeration():
     psi1, psi2, scores, labels = _fused_data()
     rep = fused_model_bounds(psi1, psi2, scores, labels, num_classes=3, radius_penult=2.0, radius_final=1.0,
                              grid=BoundGrid(rhos=(0.5, 1.0)), n_draws=200)
-    methods = rep.settings["class_methods"]
-    assert methods == {"0": "mc", "1": "exact", "2": "exact"} and rep.settings["overall_method"] == "mc"
-    assert rep.confidence.n_certificates == 2 + 2
+    ctx = rep.context
+    assert ctx.settings["class_methods"] == {"0": "mc", "1": "exact", "2": "exact"}
+    assert ctx.settings["overall_method"] == "mc"
+    assert ctx.confidence.n_certificates == 2 + 2
+    per_class = rep.views().per_class
     for c in (1, 2):
-        pc = rep.per_class[c]
+        pc = per_class[c]
         rows = labels == c
-        assert pc.rc_penult.method == "exact"
-        assert pc.rc_penult.upper == pytest.approx(exact_row_erc(psi1[rows], 2.0, 3), rel=1e-9)
-        assert pc.rc_final.upper == pytest.approx(exact_row_erc(psi2[rows], 1.0, 3), rel=1e-9)
+        assert pc.rademacher.penultimate.method == "exact"
+        assert pc.rademacher.penultimate.upper == pytest.approx(exact_row_erc(psi1[rows], 2.0, 3), rel=1e-9)
+        assert pc.rademacher.final.upper == pytest.approx(exact_row_erc(psi2[rows], 1.0, 3), rel=1e-9)
 
 
 def test_fused_overall_equals_theorem53_recomputed_by_hand():
@@ -408,44 +412,46 @@ def test_fused_overall_equals_theorem53_recomputed_by_hand():
     grid = BoundGrid.geometric(0.2, 2.0, 3)
     rep = fused_model_bounds(psi1, psi2, scores, labels, num_classes=3, radius_penult=2.0, radius_final=1.0,
                              grid=grid, n_draws=0)  # closed form everywhere
-    assert rep.settings["overall_method"] == "closed" and rep.confidence.n_certificates == 0
+    assert rep.context.settings["overall_method"] == "closed" and rep.context.confidence.n_certificates == 0
     up1, up2 = envelope_bounds(psi1, 2.0, 3, "row")[1], envelope_bounds(psi2, 1.0, 3, "row")[1]
     marg = margins(scores, labels)
     best = min(theorem53_bound(float(np.mean(ramp_loss(marg, r))), up1, up2, labels.size, r, 0.05,
-                               grid_size=3).total for r in grid.rhos)
-    assert rep.overall.best.total == pytest.approx(best)
-    assert rep.confidence.confidence_level == pytest.approx(0.95)
+                               grid_size=3).bound for r in grid.rhos)
+    assert rep.record("theorem53").bound == pytest.approx(best)
+    assert rep.views().overall.bound == pytest.approx(best)
+    assert rep.context.confidence.confidence_level == pytest.approx(0.95)
 
 
 def test_fused_mc_split_certificates_share_delta_mc():
     psi1, psi2, scores, labels = _fused_data(counts=(30, 25, 24))
     rep = fused_model_bounds(psi1, psi2, scores, labels, num_classes=3, radius_penult=2.0, radius_final=1.0,
                              grid=BoundGrid(rhos=(1.0,)), method="mc", n_draws=100, delta_mc=0.02)
-    assert rep.confidence.n_certificates == 2 + 2 * 3
-    assert rep.confidence.delta_per_certificate == pytest.approx(0.02 / 8)
-    if rep.rademacher["penultimate"].delta_mc is not None:   # if the estimator reports it, it must match
-        assert rep.rademacher["penultimate"].delta_mc == pytest.approx(0.02 / 8)
-    assert rep.confidence.confidence_level == pytest.approx(1 - 0.05 - 0.02)
+    conf = rep.context.confidence
+    assert conf.n_certificates == 2 + 2 * 3
+    assert conf.delta_per_certificate == pytest.approx(0.02 / 8)
+    assert rep.context.unit_penult.delta_mc == pytest.approx(0.02 / 8)
+    assert all(e.delta_mc == pytest.approx(0.02 / 8) for e in rep.context.class_unit_final)
+    assert conf.confidence_level == pytest.approx(1 - 0.05 - 0.02)
 
 
-def test_fused_to_dict_is_json_without_nan_and_reports_missing_classes():
+def test_fused_records_are_json_and_report_missing_classes():
     psi1, psi2, scores, labels = _fused_data(counts=(30, 5, 2))
     # 4 classes: class 3 has no training sample (scores need 4 columns)
     scores4 = np.concatenate([scores, np.full((scores.shape[0], 1), -5.0)], axis=1)
     rep = fused_model_bounds(psi1, psi2, scores4, labels, num_classes=4, radius_penult=2.0, radius_final=1.0,
                              grid=BoundGrid.geometric(0.1, 1.0, 3), n_draws=50, class_names=list("abcd"),
                              feature_norm_bound=1.0)
-    d = rep.to_dict()
-    text = json.dumps(d, allow_nan=False)
-    assert json.loads(text)["per_class"][3]["reason"] == "no training samples"
-    assert d["per_class"][3]["bound"] is None and d["per_class"][0]["name"] == "a"
-    assert d["worst_class"]["bound"] == pytest.approx(max(r["bound"] for r in d["per_class"] if r["bound"]))
-    assert d["overall"]["bound"] == pytest.approx(rep.overall.best.total)
-    assert d["margin"]["grid_size"] == 3 and d["radii"] == {"norm": "row", "penultimate": 2.0, "final": 1.0}
-    # the tighter proved form (bounded features) is reported beside the contract bound
-    assert d["overall_bounded_features"]["statement"] == "Theorem 5.3 (bounded features)"
-    assert d["per_class"][0]["bounded_features"]["statement"] == "Corollary 5.4 (bounded features)"
-    assert d["per_class"][3]["bounded_features"] is None
+    text = json.dumps([dataclasses.asdict(r) for r in rep.records], allow_nan=False)
+    assert json.loads(text)
+    views = rep.views()
+    assert views.per_class[3].reason == "no training samples" and views.per_class[3].bound is None
+    assert views.per_class[0].name == "a"
+    assert views.worst_class.bound == pytest.approx(max(r.bound for r in views.per_class if r.bound))
+    assert rep.record("corollary54", "worst_class").bound == views.worst_class.bound
+    # the tighter proved form (bounded features) is a statement of its own, beside the contract bound
+    assert rep.record("theorem53_bounded_features").theory.startswith("THEORY §8")
+    assert rep.record("corollary54_bounded_features", "class:0").bound is not None
+    assert rep.record("corollary54_bounded_features", "class:3").reason == "no training samples"
 
 
 def test_theorem53_bounded_features_in_fused_is_tighter_than_closed_form_contract():
@@ -454,11 +460,18 @@ def test_theorem53_bounded_features_in_fused_is_tighter_than_closed_form_contrac
     psi1, psi2, scores, labels = _fused_data()
     rep = fused_model_bounds(psi1, psi2, scores, labels, num_classes=3, radius_penult=2.0, radius_final=1.0,
                              grid=BoundGrid.geometric(0.1, 1.0, 3), n_draws=0, feature_norm_bound=1.0)
-    for contract, tighter in zip(rep.overall.evaluated, rep.overall_bounded_features.evaluated, strict=True):
-        assert tighter.complexity == pytest.approx(contract.complexity)
-        assert tighter.total < contract.total
-    for pc, t in zip(rep.per_class, rep.per_class_bounded_features, strict=True):
-        assert t.total < pc.bound
+    contract, tighter = rep.record("theorem53"), rep.record("theorem53_bounded_features")
+    assert tighter.bound < contract.bound
+    for c in range(3):
+        assert rep.record("corollary54_bounded_features", f"class:{c}").bound < \
+            rep.record("corollary54", f"class:{c}").bound
+    # at the contract's chosen point both forms have the same complexity term
+    from scilt_theory.statements.margin import THEOREM53
+
+    for t in THEOREM53.grid_result(rep.context, 0.05).evaluated:
+        bf = theorem53_bound_bounded_features(t.train_margin_loss, t.n, t.rho, 0.05, radius_penult=2.0,
+                                              radius_final=1.0, num_outputs=3, grid_size=3)
+        assert bf.complexity == pytest.approx(t.complexity) and bf.bound < t.bound
 
 
 def test_fused_linear_heads_use_covering_radii_from_the_grid():
@@ -466,10 +479,11 @@ def test_fused_linear_heads_use_covering_radii_from_the_grid():
     grid = BoundGrid(rhos=(0.5, 1.0), radii_penult=(1.0, 2.5, 5.0), radii_final=(0.5, 1.5))
     rep = fused_model_bounds(psi1, psi2, scores, labels, num_classes=3, radius_penult=2.0, radius_final=1.0,
                              grid=grid, n_draws=0)
-    assert rep.overall.best.radius_penult == 2.5 and rep.overall.best.radius_final == 1.5
-    assert rep.overall.best.grid_size == 12
-    unit = rep.rademacher["unit_penultimate"].upper
-    assert rep.rademacher["penultimate"].upper == pytest.approx(2.5 * unit)
+    terms = rep.record("theorem53").terms
+    assert terms["radius_penult"] == 2.5 and terms["radius_final"] == 1.5
+    assert terms["grid_size"] == 12
+    rc = rep.views().rademacher
+    assert rc.penultimate.upper == pytest.approx(2.5 * rc.unit_penultimate.upper)
 
 
 # ------------------------------------------------------------------ validation: one test per error kind
@@ -562,7 +576,7 @@ def test_validation_grid_and_settings():
 
 
 def test_validation_terms_out_of_range():
-    with pytest.raises(ValueError, match="empirical_margin_loss"):
+    with pytest.raises(ValueError, match="train_margin_loss"):
         theorem53_bound(1.5, 0.1, 0.1, n=10, rho=1.0, delta=0.1)
     with pytest.raises(ValueError, match="rc_penult"):
         theorem53_bound(0.5, -0.1, 0.1, n=10, rho=1.0, delta=0.1)
@@ -572,4 +586,8 @@ def test_validation_terms_out_of_range():
         envelope_bounds(np.ones((2, 2)), 1.0, norm="spectral")
     with pytest.raises(ValueError, match="mc_fraction"):
         split_confidence(0.1, 1.0, 3)
-    assert B.EXACT_MAX_SIGNS == 22
+    from scilt_theory.rademacher import LIMITS, select_estimator
+
+    assert (LIMITS.auto_exact_signs, LIMITS.max_exact_signs) == (22, 24)
+    assert [select_estimator("auto", n) for n in (22, 23)] == ["exact", "mc"]
+    assert select_estimator("auto", 5, n_draws=0) == "closed" and select_estimator("mc", 3) == "mc"

@@ -36,19 +36,32 @@ def report(ckpt) -> dict:
 
 
 def test_bounds_json_schema(report):
-    for key in ("mode", "delta", "n", "num_classes", "rademacher", "coupled", "overall", "per_class", "groups",
-                "worst_class"):
+    from scilt_theory.schema import BoundsReport
+
+    for key in ("mode", "validity", "delta", "n", "num_classes", "rademacher", "coupled", "statements", "overall",
+                "per_class", "groups", "worst_class"):
         assert key in report
+    assert BoundsReport.from_json(report).to_json() == report  # the schema is the only definition, both ways
     for part in ("penultimate", "final", "sum"):
         assert {"value", "stderr", "upper", "method"} <= set(report["rademacher"][part])
     assert {"value", "ratio"} <= set(report["coupled"])
-    assert {"bound", "empirical_margin_loss", "complexity", "confidence", "test_error", "vacuous"} \
+    assert {"bound", "train_margin_loss", "complexity", "confidence", "balanced_test_error", "vacuous"} \
         <= set(report["overall"])
     for row in report["per_class"]:
         assert {"class", "name", "n_train", "group", "bound", "test_error", "train_margin_loss", "vacuous"} <= set(row)
     assert set(report["groups"]) == {"many", "medium", "few"}
     assert {"bound", "test_error", "class"} <= set(report["worst_class"])
-    assert report["mode"] == "diagnostic" and report["schema_version"] == 1
+    assert report["mode"] == "diagnostic" and report["schema_version"] == 2
+    for record in report["statements"]:
+        assert {"name", "theory", "target", "certificate", "bound", "terms", "vacuous"} <= set(record)
+    # the views are the statements' records
+    by = {(r["name"], r["target"]): r for r in report["statements"]}
+    assert by[("theorem53", "overall")]["bound"] == report["overall"]["bound"]
+    assert [by[("corollary54", f"class:{c}")]["bound"] for c in range(report["num_classes"])] == \
+        [row["bound"] for row in report["per_class"]]
+    assert by[("corollary54", "worst_class")]["bound"] == report["worst_class"]["bound"]
+    # full fine-tuning fitted the features on this sample: nothing here is a certificate
+    assert report["validity"] == "diagnostic" and not any(r["certificate"] for r in report["statements"])
 
 
 def test_numbers_satisfy_theory_inequalities(report):
@@ -61,8 +74,8 @@ def test_numbers_satisfy_theory_inequalities(report):
     assert report["coupled"]["value"] <= report["coupled"]["sum_value"] + 1e-9
     assert 0 < report["coupled"]["ratio"] <= 1 + 1e-9
     o = report["overall"]
-    assert o["bound"] >= o["empirical_margin_loss"]
-    assert o["bound"] == pytest.approx(o["empirical_margin_loss"] + o["complexity"] + o["confidence"])
+    assert o["bound"] >= o["train_margin_loss"]
+    assert o["bound"] == pytest.approx(o["train_margin_loss"] + o["complexity"] + o["confidence"])
     for row in report["per_class"]:
         if row["bound"] is None:
             assert row["reason"]
@@ -119,10 +132,10 @@ def _garbage(tmp_path: Path) -> Path:
     (lambda c, t: ["--ckpt", str(t / "missing.pt")], "not found"),
     (lambda c, t: ["--ckpt", str(_garbage(t))], "not a readable"),
     (lambda c, t: ["--ckpt", str(_foreign_checkpoint(t))], "not a scilt-theory run"),
-    (lambda c, t: ["--ckpt", str(c), "--delta", "1.5"], "--delta"),
-    (lambda c, t: ["--ckpt", str(c), "--delta", "0"], "--delta"),
-    (lambda c, t: ["--ckpt", str(c), "--draws", "-5"], "--draws"),
-    (lambda c, t: ["--ckpt", str(c), "--margin", "-1"], "--margin"),
+    (lambda c, t: ["--ckpt", str(c), "--delta", "1.5"], "delta must be a number in (0, 1), got 1.5"),
+    (lambda c, t: ["--ckpt", str(c), "--delta", "0"], "delta must be a number in (0, 1), got 0.0"),
+    (lambda c, t: ["--ckpt", str(c), "--draws", "-5"], "draws must be an integer >= 1, got -5"),
+    (lambda c, t: ["--ckpt", str(c), "--margin", "-1"], "margin must be auto or a number > 0, got -1.0"),
     (lambda c, t: ["--ckpt", str(_other_kind(c, t))], "trained with method"),
 ])
 def test_bad_input_gives_one_clear_line_and_nonzero_exit(ckpt, tmp_path, make_args, fragment):

@@ -118,7 +118,7 @@ def test_statements_reproduce_schema_1_on_the_same_features(mode):
     v1 = _v1(mode)
     feats = torch.load(FIXTURE / f"features_{mode}.pt", weights_only=True)
     record = torch.load(FIXTURE / "run.pt", weights_only=True)
-    settings = BoundsSettings(n_draws=300)
+    settings = BoundsSettings(draws=300)
     bounds = fused_model_bounds(
         feats["psi_penult"], feats["psi_final"], feats["scores"], feats["labels"], num_classes=v1["num_classes"],
         radius_penult=v1["radii"]["penultimate"], radius_final=v1["radii"]["final"], norm="row",

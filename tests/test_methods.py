@@ -238,11 +238,11 @@ def test_run_pt_records_the_method_and_the_bounds_use_its_class(name, tmp_path):
         assert record["method_state"]["car"]["ema"].shape == (3, 3)
     if name == "pi_h2t":
         assert "h2t_history" in record["metrics"]
-    report = compute_bounds_report(result.run_path, BoundsSettings(n_draws=50, progress=False))
+    report = compute_bounds_report(result.run_path, BoundsSettings(draws=50, progress=False)).to_json()
     s = 25.0
     want = {"final_only": (0.0, s), "car": (2 * s, s), "pi_h2t": (2 * s, s)}[name]
     assert (report["radii"]["penultimate"], report["radii"]["final"]) == want
-    assert report["method"] == name and report["method_summary"] == get_method(name).summary
+    assert report["run"]["method"] == name and report["run"]["method_summary"] == get_method(name).summary
     if name == "final_only":
         assert report["rademacher"]["penultimate"]["value"] == 0.0 and report["coupled"] is None
     else:

@@ -1,6 +1,6 @@
 """Figures of a bounds report and the ``python -m experiments.plot`` command line.
 
-The report is synthetic but follows bounds.json schema_version 1: ten classes with a long-tail training
+The report is synthetic but follows bounds.json schema_version 2: ten classes with a long-tail training
 profile (500 down to 0), bounds computed from THEORY §4's Corollary 5.4 formula so that some are vacuous (> 1)
 and the class with n_c = 0 has none. Figure contents are checked on the Figure objects (what is drawn where),
 the files by decoding them.
@@ -44,17 +44,23 @@ def _rc(value: float, stderr: float = 0.002) -> dict:
             "n_draws": 1000}
 
 
+def _record(name: str, target: str, bound, terms: dict, reason=None) -> dict:
+    return {"name": name, "theory": "THEORY §4", "target": target, "certificate": False, "bound": bound,
+            "vacuous": None if bound is None else bound > 1, "delta": DELTA, "terms": terms, "reason": reason}
+
+
 def make_report(label: str = "scilt", scale: float = 1.0) -> dict:
-    """A schema-1 bounds report; ``scale`` multiplies the complexities (to make distinct runs)."""
+    """A schema-2 bounds.json object; ``scale`` multiplies the complexities (to make distinct runs)."""
     k = len(COUNTS)
-    rows = []
+    rows, records = [], []
     for c, n in enumerate(COUNTS):
         test_error = round(0.05 + 0.63 * c / (k - 1), 3)
         if n == 0:
             rows.append({"class": c, "name": f"c{c}", "n_train": 0, "n_test": 20, "group": "few", "bound": None,
                          "reason": "no training examples", "train_margin_loss": None, "complexity": None,
                          "confidence": None, "test_error": test_error, "vacuous": None, "rho": None,
-                         "rademacher": {"penultimate": None, "final": None, "sum": None}})
+                         "rademacher": None})
+            records.append(_record("corollary54", f"class:{c}", None, {}, "no training examples"))
             continue
         margin = round(0.02 + 0.27 * c / (k - 1), 3)
         complexity = scale * 3.0 / math.sqrt(n)
@@ -64,6 +70,9 @@ def make_report(label: str = "scilt", scale: float = 1.0) -> dict:
                      "reason": None, "train_margin_loss": margin, "complexity": complexity,
                      "confidence": confidence, "test_error": test_error, "vacuous": bound > 1, "rho": 0.5,
                      "rademacher": {"penultimate": _rc(0.1), "final": _rc(0.1), "sum": _rc(0.2)}})
+        records.append(_record("corollary54", f"class:{c}", bound, {"train_margin_loss": margin,
+                                                                    "complexity": complexity,
+                                                                    "confidence": confidence, "rho": 0.5}))
     groups = {}
     for g in ("many", "medium", "few"):
         members = [r for r in rows if r["group"] == g]
@@ -72,33 +81,42 @@ def make_report(label: str = "scilt", scale: float = 1.0) -> dict:
         def mean(key, sel):
             return float(np.mean([r[key] for r in sel])) if sel else None
         groups[g] = {"bound": mean("bound", bounded), "test_error": mean("test_error", members),
-                     "num_classes": len(members), "train_margin_loss": mean("train_margin_loss", bounded),
+                     "num_classes": len(members), "num_classes_with_bound": len(bounded),
+                     "classes": [r["class"] for r in members], "train_margin_loss": mean("train_margin_loss", bounded),
                      "complexity": mean("complexity", bounded), "confidence": mean("confidence", bounded)}
+        records.append(_record("corollary54", f"group:{g}", groups[g]["bound"], {}))
     n = sum(COUNTS)
-    overall_terms = {"empirical_margin_loss": 0.08, "complexity": scale * 3.0 / math.sqrt(n),
+    overall_terms = {"train_margin_loss": 0.08, "complexity": scale * 3.0 / math.sqrt(n),
                      "confidence": 3.0 * math.sqrt(math.log(2 / DELTA) / (2 * n))}
     overall_bound = sum(overall_terms.values())
+    records.append(_record("theorem53", "overall", overall_bound, dict(overall_terms, rho=0.5)))
     bounded = [r for r in rows if r["bound"] is not None]
     worst_bound = max(bounded, key=lambda r: r["bound"])
     worst_test = max(rows, key=lambda r: r["test_error"])
+    records.append(_record("corollary54", "worst_class", worst_bound["bound"], {"class": worst_bound["class"]}))
     return {
-        "schema_version": 1, "mode": "diagnostic", "mode_description": "synthetic", "checkpoint": "run.pt",
-        "dataset": "synthetic-lt", "method": "scilt", "label": label, "delta": DELTA, "delta_mc": 0.01, "n": n,
-        "num_classes": k, "head": "cosine", "scale": 16.0, "alpha": 0.5, "thresholds": {"many": 100, "few": 20},
+        "schema_version": 2, "mode": "diagnostic", "mode_description": "synthetic", "validity": "diagnostic",
+        "run": {"checkpoint": "run.pt", "dataset": "synthetic-lt", "method": "scilt", "label": label,
+                "head": "cosine", "scale": 16.0, "alpha": 0.5},
+        "delta": DELTA, "delta_mc": 0.01, "n": n, "num_classes": k, "thresholds": {"many": 100, "few": 20},
         "radii": {"norm": "row", "penultimate": 24.0, "final": 8.0},
         "margin": {"grid": [0.25, 0.5, 1.0], "grid_size": 3, "chosen": 0.5},
         "rademacher": {"penultimate": _rc(0.061 * scale), "final": _rc(0.034 * scale),
-                       "sum": _rc(0.095 * scale, 0.003)},
+                       "sum": _rc(0.095 * scale, 0.003), "unit_penultimate": _rc(0.0025 * scale),
+                       "unit_final": _rc(0.004 * scale)},
         "coupled": {"value": 0.079 * scale, "stderr": 0.002, "upper": 0.09 * scale, "sum_value": 0.095 * scale,
-                    "ratio": 0.079 / 0.095, "method": "cvxpy", "n_subsample": 500, "n_draws": 50},
-        "overall": {"bound": overall_bound, **overall_terms, "test_error": 0.21, "train_error": 0.05,
-                    "vacuous": overall_bound > 1, "rho": 0.5},
+                    "sum_stderr": 0.003, "ratio": 0.079 / 0.095, "method": "cvxpy", "n": 500, "num_outputs": k,
+                    "scale": 16.0, "n_subsample": 500, "n_draws": 50},
+        "statements": records,
+        "overall": {"bound": overall_bound, **overall_terms, "balanced_test_error": 0.21, "train_error": 0.05,
+                    "vacuous": overall_bound > 1, "rho": 0.5, "delta": DELTA, "n": n, "grid_size": 3},
         "per_class": rows, "groups": groups,
         "worst_class": {"bound": worst_bound["bound"], "bound_class": worst_bound["class"],
-                        "test_error": worst_test["test_error"], "class": worst_test["class"],
-                        "name": worst_test["name"]},
+                        "bound_class_name": worst_bound["name"], "test_error": worst_test["test_error"],
+                        "class": worst_test["class"], "name": worst_test["name"]},
+        "overall_grid": [], "confidence": {"delta": DELTA}, "grid": {"rhos": [0.25, 0.5, 1.0]}, "settings": {},
+        "spectral": None,
         "timing": {"features_seconds": 1.0, "rademacher_seconds": 1.0, "total_seconds": 2.0},
-        "versions": {},
     }
 
 
@@ -146,25 +164,29 @@ def _all_fonts_readable(fig) -> None:
 
 # ----------------------------------------------------------------------------------------------- figures
 
-def test_validate_report_accepts_the_synthetic_report(report):
-    plotting.validate_report(report)
+def test_the_synthetic_report_is_a_schema_2_report(report):
+    assert plotting.as_report(report).to_json()["per_class"][9]["reason"] == "no training examples"
 
 
 @pytest.mark.parametrize("mutate, match", [
-    (lambda r: r.update(schema_version=2), "schema_version 2"),
-    (lambda r: r.pop("per_class"), "per_class"),
-    (lambda r: r.update(per_class=[]), "no per-class rows"),
-    (lambda r: r["per_class"][0].update(n_train=-1), "n_train"),
-    (lambda r: r["per_class"][0].update(bound="big"), "bound"),
+    (lambda r: r.update(schema_version=3), "schema_version 3"),
+    (lambda r: r.update(schema_version=1), "schema_version 1; this scilt-theory reads schema_version 2"),
+    (lambda r: r.pop("per_class"), "no 'per_class' field"),
+    (lambda r: r.update(per_class=[]), "one row per class"),
+    (lambda r: r["per_class"][0].update(n_train=-1), "negative count"),
+    (lambda r: r["per_class"][0].update(bound="big"), r"per_class\[0\]\.bound must be a finite number"),
     (lambda r: r["thresholds"].update(few=200), "few <= many"),
-    (lambda r: r.update(delta=None), "delta"),
-    (lambda r: r.update(overall={}), "overall.bound"),
-    (lambda r: r["rademacher"].pop("sum"), "rademacher.sum"),
+    (lambda r: r.update(delta=None), "delta must be a finite number"),
+    (lambda r: r.update(overall={}), "overall has no 'bound' field"),
+    (lambda r: r["rademacher"].pop("sum"), "rademacher has no 'sum' field"),
+    (lambda r: r["overall"].update(empirical_margin_loss=0.1), "unknown field"),
 ])
-def test_validate_report_rejects_bad_reports(report, mutate, match):
+def test_bad_reports_are_refused_in_one_sentence(report, mutate, match):
     mutate(report)
     with pytest.raises(ValueError, match=match):
-        plotting.validate_report(report)
+        plotting.as_report(report)
+    with pytest.raises(ValueError, match=match):
+        plotting.figure_bound_vs_tail_error(report)
 
 
 def test_bound_vs_tail_error_clips_vacuous_bounds_and_marks_missing_ones(report, tmp_path):
@@ -235,8 +257,7 @@ def test_bound_decomposition_stacks_the_three_terms(report, tmp_path):
     assert len(bars) == 3 * len(keys)
     for j, g in enumerate(keys):
         info = report["overall"] if g == "overall" else report["groups"][g]
-        terms = [info.get("train_margin_loss", info.get("empirical_margin_loss")), info["complexity"],
-                 info["confidence"]]
+        terms = [info["train_margin_loss"], info["complexity"], info["confidence"]]
         stack = bars[3 * j: 3 * j + 3]
         np.testing.assert_allclose([b.get_height() for b in stack], terms)
         np.testing.assert_allclose([b.get_y() for b in stack], [0.0, terms[0], terms[0] + terms[1]])
@@ -261,7 +282,7 @@ def test_bound_decomposition_stacks_the_three_terms(report, tmp_path):
 def test_bound_decomposition_uses_one_panel_when_every_bound_is_a_probability(report):
     for g in report["groups"].values():
         g.update(bound=0.5, train_margin_loss=0.1, complexity=0.3, confidence=0.1)
-    report["overall"].update(bound=0.4, empirical_margin_loss=0.1, complexity=0.2, confidence=0.1)
+    report["overall"].update(bound=0.4, train_margin_loss=0.1, complexity=0.2, confidence=0.1)
     fig = plotting.figure_bound_decomposition(report)
     assert len(fig.axes) == 1 and fig.get_figwidth() == plotting.SINGLE_COLUMN_IN
 

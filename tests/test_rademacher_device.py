@@ -53,7 +53,10 @@ def test_host_generated_words_give_the_cpu_stream_for_any_chunking():
 
 
 def test_bounds_erc_on_an_explicit_device_equals_the_default_path():
-    from scilt_theory.bounds import BoundGrid, fused_model_bounds
+    import dataclasses
+
+    from scilt_theory.bounds import BoundGrid
+    from scilt_theory.statements import fused_model_bounds
 
     rng = np.random.default_rng(4)
     psi1, psi2 = rng.normal(size=(60, 5)), rng.normal(size=(60, 5))
@@ -61,9 +64,9 @@ def test_bounds_erc_on_an_explicit_device_equals_the_default_path():
     scores = rng.normal(size=(60, 3))
     kwargs = dict(num_classes=3, radius_penult=2.0, radius_final=1.0, grid=BoundGrid(rhos=(1.0,)), n_draws=50,
                   method="mc")
-    a = fused_model_bounds(psi1, psi2, scores, labels, **kwargs).to_dict()
-    b = fused_model_bounds(psi1, psi2, scores, labels, device=torch.device("cpu"), **kwargs).to_dict()
-    assert a["overall"] == b["overall"] and a["rademacher"] == b["rademacher"]
+    a = fused_model_bounds(psi1, psi2, scores, labels, **kwargs)
+    b = fused_model_bounds(psi1, psi2, scores, labels, device=torch.device("cpu"), **kwargs)
+    assert a.records == b.records and dataclasses.asdict(a.views()) == dataclasses.asdict(b.views())
 
 
 @pytest.mark.skipif(not CUDA, reason="needs a CUDA device")
