@@ -21,7 +21,7 @@ def build_parser() -> argparse.ArgumentParser:
     from scilt_theory.data import DATASETS, DataConfig
 
     parser = OneLineParser(prog="python -m experiments.data", description=__doc__.split("\n\n")[0] +
-                           " Data sets: " + "; ".join(f"{name} ({DATASETS[name].summary})" if DATASETS[name].summary
+                           " Data sets: " + "; ".join(f"{name}: {DATASETS[name].summary}" if DATASETS[name].summary
                                                       else name for name in sorted(DATASETS)) + ".")
     add_dataclass_options(parser, DataConfig, title="data", rename={"name": "dataset", "seed": "split_seed"})
     parser.add_argument("--out", default=None, help="output folder (default: runs/data/<dataset>)")
