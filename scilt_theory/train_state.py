@@ -16,7 +16,8 @@ What the state holds (all tensors and plain values, so ``weights_only=True`` loa
 - the RNG states at the moment of the save: torch (CPU and every CUDA device), numpy, python ``random`` and the
   augmentation generator;
 - the progress: epoch, batches done in it, optimiser steps done, the running loss/accuracy sums of the epoch,
-  the per-epoch history, and the loader generator's state *at the start of the epoch*.
+  the per-epoch history, α before the first and after every optimiser step, and the loader generator's state
+  *at the start of the epoch*.
 
 Exact resume
 ------------
@@ -85,12 +86,15 @@ class Progress:
     correct: int = 0
     seen: int = 0
     history: list[dict] = field(default_factory=list)
+    alpha_start: float | None = None  #: α before the first optimiser step
+    alpha_steps: list[float] = field(default_factory=list)  #: α after each optimiser step, in order
     epoch_loader_state: torch.Tensor | None = None
     pending_rng: dict[str, Any] | None = None  # RNG states to restore once the done batches are skipped
 
     def to_dict(self) -> dict[str, Any]:
         out = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "pending_rng"}
         out["history"] = [dict(h) for h in self.history]
+        out["alpha_steps"] = list(self.alpha_steps)
         return out
 
     @classmethod
@@ -115,7 +119,9 @@ class Progress:
         self.pending_rng = None
         return batches
 
-    def step_done(self, loss: float, correct: int, seen: int) -> None:
+    def step_done(self, loss: float, correct: int, seen: int, alpha: float | None = None) -> None:
+        if alpha is not None:
+            self.alpha_steps.append(float(alpha))
         self.step_in_epoch += 1
         self.global_step += 1
         self.total_loss += loss * seen

@@ -49,6 +49,10 @@ class TrainConfig:
     epochs: int = option(20, "number of passes over the training set", Interval(int, 1, None))
     batch_size: int = option(64, "training batch size", Interval(int, 1, None))
     lr: float = option(0.05, "peak learning rate (after warm-up)", Interval(float, 0, None, closed="neither"))
+    alpha_lr: float | None = option(
+        None, "peak learning rate of the fusion logit a (alpha = sigmoid(a)): its own optimiser parameter group, "
+              "without weight decay, on the same warm-up + cosine schedule as every other parameter; none = lr",
+        NoneOr(Interval(float, 0, None, closed="neither")))
     optimizer: str = option("sgd", "optimiser", Choice(OPTIMIZERS))
     momentum: float = option(0.9, "SGD momentum (ignored by adamw)", Interval(float, 0, 1, closed="left"))
     weight_decay: float = option(5e-4, "weight decay", Interval(float, 0, None))
@@ -131,7 +135,28 @@ def cosine_with_warmup(total_steps: int, warmup_steps: int) -> Callable[[int], f
     return factor
 
 
-def make_optimizer(params: list[torch.nn.Parameter], config: TrainConfig, device: torch.device):
+#: name of the optimiser parameter group that holds the fusion logit (see :func:`param_groups`)
+ALPHA_GROUP = "alpha"
+
+
+def param_groups(model: SciLTModel, config: TrainConfig) -> list[dict]:
+    """The optimiser's parameter groups: every trainable parameter but the fusion logit (lr, weight decay of
+    ``config``), then the fusion logit alone, when it trains, at ``config.alpha_lr`` (``lr`` when None) and without
+    weight decay (decay would pull α towards 1/2, a prior the fusion should not have). LambdaLR scales every group
+    by the same factor, so α follows the same warm-up and cosine decay from its own peak."""
+    logit = getattr(model.fusion, "logit", None)
+    alpha = [logit] if isinstance(logit, torch.nn.Parameter) and logit.requires_grad else []
+    rest = [p for p in model.parameters() if p.requires_grad and not any(p is a for a in alpha)]
+    groups = [{"params": rest, "name": "weights"}]
+    if alpha:
+        groups.append({"params": alpha, "name": ALPHA_GROUP, "weight_decay": 0.0,
+                       "lr": config.lr if config.alpha_lr is None else config.alpha_lr})
+    return groups
+
+
+def make_optimizer(params: list[torch.nn.Parameter] | list[dict], config: TrainConfig, device: torch.device):
+    """SGD (momentum) or AdamW over ``params``: a list of parameters or of parameter groups (:func:`param_groups`;
+    a group's own ``lr`` / ``weight_decay`` override the config's)."""
     fused = device.type == "cuda"  # fused kernels exist for CUDA only
     if config.optimizer == "sgd":
         return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay,
@@ -271,7 +296,7 @@ def set_up(data_config: DataConfig, model_config: ModelConfig, config: TrainConf
     method.method.prepare_model(model, method)
     split = fit_split(data, config)
     class_counts = split.counts.to(device=device, dtype=torch.float32)
-    optimizer = make_optimizer([p for p in model.parameters() if p.requires_grad], config, device)
+    optimizer = make_optimizer(param_groups(model, config), config, device)
     loader = make_loader(split.images, split.labels, batch_size=config.batch_size, shuffle=True,
                          seed=config.seed, drop_last=False, num_workers=config.num_workers,
                          pin_memory=device.type == "cuda", shard=ctx.shard_spec)
@@ -285,8 +310,8 @@ def set_up(data_config: DataConfig, model_config: ModelConfig, config: TrainConf
     # rank 0 alone writes checkpoints
     run.checkpointer = PeriodicCheckpointer(out_dir / "run.pt", config.save_every if ctx.is_main else 0,
                                             run.run_record)
-    run.progress = Progress(steps_per_epoch=run.steps_per_epoch) if resume_record is None else \
-        resume_training(run, resume_record)
+    run.progress = Progress(steps_per_epoch=run.steps_per_epoch, alpha_start=float(model.alpha.detach())) \
+        if resume_record is None else resume_training(run, resume_record)
     if not config.quiet:
         if resume_record is not None:
             log(f"resuming {resume} at epoch {run.progress.epoch + 1}, batch {run.progress.step_in_epoch}/"
@@ -414,7 +439,7 @@ def train_step(run: TrainingRun, images: torch.Tensor, labels: torch.Tensor) -> 
     run.optimizer.step()
     run.scheduler.step()
     progress.step_done(float(loss.detach()), int((output.logits.detach().argmax(dim=1) == labels).sum()),
-                       labels.shape[0])
+                       labels.shape[0], alpha=float(run.model.alpha.detach()))
     run.checkpointer.maybe_save(run.model, run.optimizer, run.scheduler, progress, run.aug_generator)
 
 
@@ -428,6 +453,7 @@ def finish(run: TrainingRun) -> TrainResult:
     seconds = time.perf_counter() - run.started
     metrics["train_seconds"] = seconds
     metrics["history"] = run.progress.history
+    metrics["alpha_trajectory"] = alpha_trajectory(run.progress)
     if stage2 is not None:
         metrics["h2t_history"] = stage2
     run_path = run.out_dir / "run.pt"
@@ -443,9 +469,38 @@ def write_run_files(run: TrainingRun, metrics: dict) -> Path:
     run_path = save_run(run.out_dir / "run.pt", {**run.run_record(), "metrics": _json_safe(metrics),
                                                  "finished": True})
     atomic_write_text(json.dumps(_json_safe(metrics), indent=2) + "\n", run.out_dir / "metrics.json")
-    atomic_write_text(metrics_markdown(metrics, title=f"{run.recipe.name} on {run.data.name} (test split, balanced)"),
+    text = metrics_markdown(metrics, title=f"{run.recipe.name} on {run.data.name} (test split, balanced)")
+    atomic_write_text(text.rstrip("\n") + "\n\n" + alpha_trajectory_markdown(metrics["alpha_trajectory"]) + "\n",
                       run.out_dir / "metrics.md")
     return run_path
+
+
+#: at most this many per-step α values are kept in metrics["alpha_trajectory"]["values"] (every k-th step beyond)
+ALPHA_TRAJECTORY_POINTS = 2000
+
+
+def alpha_trajectory(progress: Progress) -> dict:
+    """α over the main loop: before the first step (``start``), after the last (``end``), its range over every step,
+    and the per-step values (every ``every``-th optimiser step, the last one always included). The H2T stage,
+    which re-trains α afterwards, is not part of it (``h2t_history`` has its own per-epoch α)."""
+    steps = list(progress.alpha_steps)
+    start = progress.alpha_start if progress.alpha_start is not None else (steps[0] if steps else None)
+    every = max(1, math.ceil(len(steps) / ALPHA_TRAJECTORY_POINTS))
+    values = steps[every - 1::every]
+    if steps and len(steps) % every:
+        values.append(steps[-1])
+    seen = [v for v in [start, *steps] if v is not None]
+    return {"start": start, "end": steps[-1] if steps else start, "min": min(seen) if seen else None,
+            "max": max(seen) if seen else None, "steps": len(steps), "every": every, "values": values}
+
+
+def alpha_trajectory_markdown(trajectory: dict) -> str:
+    """One line for metrics.md: α start → end (min, max) over the optimiser steps."""
+    if trajectory.get("start") is None:
+        return "Fusion weight α: not recorded."
+    return (f"Fusion weight α over {trajectory['steps']} optimiser steps: {trajectory['start']:.4f} → "
+            f"{trajectory['end']:.4f} (min {trajectory['min']:.4f}, max {trajectory['max']:.4f}); the per-step values "
+            f"are in metrics.json (`alpha_trajectory`).")
 
 
 def retrain_heads_h2t(model: SciLTModel, images: torch.Tensor, labels: torch.Tensor, class_counts: torch.Tensor,

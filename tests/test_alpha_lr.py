@@ -1,0 +1,112 @@
+"""The fusion logit's own learning rate (TrainConfig.alpha_lr) and the per-step α trajectory in the metrics."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+
+from scilt_theory.checkpoint import load_run
+from scilt_theory.data import DataConfig
+from scilt_theory.models import ModelConfig, build_model
+from scilt_theory.training import ALPHA_GROUP, TrainConfig, make_optimizer, make_scheduler, param_groups, set_up, \
+    train
+
+D = DataConfig(name="synthetic-lt", imbalance=4.0, max_per_class=24, test_per_class=4, image_size=16, num_classes=3)
+M = ModelConfig(num_classes=3, img_size=16, patch_size=4, depth=2, adapter="full")
+
+
+def _config(out, **kw) -> TrainConfig:
+    return TrainConfig(**{"epochs": 2, "batch_size": 8, "optimizer": "sgd", "lr": 0.01, "alpha_lr": 0.5,
+                          "warmup_epochs": 0.5, "out": str(out), "quiet": True, "save_every": 2, **kw})
+
+
+def test_the_fusion_logit_has_its_own_group_without_weight_decay_on_the_same_schedule():
+    model = build_model(M)
+    config = TrainConfig(lr=0.01, alpha_lr=0.5, weight_decay=1e-3, epochs=2, warmup_epochs=1)
+    groups = param_groups(model, config)
+    assert [g["name"] for g in groups] == ["weights", ALPHA_GROUP]
+    assert groups[1]["params"] == [model.fusion.logit] and groups[1]["weight_decay"] == 0.0
+    assert all(p is not model.fusion.logit for p in groups[0]["params"])
+    assert sum(p.numel() for g in groups for p in g["params"]) == model.num_trainable_parameters()
+    optimizer = make_optimizer(groups, config, torch.device("cpu"))
+    assert [g["lr"] for g in optimizer.param_groups] == [0.01, 0.5]
+    assert [g["weight_decay"] for g in optimizer.param_groups] == [1e-3, 0.0]
+    scheduler = make_scheduler(optimizer, config, steps_per_epoch=5)
+    for _ in range(7):  # warm-up, then cosine: the same factor for both groups
+        optimizer.step()
+        scheduler.step()
+        weights, alpha = scheduler.get_last_lr()
+        assert alpha == pytest.approx(50 * weights)
+    # None means the base lr; fixed fusion has no logit and so no second group
+    assert param_groups(model, TrainConfig(lr=0.02))[1]["lr"] == 0.02
+    fixed = build_model(ModelConfig(**{**M.__dict__, "fusion": "fixed"}))
+    assert [g["name"] for g in param_groups(fixed, config)] == ["weights"]
+
+
+@pytest.mark.parametrize("bad", [0.0, -1.0, math.inf])
+def test_a_bad_alpha_lr_is_refused_in_one_sentence(bad):
+    with pytest.raises(ValueError, match=r"^alpha_lr must be .*or a number > 0, got"):
+        TrainConfig(alpha_lr=bad)
+
+
+class _Stop(Exception):
+    pass
+
+
+def _interrupted(out, at_step: int, monkeypatch, **kw):
+    import scilt_theory.train_state as ts
+
+    original = ts.PeriodicCheckpointer.maybe_save
+
+    def stop_after(self, model, optimizer, scheduler, progress, aug):
+        saved = original(self, model, optimizer, scheduler, progress, aug)
+        if progress.global_step == at_step:
+            raise _Stop
+        return saved
+
+    monkeypatch.setattr(ts.PeriodicCheckpointer, "maybe_save", stop_after)
+    with pytest.raises(_Stop):
+        train(D, M, _config(out, **kw))
+    monkeypatch.setattr(ts.PeriodicCheckpointer, "maybe_save", original)
+    return out / "run.pt"
+
+
+def test_alpha_moves_with_its_own_lr_and_its_trajectory_is_recorded(tmp_path):
+    slow = train(D, M, _config(tmp_path / "slow", alpha_lr=None, save_every=0))
+    fast = train(D, M, _config(tmp_path / "fast", save_every=0))
+    moved = {name: abs(r.metrics["alpha_trajectory"]["end"] - 0.5) for name, r in (("slow", slow), ("fast", fast))}
+    assert moved["fast"] > 10 * moved["slow"], moved
+    trajectory = fast.metrics["alpha_trajectory"]
+    steps = 2 * 6  # 6 optimiser steps per epoch
+    assert trajectory["start"] == 0.5 and trajectory["steps"] == steps and trajectory["every"] == 1
+    assert len(trajectory["values"]) == steps and trajectory["end"] == trajectory["values"][-1]
+    assert trajectory["min"] == min([0.5, *trajectory["values"]]) and trajectory["max"] == max([0.5, *trajectory["values"]])
+    # the per-epoch α of the history is the step trajectory at the end of each epoch
+    assert [h["alpha"] for h in fast.history] == [trajectory["values"][5], trajectory["values"][11]]
+    assert trajectory["end"] == pytest.approx(float(torch.sigmoid(fast.model.fusion.logit.detach())))
+    text = (tmp_path / "fast" / "metrics.md").read_text()
+    assert f"0.5000 → {trajectory['end']:.4f}" in text
+    assert json.loads((tmp_path / "fast" / "metrics.json").read_text())["alpha_trajectory"] == trajectory
+
+
+@pytest.mark.parametrize("at_step", [4, 8])  # mid-epoch 1 and mid-epoch 2
+def test_resume_restores_both_parameter_groups_exactly(tmp_path, monkeypatch, at_step):
+    reference = train(D, M, _config(tmp_path / "ref"))
+    ckpt = _interrupted(tmp_path / "cut", at_step, monkeypatch)
+    saved = load_run(ckpt, allow_unfinished=True)["train_state"]["optimizer"]
+    run = set_up(D, M, _config(tmp_path / "cut"), resume=ckpt)
+    restored = run.optimizer.state_dict()
+    assert restored["param_groups"] == saved["param_groups"]
+    assert [g["name"] for g in restored["param_groups"]] == ["weights", ALPHA_GROUP]
+    assert restored["state"].keys() == saved["state"].keys()
+    for index, state in saved["state"].items():
+        for key, value in state.items():
+            assert torch.equal(torch.as_tensor(restored["state"][index][key]), torch.as_tensor(value)), (index, key)
+    resumed = train(D, M, _config(tmp_path / "cut"), resume=ckpt)
+    for key, value in reference.model.trainable_state_dict().items():
+        assert torch.equal(value, resumed.model.trainable_state_dict()[key]), key
+    assert reference.metrics["alpha_trajectory"] == resumed.metrics["alpha_trajectory"]
+    assert [h["alpha"] for h in reference.history] == [h["alpha"] for h in resumed.history]
