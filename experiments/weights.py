@@ -299,6 +299,8 @@ def main(argv: list[str] | None = None) -> int:
         log(f"{why}; converting again")
     from scilt_theory.checkpoint import check_output_dir
 
+    if cache.exists() and not cache.is_dir():
+        raise UserError(f"--cache {cache} is a file, not a folder; choose another --cache")
     check_output_dir(cache, create=True)
     check_output_dir(weights.parent, create=True)
     with tempfile.TemporaryDirectory(prefix=".extract-", dir=weights.parent) as tmp:

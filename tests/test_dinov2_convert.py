@@ -275,6 +275,9 @@ def test_cli_converts_a_local_onnx_once_and_reuses_it(tiny, tmp_path, capsys):
     code, out, _ = run_cli(capsys, "--cache", str(cache), "--onnx", str(tiny["folded"]), "--quiet")
     assert code == 0 and out == f"{path}\n"
 
+    code, out, err = run_cli(capsys, "--cache", str(cache), "--onnx", str(tiny["folded"]), "--force")
+    assert code == 0 and "converting" in err and "reusing" not in err
+
     path.write_bytes(path.read_bytes()[:-7])  # a damaged cache file is noticed and converted again
     code, out, err = run_cli(capsys, "--cache", str(cache), "--onnx", str(tiny["folded"]))
     assert code == 0 and "does not match the sha256" in err
@@ -307,6 +310,14 @@ def test_cli_refuses_bad_onnx_files_in_one_line(tiny, tmp_path, capsys):
                    expect="not an ONNX export of a Hugging Face Dinov2Model")
     assert_refused(capsys, tmp_path / "c", "--onnx", str(tiny["folded"]), "--onnx-sha256", "0" * 64,
                    expect="not the --onnx-sha256")
+
+
+def test_cli_refuses_a_cache_that_is_a_file(tmp_path, capsys):
+    cache = tmp_path / "cache"
+    cache.write_text("")
+    code, out, err = run_cli(capsys, "--cache", str(cache), "--quiet")
+    assert code == 2 and out == ""
+    assert err.strip() == f"error: --cache {cache} is a file, not a folder; choose another --cache"
 
 
 def test_cli_says_what_to_do_when_pip_cannot_fetch_the_wheel(tmp_path, capsys, monkeypatch):

@@ -78,12 +78,13 @@ def _capture_missing_keys() -> Iterator[_CaptureMissingKeys]:
 def weights_resample_rule(path: str | Path) -> str | None:
     """The ``pos_embed`` resampling rule a ``.safetensors`` weights file declares in its metadata, or None.
 
-    Files without the key (every timm checkpoint) return None and load through timm as before.
+    Files without the key (every timm checkpoint), and files whose header cannot be read, return None and load
+    through timm as before (which reports an unreadable file).
 
     Raises
     ------
     ValueError
-        The file declares a rule this code does not know, or its header cannot be read.
+        The file declares a rule this code does not know.
     """
     path = Path(path)
     if path.suffix != ".safetensors":
@@ -93,8 +94,8 @@ def weights_resample_rule(path: str | Path) -> str | None:
     try:
         with safe_open(str(path), framework="pt") as handle:
             metadata = handle.metadata() or {}
-    except (SafetensorError, OSError, ValueError) as err:
-        raise ValueError(f"could not read the safetensors header of {str(path)!r}: {err}") from err
+    except (SafetensorError, OSError, ValueError):
+        return None
     rule = metadata.get(POS_EMBED_RESAMPLE_KEY)
     if rule is not None and rule != POS_EMBED_NO_ANTIALIAS:
         raise ValueError(f"weights file {str(path)!r} asks for position-embedding resampling {rule!r}; this "
