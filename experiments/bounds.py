@@ -1,7 +1,7 @@
 """Complexities and generalisation bounds of a trained model: ``python -m experiments.bounds --ckpt run.pt``.
 
 Rebuilds the model from run.pt (weights-only load), re-creates its data split, extracts both CLS features in one
-streamed pass per sample, and computes THEORY.md's numbers: the empirical Rademacher complexities of F_{N-1},
+streamed pass per sample, and computes docs/THEORY.md's numbers: the empirical Rademacher complexities of F_{N-1},
 F_N and their sum (Lemma 5.1), the coupled class and its tightness ratio, Theorem 5.3 overall and Corollary 5.4
 per class / per Many-Medium-Few group / worst class, beside the empirical errors. Writes DIR/bounds.json
 (schema in README.md), DIR/report.md and the plots. Under ``torchrun --nproc_per_node N -m experiments.bounds``

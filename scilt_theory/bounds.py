@@ -1,6 +1,6 @@
 """The statements of THEORY §2-§5 as small functions, each with its formula beside the code.
 
-Map from THEORY.md to this module
+Map from docs/THEORY.md to this module
 ---------------------------------
 * §2 Lemma 5.1 (summed class): :func:`lemma51_sum`, :func:`lemma51_scale`.
 * §3 Lemma 5.2 (a) envelope: :func:`envelope_bounds`; (b) contraction: :func:`margin_lipschitz`,

@@ -1,4 +1,4 @@
-"""From a checkpoint to the numbers of THEORY.md: features → complexities → bounds → a bounds.json dictionary.
+"""From a checkpoint to the numbers of docs/THEORY.md: features → complexities → statements → a BoundsReport.
 
 Hypothesis classes (THEORY §1): for cosine heads the trained scorer s1 + s2 = Uψ₁ + Vψ₂ has row norms
 ‖u_c‖ ≤ s(1+α) ≤ 2s and ‖v_c‖ ≤ s(1−α) ≤ s, so F_{N-1} = row class of radius 2s on ψ₁ and F_N = row class of

@@ -1,6 +1,6 @@
 """Paper-ready figures of a bounds report (scilt_theory/schema.py's BoundsReport, written as bounds.json).
 
-What is drawn is what THEORY.md states; nothing is computed here beyond clipping for display:
+What is drawn is what docs/THEORY.md states; nothing is computed here beyond clipping for display:
 
 - per class, the Corollary 5.4 bound (THEORY §4)
   ``P_{D_c}(error) <= R̂_{S_c,ρ}(f) + (4/ρ)[R̂ᵛ_{S_c}(F_{N-1}) + R̂ᵛ_{S_c}(F_N)] + 3 sqrt(ln(2K/δ)/(2 n_c))``

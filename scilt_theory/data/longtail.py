@@ -14,7 +14,7 @@ def longtail_counts(n_max: int, num_classes: int, imbalance: float) -> np.ndarra
 
     n_c = max(1, ⌊n_max · IF^(−c/(K−1))⌋),  c = 0, …, K−1,
 
-    the CIFAR-LT profile of Cui et al. (2019) and Cao et al. (2019, LDAM). It is not a statement of THEORY.md;
+    the CIFAR-LT profile of Cui et al. (2019) and Cao et al. (2019, LDAM). It is not a statement of docs/THEORY.md;
     THEORY only needs the resulting n_c. Counts never increase with c, n_0 = n_max and n_{K−1} = ⌊n_max / IF⌋
     (at least 1).
 
