@@ -118,7 +118,7 @@ def test_a_new_reader_registered_with_a_spec_works_end_to_end(tmp_path, register
     root = tmp_path / "tree"
     rf.image_folder(root, {"a": 14, "b": 9, "c": 6})
     # the data command lists and builds it
-    assert "my-folders" in data_cli.build_parser().format_help()
+    assert "my-folders: a reader added after the fact" in data_cli.build_parser().description
     code = run_main(data_cli.main, ["--dataset", "my-folders", "--data-root", str(root), "--profile", "natural",
                                     "--test-per-class", "2", "--out", str(tmp_path / "summary"), "--quiet"])
     assert code == 0
