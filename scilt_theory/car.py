@@ -52,6 +52,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from scilt_theory.constraints import Interval, check_fields, option
+
 __all__ = [
     "CARConfig",
     "CARRegularizer",
@@ -246,31 +248,24 @@ def weighted_spectral_norm(C: torch.Tensor, w: torch.Tensor | None = None) -> to
 class CARConfig:
     """Hyper-parameters of the CAR regulariser (PEERS.md "CAR"; defaults from PEERS.md and the authors' code).
 
-    Validation happens in ``__post_init__``; a bad value raises ``ValueError`` with one sentence.
+    Each field declares what it accepts (scilt_theory/constraints.py); a bad value raises ``ValueError`` with one
+    sentence naming the field.
     """
 
-    lam: float = field(default=0.3, metadata={
-        "help": "weight lambda of the spectral penalty added to the loss (loss = base + lambda * spec), finite and "
-                ">= 0; 0 leaves the loss exactly unchanged. Default 0.3 (PEERS.md, authors' code)"})
-    tau: float = field(default=1.0, metadata={
-        "help": "softmax temperature tau of the soft confusion matrix, softmax(logits / tau), > 0. Default 1 "
-                "(PEERS.md, authors' code)"})
-    r0: float = field(default=0.2, metadata={
-        "help": "smoothing r0 of the class weights w_j = 1/sqrt(m_j + r0), m_j the training class proportion, "
-                ">= 0 (larger r0 = flatter weights). Default 0.2 (PEERS.md, authors' code)"})
-    beta: float = field(default=0.9, metadata={
-        "help": "EMA factor beta of the running soft confusion, C_bar = beta * C_bar + (1 - beta) * C_batch, in "
-                "[0, 1). Default 0.9 (PEERS.md, authors' code); the authors' ViT-S example uses 0.5"})
+    lam: float = option(0.3, "weight lambda of the spectral penalty added to the loss (loss = base + lambda * "
+                        "spec); 0 leaves the loss exactly unchanged. Default 0.3 (PEERS.md, authors' code)",
+                        Interval(float, 0, None))
+    tau: float = option(1.0, "softmax temperature tau of the soft confusion matrix, softmax(logits / tau). Default 1 "
+                        "(PEERS.md, authors' code)", Interval(float, 0, None, closed="neither"))
+    r0: float = option(0.2, "smoothing r0 of the class weights w_j = 1/sqrt(m_j + r0), m_j the training class "
+                       "proportion (larger r0 = flatter weights). Default 0.2 (PEERS.md, authors' code)",
+                       Interval(float, 0, None))
+    beta: float = option(0.9, "EMA factor beta of the running soft confusion, C_bar = beta * C_bar + (1 - beta) * "
+                         "C_batch. Default 0.9 (PEERS.md, authors' code); the authors' ViT-S example uses 0.5",
+                         Interval(float, 0, 1, closed="left"))
 
     def __post_init__(self) -> None:
-        if not _is_real(self.lam) or self.lam < 0:
-            raise ValueError(f"CAR lam must be a finite number >= 0, got {self.lam!r}.")
-        if not _is_real(self.tau) or self.tau <= 0:
-            raise ValueError(f"CAR tau must be a positive finite number, got {self.tau!r}.")
-        if not _is_real(self.r0) or self.r0 < 0:
-            raise ValueError(f"CAR r0 must be a finite number >= 0, got {self.r0!r}.")
-        if not _is_real(self.beta) or not 0.0 <= self.beta < 1.0:
-            raise ValueError(f"CAR beta must be in [0, 1), got {self.beta!r}.")
+        check_fields(self)
 
 
 class CARRegularizer:

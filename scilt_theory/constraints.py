@@ -24,7 +24,7 @@ import numbers
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Boolean", "Choice", "Constraint", "Interval", "NoneOr", "Text", "TupleOf", "check_fields", "constraint_of",
+__all__ = ["Boolean", "Choice", "Constraint", "InstanceOf", "Interval", "NoneOr", "Text", "TupleOf", "check_fields", "constraint_of",
            "option"]
 
 
@@ -126,6 +126,19 @@ class Boolean(Constraint):
 
     def describe(self) -> str:
         return "true or false"
+
+
+@dataclass(frozen=True)
+class InstanceOf(Constraint):
+    """An instance of ``kind`` (a nested config, e.g. MethodConfig.car is a CARConfig)."""
+
+    kind: type
+
+    def accepts(self, value: Any) -> bool:
+        return isinstance(value, self.kind)
+
+    def describe(self) -> str:
+        return f"a {self.kind.__name__}"
 
 
 @dataclass(frozen=True)

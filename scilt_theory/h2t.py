@@ -31,6 +31,8 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
+from scilt_theory.constraints import Choice, Interval, check_fields, option
+
 __all__ = [
     "H2TConfig",
     "MeanPIF",
@@ -334,38 +336,25 @@ def build_pif(name: str, **kwargs: Any) -> PermutationInvariantFusion:
 class H2TConfig:
     """Settings of H2T's classifier re-training stage (and PI-H2T's PIF choice).
 
-    Validation happens in ``__post_init__``; a bad value raises ``ValueError`` with one sentence.
+    Each field declares what it accepts (scilt_theory/constraints.py); a bad value raises ``ValueError`` with one
+    sentence naming the field.
     """
 
-    rho: float = field(default=0.25, metadata={
-        "help": "fraction of CLS-feature channels copied from the instance-sampled feature, in [0, 1]"})
-    epochs: int = field(default=10, metadata={"help": "classifier re-training epochs"})
-    batch_size: int = field(default=64, metadata={"help": "re-training batch size (class-balanced and instance)"})
-    lr: float = field(default=0.01, metadata={"help": "re-training learning rate (SGD, cosine schedule)"})
-    momentum: float = field(default=0.9, metadata={"help": "SGD momentum, in [0, 1)"})
-    weight_decay: float = field(default=5e-4, metadata={"help": "SGD weight decay"})
-    pif: str = field(default="similarity", metadata={
-        "help": f"PIF variant used by pi_h2t in stage 1 (a reconstruction), one of {tuple(PIF_VARIANTS)}"})
-    pif_temperature: float = field(default=0.1, metadata={
-        "help": "softmax temperature of the similarity PIF (> 0)"})
+    rho: float = option(0.25, "fraction of CLS-feature channels copied from the instance-sampled feature",
+                        Interval(float, 0, 1))
+    epochs: int = option(10, "classifier re-training epochs", Interval(int, 1, None))
+    batch_size: int = option(64, "re-training batch size (class-balanced and instance)", Interval(int, 1, None))
+    lr: float = option(0.01, "re-training learning rate (SGD, cosine schedule)",
+                       Interval(float, 0, None, closed="neither"))
+    momentum: float = option(0.9, "SGD momentum", Interval(float, 0, 1, closed="left"))
+    weight_decay: float = option(5e-4, "SGD weight decay", Interval(float, 0, None))
+    pif: str = option("similarity", "PIF variant used by pi_h2t in stage 1 (a reconstruction)",
+                      Choice(tuple(PIF_VARIANTS)))
+    pif_temperature: float = option(0.1, "softmax temperature of the similarity PIF",
+                                    Interval(float, 0, None, closed="neither"))
 
     def __post_init__(self) -> None:
-        if not _is_real(self.rho) or not 0.0 <= self.rho <= 1.0:
-            raise ValueError(f"rho must be a number in [0, 1], got {self.rho!r}.")
-        if not _is_int(self.epochs) or self.epochs < 1:
-            raise ValueError(f"epochs must be an integer of at least 1, got {self.epochs!r}.")
-        if not _is_int(self.batch_size) or self.batch_size < 1:
-            raise ValueError(f"batch_size must be an integer of at least 1, got {self.batch_size!r}.")
-        if not _is_real(self.lr) or self.lr <= 0:
-            raise ValueError(f"lr must be a positive finite number, got {self.lr!r}.")
-        if not _is_real(self.momentum) or not 0.0 <= self.momentum < 1.0:
-            raise ValueError(f"momentum must lie in [0, 1), got {self.momentum!r}.")
-        if not _is_real(self.weight_decay) or self.weight_decay < 0:
-            raise ValueError(f"weight_decay must be a non-negative finite number, got {self.weight_decay!r}.")
-        if self.pif not in PIF_VARIANTS:
-            raise ValueError(f"pif must be one of {tuple(PIF_VARIANTS)}, got {self.pif!r}.")
-        if not _is_real(self.pif_temperature) or self.pif_temperature <= 0:
-            raise ValueError(f"pif_temperature must be a positive finite number, got {self.pif_temperature!r}.")
+        check_fields(self)
 
 
 def _cosine(total_steps: int) -> Callable[[int], float]:

@@ -18,13 +18,14 @@ The supervised part of every objective is THEORY §1's dual logit-adjusted CE,
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import MISSING, dataclass, field, fields, replace
 from types import MappingProxyType
 from typing import Any, Mapping
 
 import torch
 
 from scilt_theory.car import CARConfig, CARRegularizer
+from scilt_theory.constraints import InstanceOf, Text, check_fields, option
 from scilt_theory.h2t import PIF_NOTE, H2TConfig, build_pif
 from scilt_theory.losses import logit_adjusted_cross_entropy
 
@@ -126,14 +127,15 @@ for _method in (
 class MethodConfig:
     """Which method, and the settings of the peer components it may use (stored in run.pt)."""
 
-    name: str = "scilt"
-    car: CARConfig = field(default_factory=CARConfig)
-    h2t: H2TConfig = field(default_factory=H2TConfig)
+    name: str = option("scilt", "method name (see METHODS)", Text())
+    car: CARConfig = option(MISSING, "settings of the CAR component", InstanceOf(CARConfig),
+                            default_factory=CARConfig)
+    h2t: H2TConfig = option(MISSING, "settings of the H2T / PI-H2T component", InstanceOf(H2TConfig),
+                            default_factory=H2TConfig)
 
     def __post_init__(self) -> None:
-        get_method(self.name)  # a clear error for an unknown name
-        if not isinstance(self.car, CARConfig) or not isinstance(self.h2t, H2TConfig):
-            raise ValueError("MethodConfig.car and .h2t must be a CARConfig and an H2TConfig")
+        check_fields(self)
+        get_method(self.name)  # the registry decides which names exist (a clear error for an unknown one)
 
     @property
     def method(self) -> Method:

@@ -83,3 +83,28 @@ def test_options_are_generated_from_the_constraints(capsys):
     assert "invalid choice" in capsys.readouterr().err
     with pytest.raises(Exception, match="rate must be a number in"):
         dataclass_from_args(_Toy, argparse.Namespace(**{"_Toy.rate": 0.0}))
+
+
+def _configs():
+    from scilt_theory.bounds_pipeline import BoundsSettings
+    from scilt_theory.car import CARConfig
+    from scilt_theory.data import DataConfig
+    from scilt_theory.h2t import H2TConfig
+    from scilt_theory.methods import MethodConfig
+    from scilt_theory.models import ModelConfig
+    from scilt_theory.training import TrainConfig
+
+    return [DataConfig, ModelConfig, TrainConfig, CARConfig, H2TConfig, MethodConfig, BoundsSettings]
+
+
+@pytest.mark.parametrize("config", _configs(), ids=lambda c: c.__name__)
+def test_every_config_field_declares_its_constraint_and_help(config):
+    import dataclasses
+
+    from scilt_theory.constraints import constraint_of
+
+    for f in dataclasses.fields(config):
+        assert f.metadata.get("help"), f"{config.__name__}.{f.name} has no help text"
+        assert constraint_of(f) is not None, f"{config.__name__}.{f.name} declares no constraint"
+        if f.default is not dataclasses.MISSING:  # the declared default is itself accepted
+            assert constraint_of(f).accepts(f.default), f"{config.__name__}.{f.name} default {f.default!r}"

@@ -6,10 +6,11 @@ The config is stored in ``run.pt`` through :meth:`ModelConfig.to_dict` and read 
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass, field, fields
+from dataclasses import MISSING, dataclass, fields
 from pathlib import Path
 from typing import Any
+
+from scilt_theory.constraints import Choice, Interval, NoneOr, Text, TupleOf, check_fields, option
 
 ADAPTERS = ("lora", "adaptformer", "full", "none")
 HEADS = ("cosine", "linear")
@@ -19,57 +20,50 @@ FUSIONS = ("adaptive", "fixed")
 _PATCH_EMBED = "patch_embed.proj"
 
 
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_real(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
 @dataclass(frozen=True)
 class ModelConfig:
     """Configuration of the SciLT fused model (THEORY §1).
 
-    Validation happens in ``__post_init__``; a bad value raises ``ValueError`` with one sentence.
+    Each field declares what it accepts (scilt_theory/constraints.py); ``__post_init__`` checks those and the
+    rules that combine fields or consult timm. A bad value raises ``ValueError`` with one sentence.
     """
 
-    num_classes: int = field(metadata={"help": "number of classes K (rows of each head)"})
-    arch: str = field(default="vit_tiny_patch16_224", metadata={
-        "help": "timm architecture name of a VisionTransformer with a class token, e.g. vit_tiny_patch16_224"})
-    img_size: int = field(default=32, metadata={"help": "input image side in pixels (images are square)"})
-    patch_size: int = field(default=4, metadata={"help": "ViT patch side in pixels; must divide img_size"})
-    depth: int | None = field(default=None, metadata={
-        "help": "number of transformer blocks (at least 2); None keeps the architecture's default"})
-    adapter: str = field(default="lora", metadata={
-        "help": "backbone tuning: lora (peft LoRA), adaptformer (parallel MLP adapter), full (all backbone "
-                "weights train) or none (frozen backbone, only fusion and heads train)"})
-    lora_rank: int = field(default=8, metadata={"help": "LoRA rank r"})
-    lora_alpha: int = field(default=16, metadata={"help": "LoRA alpha (the update is scaled by alpha / r)"})
-    lora_dropout: float = field(default=0.0, metadata={"help": "dropout on the LoRA input, in [0, 1)"})
-    lora_targets: tuple[str, ...] = field(default=("qkv", "attn.proj", "mlp.fc1", "mlp.fc2"), metadata={
-        "help": "module name suffixes that get LoRA (peft suffix matching); must not match patch_embed.proj"})
-    adapter_dim: int = field(default=16, metadata={"help": "AdaptFormer bottleneck width"})
-    adapter_scale: float = field(default=0.1, metadata={
-        "help": "AdaptFormer output scale s (the adapter adds s·up(relu(down(x))))"})
-    head: str = field(default="cosine", metadata={
-        "help": "cosine (L2-normalised features and head rows, times scale) or linear (no normalisation, scale 1)"})
-    scale: float = field(default=25.0, metadata={"help": "cosine scale s (> 0); ignored by linear heads"})
-    fusion: str = field(default="adaptive", metadata={
-        "help": "adaptive (alpha = sigmoid(a), a learnable) or fixed (alpha = fixed_alpha, constant)"})
-    alpha_init_logit: float = field(default=0.0, metadata={
-        "help": "initial fusion logit a for adaptive fusion (0 gives alpha = 0.5)"})
-    fixed_alpha: float = field(default=0.5, metadata={"help": "alpha used by fixed fusion, in [0, 1]"})
-    heads: int = field(default=2, metadata={
-        "help": "2: classifier 1 on the fused h and classifier 2 on psi_1, logits s1 + s2 (dual supervision); "
-                "1: classifier 1 on h only, logits s1 (with fixed alpha 0 / 1 this is the final-only / "
-                "penultimate-only model)"})
-    weights: str | None = field(default=None, metadata={
-        "help": "local pretrained backbone weights (timm checkpoint .pth/.pt/.bin or .safetensors); never "
-                "downloaded. None = random initialisation"})
-    drop_path_rate: float = field(default=0.0, metadata={"help": "stochastic depth rate of the backbone, in [0, 1)"})
-    variant: str = field(default="scilt", metadata={
-        "help": "name of the model builder in MODEL_VARIANTS (scilt = the fused two-head model)"})
+    num_classes: int = option(MISSING, "number of classes K (rows of each head)", Interval(int, 2, None))
+    arch: str = option("vit_tiny_patch16_224", "timm architecture name of a VisionTransformer with a class token, "
+                       "e.g. vit_tiny_patch16_224", Text())
+    img_size: int = option(32, "input image side in pixels (images are square)", Interval(int, 1, None))
+    patch_size: int = option(4, "ViT patch side in pixels; must divide img_size", Interval(int, 1, None))
+    depth: int | None = option(None, "number of transformer blocks (at least 2); none keeps the architecture's "
+                               "default", NoneOr(Interval(int, 2, None)))
+    adapter: str = option("lora", "backbone tuning: lora (peft LoRA), adaptformer (parallel MLP adapter), full (all "
+                          "backbone weights train) or none (frozen backbone, only fusion and heads train)",
+                          Choice(ADAPTERS))
+    lora_rank: int = option(8, "LoRA rank r", Interval(int, 1, None))
+    lora_alpha: int = option(16, "LoRA alpha (the update is scaled by alpha / r)",
+                             Interval(float, 0, None, closed="neither"))
+    lora_dropout: float = option(0.0, "dropout on the LoRA input", Interval(float, 0, 1, closed="left"))
+    lora_targets: tuple[str, ...] = option(("qkv", "attn.proj", "mlp.fc1", "mlp.fc2"), "module name suffixes that "
+                                           "get LoRA (peft suffix matching); must not match patch_embed.proj",
+                                           TupleOf(Text()))
+    adapter_dim: int = option(16, "AdaptFormer bottleneck width", Interval(int, 1, None))
+    adapter_scale: float = option(0.1, "AdaptFormer output scale s (the adapter adds s·up(relu(down(x))))",
+                                  Interval(float, 0, None, closed="neither"))
+    head: str = option("cosine", "cosine (L2-normalised features and head rows, times scale) or linear (no "
+                       "normalisation, scale 1)", Choice(HEADS))
+    scale: float = option(25.0, "cosine scale s; ignored by linear heads", Interval(float, 0, None, closed="neither"))
+    fusion: str = option("adaptive", "adaptive (alpha = sigmoid(a), a learnable) or fixed (alpha = fixed_alpha, "
+                         "constant)", Choice(FUSIONS))
+    alpha_init_logit: float = option(0.0, "initial fusion logit a for adaptive fusion (0 gives alpha = 0.5)",
+                                     Interval(float))
+    fixed_alpha: float = option(0.5, "alpha used by fixed fusion", Interval(float, 0, 1))
+    heads: int = option(2, "2: classifier 1 on the fused h and classifier 2 on psi_1, logits s1 + s2 (dual "
+                        "supervision); 1: classifier 1 on h only, logits s1 (with fixed alpha 0 / 1 this is the "
+                        "final-only / penultimate-only model)", Choice((1, 2)))
+    weights: str | None = option(None, "local pretrained backbone weights (timm checkpoint .pth/.pt/.bin or "
+                                 ".safetensors); never downloaded. none = random initialisation", NoneOr(Text()))
+    drop_path_rate: float = option(0.0, "stochastic depth rate of the backbone", Interval(float, 0, 1, closed="left"))
+    variant: str = option("scilt", "name of the model builder in MODEL_VARIANTS (scilt = the fused two-head model)",
+                          Text())
 
     def __post_init__(self) -> None:
         # Normalise the JSON-unfriendly spellings a caller may reasonably pass.
@@ -78,61 +72,18 @@ class ModelConfig:
             object.__setattr__(self, "lora_targets", targets)
         if isinstance(self.weights, Path):
             object.__setattr__(self, "weights", str(self.weights))
-        self._validate()
+        check_fields(self)
+        import timm  # here so that reading a config does not pay for timm unless it is validated
 
-    def _validate(self) -> None:  # noqa: C901 - one check per field, flat on purpose
-        import timm  # imported here so that reading a config does not pay for timm unless it is validated
-
-        if not _is_int(self.num_classes) or self.num_classes < 2:
-            raise ValueError(f"num_classes must be an integer of at least 2, got {self.num_classes!r}.")
-        if not isinstance(self.arch, str) or not timm.is_model(self.arch):
+        if not timm.is_model(self.arch):
             raise ValueError(f"arch {self.arch!r} is not a model registered in timm (see timm.list_models('vit_*')).")
-        if not _is_int(self.img_size) or self.img_size < 1:
-            raise ValueError(f"img_size must be a positive integer, got {self.img_size!r}.")
-        if not _is_int(self.patch_size) or self.patch_size < 1:
-            raise ValueError(f"patch_size must be a positive integer, got {self.patch_size!r}.")
         if self.img_size % self.patch_size:
             raise ValueError(f"patch_size {self.patch_size} must divide img_size {self.img_size}.")
-        if self.depth is not None and (not _is_int(self.depth) or self.depth < 2):
-            raise ValueError(f"depth must be None or an integer of at least 2 (two CLS features are read), "
-                             f"got {self.depth!r}.")
-        if self.adapter not in ADAPTERS:
-            raise ValueError(f"adapter must be one of {ADAPTERS}, got {self.adapter!r}.")
-        if not _is_int(self.lora_rank) or self.lora_rank < 1:
-            raise ValueError(f"lora_rank must be an integer of at least 1, got {self.lora_rank!r}.")
-        if not _is_real(self.lora_alpha) or self.lora_alpha <= 0:
-            raise ValueError(f"lora_alpha must be a positive number, got {self.lora_alpha!r}.")
-        if not _is_real(self.lora_dropout) or not 0.0 <= self.lora_dropout < 1.0:
-            raise ValueError(f"lora_dropout must be in [0, 1), got {self.lora_dropout!r}.")
-        if not self.lora_targets or not all(isinstance(t, str) and t for t in self.lora_targets):
-            raise ValueError(f"lora_targets must be a non-empty tuple of module names, got {self.lora_targets!r}.")
         for target in self.lora_targets:
             if target.strip(".") != target or _PATCH_EMBED == target or _PATCH_EMBED.endswith("." + target):
                 raise ValueError(
                     f"lora target {target!r} would also match the patch embedding ({_PATCH_EMBED}); "
                     f"name the attention projection as 'attn.proj' instead.")
-        if not _is_int(self.adapter_dim) or self.adapter_dim < 1:
-            raise ValueError(f"adapter_dim must be an integer of at least 1, got {self.adapter_dim!r}.")
-        if not _is_real(self.adapter_scale) or self.adapter_scale <= 0:
-            raise ValueError(f"adapter_scale must be a positive finite number, got {self.adapter_scale!r}.")
-        if self.head not in HEADS:
-            raise ValueError(f"head must be one of {HEADS}, got {self.head!r}.")
-        if not _is_real(self.scale) or self.scale <= 0:
-            raise ValueError(f"scale must be a positive finite number, got {self.scale!r}.")
-        if self.fusion not in FUSIONS:
-            raise ValueError(f"fusion must be one of {FUSIONS}, got {self.fusion!r}.")
-        if not _is_real(self.alpha_init_logit):
-            raise ValueError(f"alpha_init_logit must be a finite number, got {self.alpha_init_logit!r}.")
-        if not _is_real(self.fixed_alpha) or not 0.0 <= self.fixed_alpha <= 1.0:
-            raise ValueError(f"fixed_alpha must be in [0, 1], got {self.fixed_alpha!r}.")
-        if self.heads not in (1, 2) or isinstance(self.heads, bool):
-            raise ValueError(f"heads must be 1 or 2, got {self.heads!r}.")
-        if self.weights is not None and (not isinstance(self.weights, str) or not self.weights.strip()):
-            raise ValueError(f"weights must be None or the path of a local weights file, got {self.weights!r}.")
-        if not _is_real(self.drop_path_rate) or not 0.0 <= self.drop_path_rate < 1.0:
-            raise ValueError(f"drop_path_rate must be in [0, 1), got {self.drop_path_rate!r}.")
-        if not isinstance(self.variant, str) or not self.variant:
-            raise ValueError(f"variant must be a non-empty model variant name, got {self.variant!r}.")
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly dictionary (tuples become lists); inverse of :meth:`from_dict`."""
