@@ -49,8 +49,9 @@ class Saliency(nn.Module):
 
 
 def export(module: nn.Module, path: Path, example: torch.Tensor, *, fold: bool = True) -> Path:
-    """What produced the real file (producer pytorch, opset 14): the TorchScript exporter, ``dynamo=False``; the
-    dynamo exporter (torch 2.14's default) would drop the module paths from the node names."""
+    """What produced the real file (producer pytorch 2.7.0, opset 14, module paths in the node names): the
+    TorchScript exporter, ``dynamo=False``. torch 2.14's default (``dynamo=True``) needs ``onnxscript``, which
+    this project does not install, and is not what made the real file."""
     with warnings.catch_warnings():  # the TorchScript exporter's deprecation and tracer warnings
         warnings.simplefilter("ignore")
         torch.onnx.export(module.eval(), (example,), str(path), dynamo=False, opset_version=14,
