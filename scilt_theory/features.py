@@ -3,6 +3,10 @@
 One forward pass per batch yields φ_{N-1}, φ_N (THEORY §0) and the scores s1 + s2; only the n × d feature
 matrices and the n × K scores are kept (allocated once, filled in place), so beyond them the working memory is
 one batch's activations, whatever n is (benchmarks/bench_extract.py measures it).
+
+For a frozen backbone, training reads :class:`ViewFeatures` instead of images: the features of all 8 augmented
+views (training's flips and 90° rotations) of every training image, extracted once by :func:`extract_view_features`,
+one image at a time, so that they are bit for bit the features a training step would compute (:func:`view_features`).
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import torch
 from tqdm.auto import tqdm
 
 from scilt_theory.data import row_range
+from scilt_theory.data.lazy import LazyImages
 from scilt_theory.distributed import DistContext
 from scilt_theory.distributed import current as current_context
 from scilt_theory.models import SciLTModel
@@ -96,3 +101,112 @@ def extract_features_distributed(model: SciLTModel, images: torch.Tensor, labels
     return FeatureSet(phi_penult=ctx.gather_rows(part.phi_penult), phi_final=ctx.gather_rows(part.phi_final),
                       psi_penult=ctx.gather_rows(part.psi_penult), psi_final=ctx.gather_rows(part.psi_final),
                       scores=ctx.gather_rows(part.scores), labels=labels.to(torch.int64).cpu())
+
+
+# ---- frozen backbone: the features of every augmented view, extracted once ------------------------------------
+#: Training's augmentation group (training.augment_batch): view k is a horizontal flip when k & 4, then a rotation
+#: by (k & 3) · 90°. Eight views, so the features of all of them can be computed once for a frozen backbone.
+NUM_VIEWS = 8
+
+
+def apply_view(images: torch.Tensor, k: int) -> torch.Tensor:
+    """View ``k`` (0 ≤ k < 8) of square images (…, H, W): flip the last axis when k & 4, then rot90 by k & 3."""
+    if k & 4:
+        images = images.flip(-1)
+    return torch.rot90(images, k & 3, dims=(-2, -1))
+
+
+def image_views(image: torch.Tensor, num_views: int) -> torch.Tensor:
+    """(num_views, C, H, W): views 0 … num_views − 1 of one (C, H, W) image (view 0 is the image itself)."""
+    return torch.stack([apply_view(image, k) for k in range(num_views)])
+
+
+def backbone_is_frozen(model: SciLTModel) -> bool:
+    """True when the backbone is a fixed function of the image during training: no backbone parameter trains and
+    no stochastic layer is active (drop path rate 0, every dropout probability 0). Only then may its features be
+    computed once instead of at every step."""
+    if any(p.requires_grad for p in model.backbone.parameters()):
+        return False
+    if model.config.drop_path_rate:
+        return False
+    return not any(isinstance(m, torch.nn.modules.dropout._DropoutNd) and m.p > 0 for m in model.backbone.modules())
+
+
+@torch.no_grad()
+def view_features(model: SciLTModel, image: torch.Tensor, num_views: int,
+                  device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
+    """(φ_{N-1}, φ_N) of views 0 … num_views − 1 of ONE image, each (num_views, D) float32 on CPU.
+
+    This is the unit of frozen-feature extraction: one backbone pass (eval mode, float32) over exactly this image's
+    views, stacked in view order. An image's features therefore never depend on which other images share a batch
+    (floating-point results of a batched forward can), so features computed once for the whole training set and
+    features computed for the images of one training batch are the same numbers, bit for bit.
+    """
+    backbone = model.backbone
+    was_training = backbone.training
+    backbone.eval()
+    try:
+        phi1, phi2 = model.features(image_views(image, num_views).to(device, non_blocking=True))
+    finally:
+        backbone.train(was_training)
+    return phi1.float().cpu(), phi2.float().cpu()
+
+
+@dataclass(frozen=True)
+class ViewFeatures:
+    """Features of every view of every image: ``phi_penult``, ``phi_final`` (n, V, D), not L2-normalised."""
+
+    phi_penult: torch.Tensor
+    phi_final: torch.Tensor
+
+    @property
+    def num_views(self) -> int:
+        return int(self.phi_penult.shape[1])
+
+    @property
+    def nbytes(self) -> int:
+        return self.phi_penult.numel() * self.phi_penult.element_size() * 2
+
+    def to(self, device: torch.device | str) -> "ViewFeatures":
+        return ViewFeatures(self.phi_penult.to(device), self.phi_final.to(device))
+
+    def select(self, index: torch.Tensor, views: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(φ_{N-1}, φ_N) of image ``index[i]`` in view ``views[i]``, each (B, D)."""
+        index = index.to(self.phi_penult.device)
+        views = views.to(self.phi_penult.device)
+        return self.phi_penult[index, views], self.phi_final[index, views]
+
+
+def batch_view_features(model: SciLTModel, images: torch.Tensor, views: torch.Tensor, num_views: int,
+                        device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
+    """(φ_{N-1}, φ_N), each (B, D) on CPU, of image i in view ``views[i]``, computed as :class:`ViewFeatures`
+    computes them (each image's ``num_views`` views in one pass of their own, then the drawn one picked)."""
+    phi1, phi2 = [], []
+    for image, view in zip(images, views.tolist()):
+        a, b = view_features(model, image, num_views, device)
+        phi1.append(a[view])
+        phi2.append(b[view])
+    if not phi1:
+        empty = torch.empty(0, model.feature_dim)
+        return empty, empty.clone()
+    return torch.stack(phi1), torch.stack(phi2)
+
+
+def extract_view_features(model: SciLTModel, images: torch.Tensor, num_views: int, *,
+                          device: torch.device | str = "cpu", batch_size: int = 256, progress: bool = True,
+                          desc: str = "feature cache", context: DistContext | None = None) -> ViewFeatures:
+    """:class:`ViewFeatures` of ``images`` (a tensor or LazyImages, decoded ``batch_size`` at a time), one
+    :func:`view_features` pass per image. Under torchrun each process extracts its contiguous shard and the rows
+    are gathered in rank order: the same numbers as one process (an image's features depend on it alone)."""
+    ctx = context if context is not None else current_context()
+    start, stop = ctx.shard(images.shape[0])
+    d = model.feature_dim
+    phi1 = torch.empty(stop - start, num_views, d)
+    phi2 = torch.empty(stop - start, num_views, d)
+    for lo in tqdm(range(start, stop, batch_size), desc=desc, leave=False, disable=not progress or None):
+        hi = min(lo + batch_size, stop)
+        chunk = row_range(images, lo, hi)
+        chunk = chunk.load() if isinstance(chunk, LazyImages) else chunk
+        for j, image in enumerate(chunk):
+            phi1[lo - start + j], phi2[lo - start + j] = view_features(model, image, num_views, device)
+    return ViewFeatures(ctx.gather_rows(phi1), ctx.gather_rows(phi2))

@@ -25,7 +25,8 @@ from scilt_theory.checkpoint import atomic_write_text, check_output_dir, library
 from scilt_theory.constraints import Choice, Interval, NoneOr, Text, check_fields, option
 from scilt_theory.data import DataConfig, LongTailDataset, build_dataset, holdout_split, make_loader, row_range
 from scilt_theory.distributed import DistContext
-from scilt_theory.features import extract_features
+from scilt_theory.features import NUM_VIEWS, ViewFeatures, apply_view, backbone_is_frozen, batch_view_features, \
+    extract_features, extract_view_features
 from scilt_theory.h2t import retrain_classifier
 from scilt_theory.methods import MethodConfig, Objective, supervised_loss
 from scilt_theory.metrics import evaluate_predictions, metrics_markdown
@@ -75,6 +76,10 @@ class TrainConfig:
               "(workers only for more than 2048 images read from files); the data order depends on the seed only, "
               "whatever this is", NoneOr(Interval(int, 0, None)))
     compile: bool = option(False, "torch.compile the training forward (first steps are slower while it compiles)")
+    feature_cache: bool = option(
+        True, "when the backbone is frozen (adapter none, no drop path): extract the CLS features of every training "
+              "image once (all 8 augmented views when augment is on) and train fusion and heads on them; false "
+              "computes the same per-image features at every step instead (same numbers, slower)")
     save_every: int = option(
         0, "write the full training state to OUT/run.pt (marked unfinished) every N optimiser steps, for --resume "
            "after a crash or kill; 0 = only the final run.pt", Interval(int, 0, None))
@@ -107,18 +112,21 @@ def augment_batch(images: torch.Tensor, generator: torch.Generator, global_size:
     In multi-process training ``images`` are rows ``offset:offset + B`` of a global batch of ``global_size``:
     the choices are drawn for the whole global batch (as one process does) and sliced.
     """
-    batch = images.shape[0]
-    choice = torch.randint(0, 8, (global_size or batch,), generator=generator)[offset:offset + batch]
+    choice = augment_views(images.shape[0], generator, global_size, offset)
     out = images.clone()
-    for k in range(8):
+    for k in range(NUM_VIEWS):
         idx = (choice == k).nonzero(as_tuple=True)[0]
         if idx.numel() == 0:
             continue
-        x = images[idx]
-        if k & 4:
-            x = x.flip(-1)
-        out[idx] = torch.rot90(x, k & 3, dims=(-2, -1))
+        out[idx] = apply_view(images[idx], k)
     return out
+
+
+def augment_views(batch: int, generator: torch.Generator, global_size: int | None = None,
+                  offset: int = 0) -> torch.Tensor:
+    """The view (0 … 7, :func:`scilt_theory.features.apply_view`) :func:`augment_batch` draws for each of ``batch``
+    images: the same random numbers, so a run on cached view features augments exactly as a run on images."""
+    return torch.randint(0, NUM_VIEWS, (global_size or batch,), generator=generator)[offset:offset + batch]
 
 
 def scilt_loss(output, targets: torch.Tensor, class_counts: torch.Tensor, config: TrainConfig) -> torch.Tensor:
@@ -230,8 +238,16 @@ class TrainingRun:
     scheduler: torch.optim.lr_scheduler.LambdaLR
     aug_generator: torch.Generator
     started: float
+    frozen: bool = False  #: the backbone is a fixed function of the image: batches carry CLS features, not images
+    view_features: ViewFeatures | None = None  #: frozen backbone with feature_cache: every view of every fit image
+    feature_cache: dict | None = None  #: what the cache holds and how long it took (metrics["feature_cache"])
     checkpointer: PeriodicCheckpointer | None = None
     progress: Progress | None = None
+
+    @property
+    def num_views(self) -> int:
+        """Views per image of the frozen-feature path: the 8 of the augmentation group, or the image alone."""
+        return NUM_VIEWS if self.config.augment else 1
 
     @property
     def recipe(self):
@@ -297,16 +313,15 @@ def set_up(data_config: DataConfig, model_config: ModelConfig, config: TrainConf
     split = fit_split(data, config)
     class_counts = split.counts.to(device=device, dtype=torch.float32)
     optimizer = make_optimizer(param_groups(model, config), config, device)
-    loader = make_loader(split.images, split.labels, batch_size=config.batch_size, shuffle=True,
-                         seed=config.seed, drop_last=False, num_workers=config.num_workers,
-                         pin_memory=device.type == "cuda", shard=ctx.shard_spec)
+    frozen = backbone_is_frozen(model)
+    loader = make_train_loader(split, config, device, ctx, cached=frozen and config.feature_cache)
     objective = Objective(method, class_counts, tau=config.tau, lam=config.lam, num_classes=data.num_classes)
-    net = wrap_model(model, config, ctx, device)
+    net = wrap_model(FeatureHeads(model) if frozen else model, config, ctx, device)
     run = TrainingRun(method=method, model_config=model_config, config=config, ctx=ctx, device=device,
                       out_dir=out_dir, data=data, model=model, split=split, class_counts=class_counts,
                       optimizer=optimizer, loader=loader, objective=objective, net=net,
                       scheduler=make_scheduler(optimizer, config, len(loader)),
-                      aug_generator=torch.Generator().manual_seed(config.seed + 1), started=started)
+                      aug_generator=torch.Generator().manual_seed(config.seed + 1), started=started, frozen=frozen)
     # rank 0 alone writes checkpoints
     run.checkpointer = PeriodicCheckpointer(out_dir / "run.pt", config.save_every if ctx.is_main else 0,
                                             run.run_record)
@@ -317,6 +332,8 @@ def set_up(data_config: DataConfig, model_config: ModelConfig, config: TrainConf
             log(f"resuming {resume} at epoch {run.progress.epoch + 1}, batch {run.progress.step_in_epoch}/"
                 f"{run.steps_per_epoch}")
         log_start(run, log)
+    if frozen and config.feature_cache:  # after a resume restored the model: a random frozen backbone is saved
+        cache_features(run, log)
     return run
 
 
@@ -364,9 +381,56 @@ def fit_split(data: LongTailDataset, config: TrainConfig) -> FitSplit:
                     labels=labels, counts=torch.bincount(labels, minlength=data.num_classes))
 
 
-def wrap_model(model: SciLTModel, config: TrainConfig, ctx: DistContext, device: torch.device) -> torch.nn.Module:
-    """DDP under torchrun, then torch.compile when asked for."""
-    unused = (model.head2 is not None and not config.lam) or not model.uses_final_block
+def make_train_loader(split: FitSplit, config: TrainConfig, device: torch.device, ctx: DistContext, *,
+                      cached: bool = False) -> torch.utils.data.DataLoader:
+    """The seeded, shuffled loader of the fit images; ``cached``: of their positions in the fit split instead
+    (the batches of a run on cached features), drawn from the same generator in the same way, so both give the same
+    batches in the same order."""
+    if cached:
+        return make_loader(torch.arange(len(split.labels)), split.labels, batch_size=config.batch_size, shuffle=True,
+                           seed=config.seed, drop_last=False, num_workers=0, shard=ctx.shard_spec)
+    return make_loader(split.images, split.labels, batch_size=config.batch_size, shuffle=True,
+                       seed=config.seed, drop_last=False, num_workers=config.num_workers,
+                       pin_memory=device.type == "cuda", shard=ctx.shard_spec)
+
+
+class FeatureHeads(torch.nn.Module):
+    """The part of :class:`SciLTModel` after the backbone, as a module of its own (what DDP / compile wrap when the
+    backbone is frozen): PI-H2T's feature fusion when labels are given (as ``SciLTModel.forward``), then
+    ``output_from_features``."""
+
+    def __init__(self, model: SciLTModel) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, phi_penult: torch.Tensor, phi_final: torch.Tensor, labels: torch.Tensor | None = None):
+        model = self.model
+        if labels is not None and model.train_feature_fusion is not None:
+            phi_penult = model.train_feature_fusion(phi_penult, labels)
+            phi_final = model.train_feature_fusion(phi_final, labels)
+        return model.output_from_features(phi_penult, phi_final)
+
+
+def cache_features(run: TrainingRun, log: Callable[[str], None] = print) -> None:
+    """Extract every view of every fit image once with the frozen backbone (run.view_features)."""
+    started = time.perf_counter()
+    features = extract_view_features(run.model, run.split.images, run.num_views, device=run.device,
+                                     batch_size=run.config.eval_batch_size, progress=not run.config.quiet,
+                                     context=run.ctx)
+    run.view_features = features.to(run.device)
+    run.feature_cache = {"images": int(features.phi_penult.shape[0]), "views": run.num_views,
+                         "megabytes": round(features.nbytes / 2 ** 20, 3),
+                         "seconds": time.perf_counter() - started}
+    if not run.config.quiet:
+        log(f"frozen backbone: cached the CLS features of {run.feature_cache['views']} view(s) of "
+            f"{run.feature_cache['images']} training images ({run.feature_cache['megabytes']:.1f} MiB) in "
+            f"{run.feature_cache['seconds']:.1f} s")
+
+
+def wrap_model(model: torch.nn.Module, config: TrainConfig, ctx: DistContext, device: torch.device) -> torch.nn.Module:
+    """DDP under torchrun, then torch.compile when asked for (``model``: a SciLTModel or its FeatureHeads)."""
+    core = model.model if isinstance(model, FeatureHeads) else model
+    unused = (core.head2 is not None and not config.lam) or not core.uses_final_block
     net = ctx.wrap(model, device, find_unused_parameters=unused)
     return torch.compile(net) if config.compile else net
 
@@ -421,15 +485,16 @@ def run_epoch(run: TrainingRun, epoch: int, log: Callable[[str], None] = print) 
 
 
 def train_step(run: TrainingRun, images: torch.Tensor, labels: torch.Tensor) -> None:
-    """One optimiser step on one batch (this process's part of the global batch under torchrun)."""
+    """One optimiser step on one batch (this process's part of the global batch under torchrun). ``images`` are
+    images, or, on cached features, the batch's positions in the fit split."""
     config, device, progress, ctx = run.config, run.device, run.progress, run.ctx
     global_size, offset = ctx.batch_shard(progress.step_in_epoch, len(run.split.labels), config.batch_size)
-    if config.augment:
-        images = augment_batch(images, run.aug_generator, global_size, offset)
-    images = images.to(device, non_blocking=True)
+    inputs = frozen_inputs(run, images, global_size, offset) if run.frozen else \
+        (augment_batch(images, run.aug_generator, global_size, offset) if config.augment else images,)
+    inputs = tuple(x.to(device, non_blocking=True) for x in inputs)
     labels = labels.to(device, non_blocking=True)
     with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-        output = run.net(images, labels)  # the labels only feed PI-H2T's feature fusion, if any
+        output = run.net(*inputs, labels)  # the labels only feed PI-H2T's feature fusion, if any
     # an empty shard (a last batch smaller than the process count) still joins DDP's all-reduce
     loss = run.objective(output, labels) if len(labels) else output.logits.sum() * 0.0
     if not torch.isfinite(loss):
@@ -443,6 +508,18 @@ def train_step(run: TrainingRun, images: torch.Tensor, labels: torch.Tensor) -> 
     run.checkpointer.maybe_save(run.model, run.optimizer, run.scheduler, progress, run.aug_generator)
 
 
+def frozen_inputs(run: TrainingRun, items: torch.Tensor, global_size: int,
+                  offset: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(φ_{N-1}, φ_N) of a batch through a frozen backbone, each image in the view the augmentation draws (the same
+    random numbers as :func:`augment_batch`): looked up in the cache (``items`` are fit-split positions), or, with
+    the cache off, computed now for ``items`` (images) exactly as the cache computes them."""
+    views = augment_views(len(items), run.aug_generator, global_size, offset) if run.config.augment else \
+        torch.zeros(len(items), dtype=torch.long)
+    if run.view_features is not None:
+        return run.view_features.select(items, views)
+    return batch_view_features(run.model, items, views, run.num_views, run.device)
+
+
 # ---- finish ---------------------------------------------------------------------------------------------------
 def finish(run: TrainingRun) -> TrainResult:
     """H2T's re-training stage (if the method has one), evaluation on the test split, run.pt and metrics files."""
@@ -454,6 +531,7 @@ def finish(run: TrainingRun) -> TrainResult:
     metrics["train_seconds"] = seconds
     metrics["history"] = run.progress.history
     metrics["alpha_trajectory"] = alpha_trajectory(run.progress)
+    metrics["feature_cache"] = run.feature_cache
     if stage2 is not None:
         metrics["h2t_history"] = stage2
     run_path = run.out_dir / "run.pt"
