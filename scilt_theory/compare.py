@@ -10,7 +10,8 @@ from __future__ import annotations
 import math
 from typing import Any, Iterable, Mapping, Sequence
 
-__all__ = ["COLUMNS", "run_row", "summarise", "compare_markdown"]
+__all__ = ["ACCURACY_KEYS", "COLUMNS", "PAIRED_KEYS", "compare_markdown", "paired_difference", "paired_differences",
+           "paired_markdown", "reference_row", "run_row", "summarise"]
 
 #: (key, column title, kind) of the table; kind "acc" is printed in %, "value" as a number
 COLUMNS: tuple[tuple[str, str, str], ...] = (
@@ -71,12 +72,14 @@ def _mean_std(values: Iterable[float | None]) -> dict[str, Any]:
 
 
 def summarise(rows: Sequence[Mapping[str, Any]], methods: Sequence[str]) -> dict[str, dict[str, Any]]:
-    """method -> key -> {"mean", "std", "n"} over its seeds, for every numeric key of :func:`run_row`."""
-    keys = [k for k in (rows[0] if rows else {}) if k not in ("method", "seed")]
+    """method -> key -> {"mean", "std", "n"} over its seeds, for every numeric key of any row (:func:`run_row`,
+    :func:`reference_row`); a key a row lacks counts as None for it (a reference has no bounds)."""
+    keys = list(dict.fromkeys(k for r in rows for k in r if k not in ("method", "seed")))
+    keys = [k for k in keys if not any(isinstance(r.get(k), (bool, str)) for r in rows)]
     out: dict[str, dict[str, Any]] = {}
     for method in methods:
         mine = [r for r in rows if r["method"] == method]
-        out[method] = {k: _mean_std(r[k] for r in mine) for k in keys}
+        out[method] = {k: _mean_std(r.get(k) for r in mine) for k in keys}
         out[method]["seeds"] = [r["seed"] for r in mine]
     return out
 
@@ -91,8 +94,10 @@ def _cell(stat: Mapping[str, Any], kind: str) -> str:
     return text
 
 
-def compare_markdown(summary: Mapping[str, Mapping[str, Any]], *, title: str, notes: Sequence[str] = ()) -> str:
-    """The comparison table: one row per method, mean ± std over seeds; accuracies in %."""
+def compare_markdown(summary: Mapping[str, Mapping[str, Any]], *, title: str, notes: Sequence[str] = (),
+                     paired: Mapping[str, Any] | None = None, sections: Sequence[str] = ()) -> str:
+    """The comparison table: one row per method, mean ± std over seeds; accuracies in %. ``paired``
+    (:func:`paired_differences`) adds the second table; ``sections`` are further Markdown blocks appended."""
     header = "| method | seeds | " + " | ".join(title_ for _, title_, _ in COLUMNS) + " |"
     rule = "|---|---:|" + "---:|" * len(COLUMNS)
     lines = [f"# {title}", "", header, rule]
@@ -103,4 +108,115 @@ def compare_markdown(summary: Mapping[str, Mapping[str, Any]], *, title: str, no
                   "THEORY §1, at the method's own radii) from `python -m experiments.bounds` on the training sample; "
                   "mean ± sample std over seeds. A bound above 1 is vacuous and reported as computed."]
     lines += [f"- {note}" for note in notes]
+    text = "\n".join(lines) + "\n"
+    for block in ([paired_markdown(paired)] if paired is not None and paired["methods"] else []) + list(sections):
+        text += "\n" + block.rstrip("\n") + "\n"
+    return text
+
+
+# ---- reference rows (no training, no bounds) --------------------------------------------------------------------
+#: the accuracy keys of a row, read from a run's metrics as :func:`run_row` reads them
+ACCURACY_KEYS = ("balanced_accuracy", "many_accuracy", "medium_accuracy", "few_accuracy", "worst_class_accuracy")
+
+
+def reference_row(method: str, seed: int, metrics: Mapping[str, Any], **extra: Any) -> dict[str, Any]:
+    """A reference's row (e.g. ``linear_probe[final]``): its test accuracies, no bounds (their columns show "—");
+    ``extra`` holds its own numbers (a probe's C, its accuracy at C = 1, …)."""
+    groups = metrics.get("group_accuracy", {})
+    return {"method": method, "seed": int(seed), "balanced_accuracy": metrics["balanced_accuracy"],
+            "many_accuracy": groups.get("many"), "medium_accuracy": groups.get("medium"),
+            "few_accuracy": groups.get("few"), "worst_class_accuracy": metrics["worst_class"]["accuracy"], **extra}
+
+
+# ---- paired differences against a reference method -------------------------------------------------------------
+#: (row key, title) of the paired comparison
+PAIRED_KEYS: tuple[tuple[str, str], ...] = (("balanced_accuracy", "balanced"), ("few_accuracy", "Few"),
+                                            ("worst_class_accuracy", "worst class"))
+PAIRED_CONFIDENCE = 0.95
+
+
+def paired_difference(values: Mapping[int, float | None], reference: Mapping[int, float | None],
+                      confidence: float = PAIRED_CONFIDENCE) -> dict[str, Any]:
+    """Mean of ``values[s] − reference[s]`` over the seeds s both have (a value of None drops its seed), its sample
+    standard deviation (ddof = 1), the ``confidence`` t-interval of the mean, mean ± t_{n−1} · std / √n, and the
+    two-sided paired t-test p-value (``scipy.stats.ttest_rel``). With one pair there is no spread (std, interval
+    and p are None); with zero spread the interval is the point and t, p are undefined (None)."""
+    from scipy import stats
+
+    seeds = sorted(s for s in set(values) & set(reference) if values[s] is not None and reference[s] is not None)
+    diffs = [float(values[s]) - float(reference[s]) for s in seeds]
+    n = len(diffs)
+    out: dict[str, Any] = {"mean": None, "std": None, "n": n, "seeds": seeds, "ci_low": None, "ci_high": None,
+                           "t": None, "p_value": None, "confidence": confidence}
+    if not n:
+        return out
+    mean = sum(diffs) / n
+    out["mean"] = mean
+    if n < 2:
+        return out
+    std = math.sqrt(sum((d - mean) ** 2 for d in diffs) / (n - 1))
+    half = float(stats.t.ppf(0.5 + confidence / 2, n - 1)) * std / math.sqrt(n)
+    out.update(std=std, ci_low=mean - half, ci_high=mean + half)
+    if std > 0:
+        test = stats.ttest_rel([float(values[s]) for s in seeds], [float(reference[s]) for s in seeds])
+        out.update(t=float(test.statistic), p_value=float(test.pvalue))
+    return out
+
+
+def paired_differences(rows: Sequence[Mapping[str, Any]], methods: Sequence[str], reference: str = "final_only",
+                       keys: Sequence[tuple[str, str]] = PAIRED_KEYS,
+                       confidence: float = PAIRED_CONFIDENCE) -> dict[str, Any]:
+    """Per method (the reference itself left out), :func:`paired_difference` against ``reference`` for each key.
+
+    Pairs are made by seed: the same seed means the same split and the same initialisation, so the difference
+    removes what the seed alone does. A method whose seeds differ from the reference's is paired on the common
+    seeds only (``common_seeds_only`` true, ``unpaired_seeds`` lists the others)."""
+    ref = {int(r["seed"]): r for r in rows if r["method"] == reference}
+    out: dict[str, Any] = {}
+    for method in methods:
+        if method == reference:
+            continue
+        mine = {int(r["seed"]): r for r in rows if r["method"] == method}
+        entry: dict[str, Any] = {"seeds": sorted(set(mine) & set(ref)),
+                                 "unpaired_seeds": sorted(set(mine) ^ set(ref)),
+                                 "common_seeds_only": set(mine) != set(ref)}
+        for key, _ in keys:
+            entry[key] = paired_difference({s: r.get(key) for s, r in mine.items()},
+                                           {s: r.get(key) for s, r in ref.items()}, confidence)
+        out[method] = entry
+    return {"reference": reference, "confidence": confidence, "keys": [k for k, _ in keys], "methods": out}
+
+
+def _pp(value: float, sign: bool = True) -> str:
+    """A difference of accuracies in percentage points."""
+    return f"{100 * value:+.1f}" if sign else f"{100 * value:.1f}"
+
+
+def _paired_cell(stat: Mapping[str, Any]) -> str:
+    if stat["mean"] is None:
+        return "—"
+    text = _pp(stat["mean"])
+    if stat["std"] is None:
+        return text + " (one pair)"
+    text += f" ± {_pp(stat['std'], sign=False)} [{_pp(stat['ci_low'])}, {_pp(stat['ci_high'])}]"
+    return text + (f", p = {stat['p_value']:.3g}" if stat["p_value"] is not None else ", p undefined (no spread)")
+
+
+def paired_markdown(paired: Mapping[str, Any], keys: Sequence[tuple[str, str]] = PAIRED_KEYS) -> str:
+    """The second table: per method, the paired differences against the reference, in percentage points."""
+    reference, level = paired["reference"], int(round(100 * paired["confidence"]))
+    lines = [f"## Paired differences against {reference}", "",
+             "| method | pairs | " + " | ".join(f"Δ {title}" for _, title in keys) + " |",
+             "|---|---:|" + "---:|" * len(keys)]
+    notes = []
+    for method, entry in paired["methods"].items():
+        cells = [_paired_cell(entry[key]) for key, _ in keys]
+        lines.append(f"| {method} | {len(entry['seeds'])} | " + " | ".join(cells) + " |")
+        if entry["common_seeds_only"]:
+            notes.append(f"- {method}: paired on the seeds it shares with {reference} only "
+                         f"({', '.join(map(str, entry['seeds'])) or 'none'}; unpaired: "
+                         f"{', '.join(map(str, entry['unpaired_seeds']))}).")
+    lines += ["", f"Method minus {reference} on the same seed (same split, same initialisation), in percentage "
+                  f"points: mean ± sample std [{level} % t-interval of the mean], two-sided paired t-test p-value. "
+                  f"A class group without test classes drops its seed from that column.", *notes]
     return "\n".join(lines) + "\n"
