@@ -67,6 +67,8 @@ __all__ = [
     "theorem53_grid_bound",
     "uniform_deviation_bound",
     "vector_contraction",
+    "weighted_confidence_term",
+    "weighted_margin_bound",
 ]
 
 
@@ -487,6 +489,52 @@ def corollary54_class_bound(class_margin_loss: float, rc_penult: float, rc_final
     return _margin_bound("Corollary 5.4", class_margin_loss, rc_penult, rc_final, n_c, rho, delta, grid_size, k)
 
 
+def weighted_confidence_term(sum_sq_weights: float, delta: float, grid_size: int = 1, num_targets: int = 1) -> float:
+    """Confidence term of the class-weighted margin bound (THEORY §8): ``3 sqrt(ln(2 T m / delta) sum_i w_i^2 / 2)``.
+
+    McDiarmid with bounded differences ``w_i`` (the loss lies in [0, 1]), applied twice as in Lemma 5.2(c), at
+    ``delta/(T m)`` for a union over ``T`` targets and ``m`` grid points. With ``w_i = 1/n`` it is
+    :func:`confidence_term`.
+    """
+    s2 = _real(sum_sq_weights, "sum_sq_weights")
+    if s2 <= 0:
+        raise ValueError(f"sum_sq_weights must be positive, got {s2}.")
+    delta = _check_delta(delta)
+    m = _check_count(grid_size, "grid_size")
+    t = _check_count(num_targets, "num_targets")
+    return 3.0 * math.sqrt(math.log(2.0 * t * m / delta) * s2 / 2.0)
+
+
+def weighted_margin_bound(train_margin_loss: float, rc_penult: float, rc_final: float, sum_sq_weights: float,
+                          rho: float, delta: float, grid_size: int = 1, num_targets: int = 1,
+                          radius_penult: float | None = None, radius_final: float | None = None) -> BoundTerms:
+    """The class-weighted margin bound (THEORY §8; proofs/weighted_margin_bound.md).
+
+    Conditionally on the labels, with sample weights ``w_i >= 0`` that depend on the labels only, w.p. >= 1 - delta,
+    for every f in F_{N-1} + F_N::
+
+        sum_c W_c err_c(f) <= sum_i w_i Phi_rho(M_f(x_i, y_i)) + (4/rho) [R^w(F_{N-1}) + R^w(F_N)]
+                              + 3 sqrt(ln(2 T m/delta) sum_i w_i^2 / 2),     W_c = sum_{i: y_i = c} w_i,
+
+    with ``R^w(F) = E_sigma sup_f sum_i sum_c sigma_ic w_i f_c(x_i)`` the weighted complexity (``rc_*`` are its
+    upper values at the class radii). ``w_i = 1/n`` is Theorem 5.3 read conditionally (the prior-weighted error);
+    ``w_i = 1/(|C| n_{y_i})`` on a set C of classes bounds their balanced error.
+    """
+    e = _check_loss(train_margin_loss, "train_margin_loss")
+    r1 = _check_nonneg(rc_penult, "rc_penult")
+    r2 = _check_nonneg(rc_final, "rc_final")
+    rho = _check_rho(rho)
+    complexity = 2.0 * contraction_factor(rho) * lemma51_sum(r1, r2)
+    conf = weighted_confidence_term(sum_sq_weights, delta, grid_size, num_targets)
+    total = e + complexity + conf
+    return BoundTerms(train_margin_loss=e, complexity=complexity, confidence=conf, bound=total,
+                      vacuous=bool(total > 1.0), rho=rho, delta=float(delta),
+                      n=max(1, int(round(1.0 / float(sum_sq_weights)))), grid_size=int(grid_size),
+                      num_classes=int(num_targets), rc_penult=r1, rc_final=r2,
+                      radius_penult=_opt_float(radius_penult), radius_final=_opt_float(radius_final),
+                      statement="class-weighted margin bound")
+
+
 def theorem53_bound_bounded_features(train_margin_loss: float, n: int, rho: float, delta: float, *,
                                      radius_penult: float, radius_final: float, num_outputs: int,
                                      feature_norm_bound: float | tuple[float, float] = 1.0, norm: str = "row",
@@ -746,6 +794,7 @@ class ClassBound:
     reason: str | None = field(default=None, metadata={"help": "why there is no bound"})
     rc_penult: ErcSummary | None = field(default=None, metadata={"help": "R_hat^v_{S_c}(F_{N-1}) at chosen B_1"})
     rc_final: ErcSummary | None = field(default=None, metadata={"help": "R_hat^v_{S_c}(F_N) at chosen B_2"})
+    evaluated: tuple[BoundTerms, ...] = field(default=(), metadata={"help": "the bound at every covering grid point"})
 
     @property
     def bound(self) -> float | None:
@@ -905,7 +954,7 @@ def corollary54_all_classes(margins: Any, labels: Any, rc_penult_unit: Sequence[
         best = res.best
         per_class.append(ClassBound(c, names[c], int(n_c[c]), groups[c], terms=best,
                                     rc_penult=lemma51_scale(e1, best.radius_penult),
-                                    rc_final=lemma51_scale(e2, best.radius_final)))
+                                    rc_final=lemma51_scale(e2, best.radius_final), evaluated=res.evaluated))
 
     group_names = list(dict.fromkeys(["many", "medium", "few"] + list(groups))) if class_groups is None \
         else list(dict.fromkeys(groups))

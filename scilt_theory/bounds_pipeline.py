@@ -32,6 +32,7 @@ from scilt_theory.rademacher import independent_signs, rademacher_coupled_scilt,
 from scilt_theory.restore import restore_run
 from scilt_theory.schema import BoundsReport, Coupled, RunInfo
 from scilt_theory.statements import FusedBounds, Views, fused_model_bounds
+from scilt_theory.statements.views import attach_comparisons, certificate_block, delta_budget
 from scilt_theory.training import resolve_device
 
 
@@ -162,6 +163,34 @@ def validity_of(mode: str, model) -> str:
     return "diagnostic"
 
 
+def bound_sample_indices(record: dict, data) -> tuple[torch.Tensor, torch.Tensor]:
+    """(fit, held-out) indices of the training split: the part the model was fitted on, and the held-out part.
+
+    Runs whose hold-out kept whole groups (scitiles blocks) dropped the rest of a partly needed group from both
+    parts (scilt_theory/data/holdout.py); the fit part is re-derived here so that the dropped images, which the
+    model never saw, do not enter the diagnostic bound sample either.
+    """
+    from scilt_theory.data import holdout_parts
+
+    held = torch.as_tensor(record.get("holdout_indices", []), dtype=torch.long)
+    config = record.get("train_config", {})
+    parts = holdout_parts(data.train_labels, float(config.get("holdout_fraction", 0.0)), int(config.get("seed", 0)),
+                          data.train_groups)
+    if torch.equal(torch.sort(held).values, parts.held):
+        return parts.fit, parts.held
+    in_holdout = torch.zeros(len(data.train_labels), dtype=torch.bool)  # a record made by another rule: trust it
+    in_holdout[held] = True
+    return (~in_holdout).nonzero(as_tuple=True)[0], held
+
+
+def class_errors(features: FeatureSet, num_classes: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """(errors, counts) per class on a feature set; ties count as errors (margin <= 0, THEORY §0)."""
+    wrong = (_margins(features) <= 0).long()
+    errors = torch.bincount(features.labels, weights=wrong.double(), minlength=num_classes).round().long()
+    counts = torch.bincount(features.labels, minlength=num_classes)
+    return tuple(int(v) for v in errors), tuple(int(v) for v in counts)
+
+
 def compute_bounds_report(ckpt: Path, settings: BoundsSettings) -> BoundsReport | None:
     """Everything bounds.json holds (scilt_theory/schema.py), computed from a checkpoint.
 
@@ -169,6 +198,8 @@ def compute_bounds_report(ckpt: Path, settings: BoundsSettings) -> BoundsReport 
     the rest and returns the report, the other ranks return None. With features on CUDA the Monte Carlo and
     exact ERC estimators run there too (the same sign draws as on CPU).
     """
+    from scilt_theory.statements.certificates import CertificateSample
+
     ctx = distributed.current()
     device = ctx.device(resolve_device(settings.device))
     record, model, data = restore_run(ckpt, device=device, data_root=settings.data_root,
@@ -181,25 +212,32 @@ def compute_bounds_report(ckpt: Path, settings: BoundsSettings) -> BoundsReport 
     timing: dict[str, float] = {}
     started = time.perf_counter()
 
-    holdout = torch.as_tensor(record.get("holdout_indices", []), dtype=torch.long)
-    in_holdout = torch.zeros(len(data.train_labels), dtype=torch.bool)
-    in_holdout[holdout] = True
-    if settings.mode == "certified":
-        if holdout.numel() == 0:
-            raise CheckpointError("--mode certified needs a run trained with --holdout-fraction > 0 (its backbone "
-                                  "must not have seen the sample the bound is evaluated on)")
-        sample = holdout
-    else:
-        sample = (~in_holdout).nonzero(as_tuple=True)[0]
-    train_features = extract_features_distributed(model, data.train_images[sample], data.train_labels[sample],
-                                                  batch_size=settings.batch_size, device=device,
-                                                  progress=settings.progress, desc="train features")
-    test_features = extract_features_distributed(model, data.test_images, data.test_labels,
-                                                 batch_size=settings.batch_size, device=device,
-                                                 progress=settings.progress, desc="test features")
+    fit, held = bound_sample_indices(record, data)
+    if settings.mode == "certified" and held.numel() == 0:
+        raise CheckpointError("--mode certified needs a run trained with --holdout-fraction > 0 (its backbone "
+                              "must not have seen the sample the bound is evaluated on)")
+
+    def extract(index: torch.Tensor | None, desc: str) -> FeatureSet:
+        images, labels = (data.test_images, data.test_labels) if index is None else \
+            (data.train_images[index], data.train_labels[index])
+        return extract_features_distributed(model, images, labels, batch_size=settings.batch_size, device=device,
+                                            progress=settings.progress, desc=desc)
+
+    train_features = extract(held if settings.mode == "certified" else fit, "train features")
+    held_features = train_features if settings.mode == "certified" else \
+        (extract(held, "hold-out features") if held.numel() else None)
+    test_features = extract(None, "test features")
     if not ctx.is_main:
         return None
     model = model.cpu()
+    # the model as trained (fitted without the hold-out part): what a hold-out certificate is about
+    trained_test_errors = per_class_test_error(test_features.scores, test_features.labels, num_classes)
+    samples = {}
+    if held_features is not None:
+        errors, counts = class_errors(held_features, num_classes)
+        samples["hold-out"] = CertificateSample(
+            split="hold-out", errors=errors, counts=counts, same_distribution=True,
+            classifier="the trained model (backbone, adapters and heads fitted without the hold-out part)")
     if settings.mode == "certified":
         fit_counts = torch.as_tensor(record.get("fit_counts", data.class_counts.tolist()))
         trained_with = record.get("train_config", {})
@@ -207,6 +245,13 @@ def compute_bounds_report(ckpt: Path, settings: BoundsSettings) -> BoundsReport 
                     tau=trained_with.get("tau", 1.0), lam=trained_with.get("lam", 1.0))
         train_features = rescore(model, train_features)
         test_features = rescore(model, test_features)
+    same_distribution = bool(data.provenance.get("test_same_distribution", False))
+    errors, counts = class_errors(test_features, num_classes)
+    samples["test"] = CertificateSample(
+        split="test", errors=errors, counts=counts, same_distribution=same_distribution,
+        classifier="the bounded classifier" + (" (heads refitted on the hold-out part)"
+                                               if settings.mode == "certified" else ""),
+        note=str(data.provenance.get("test_distribution_note", "")))
     timing["features_seconds"] = time.perf_counter() - started
 
     scale = float(cfg.scale)
@@ -219,16 +264,21 @@ def compute_bounds_report(ckpt: Path, settings: BoundsSettings) -> BoundsReport 
         method=settings.method, n_draws=settings.draws, delta_mc=settings.delta_mc, seed=settings.seed,
         class_names=list(data.class_names), many_threshold=data.config.many_threshold,
         few_threshold=data.config.few_threshold, class_counts=[int(n) for n in data.class_counts],
-        validity=validity_of(settings.mode, model), device=device if device.type == "cuda" else None)
+        feature_norm_bound=1.0,  # cosine heads: ψ = φ/‖φ‖
+        validity=validity_of(settings.mode, model), device=device if device.type == "cuda" else None,
+        certificate_samples=samples)
     # the coupled class of THEORY §2 is SciLT's (two heads, α free); other methods report the Lemma 5.1 sum only
     coupled = _coupled(train_features, num_classes, scale, settings, device) \
         if model.head2 is not None and cfg.fusion == "adaptive" else None
     timing["rademacher_seconds"] = time.perf_counter() - started
 
+    test_errors = per_class_test_error(test_features.scores, test_features.labels, num_classes)
     views = bounds.views(
-        test_errors=per_class_test_error(test_features.scores, test_features.labels, num_classes),
-        test_counts=torch.bincount(test_features.labels, minlength=num_classes).tolist(),
+        test_errors=test_errors, test_counts=torch.bincount(test_features.labels, minlength=num_classes).tolist(),
         train_error=float((_margins(train_features) <= 0).double().mean()))
+    records = attach_comparisons(bounds.context, bounds.records, {"bounded": test_errors,
+                                                                  "trained": trained_test_errors}, same_distribution)
+    bounds = FusedBounds(context=bounds.context, records=tuple(records))
     spectral = spectral_report(record, train_features, test_features, data.class_counts, num_classes)
     spectral["corollary54_worst_class_bound"] = views.worst_class.bound  # CAR's figures beside it (THEORY §6)
     return assemble_report(record, data, model, settings, ckpt, bounds, views, coupled, spectral, timing)
@@ -293,7 +343,14 @@ def _coupled(features: FeatureSet, num_classes: int, scale: float, settings: Bou
     res = rademacher_coupled_scilt(features.psi_penult[idx].to(on), features.psi_final[idx].to(on), num_classes,
                                    scale, method=method, n_draws=settings.draws, seed=settings.seed,
                                    delta_mc=settings.delta_mc)
-    return Coupled(**res.to_dict(), n_subsample=int(idx.numel()))
+    # the ratio any unit-norm features give at this n and d (THEORY §2): independent Gaussians, normalised
+    generator = torch.Generator().manual_seed(settings.seed + 29)
+    shape = (int(idx.numel()), int(features.psi_penult.shape[1]))
+    noise = [torch.nn.functional.normalize(torch.randn(shape, generator=generator, dtype=torch.float64), dim=1)
+             for _ in range(2)]
+    baseline = rademacher_coupled_scilt(noise[0].to(on), noise[1].to(on), num_classes, scale, method=method,
+                                        n_draws=settings.draws, seed=settings.seed, delta_mc=settings.delta_mc)
+    return Coupled(**res.to_dict(), n_subsample=int(idx.numel()), baseline_ratio=baseline.ratio)
 
 
 def assemble_report(record: dict, data, model, settings: BoundsSettings, ckpt: Path, bounds: FusedBounds,
@@ -317,4 +374,8 @@ def assemble_report(record: dict, data, model, settings: BoundsSettings, ckpt: P
         rademacher=views.rademacher, coupled=coupled, statements=list(bounds.records), overall=o,
         per_class=views.per_class, groups=views.groups, worst_class=views.worst_class,
         overall_grid=views.overall_grid, confidence=ctx.confidence.to_dict(), grid=ctx.grid.to_dict(),
-        settings=dict(ctx.settings), spectral=spectral, timing=timing)
+        settings=dict(ctx.settings), spectral=spectral,
+        holdout=certificate_block(bounds.records, "holdout_certificate", ctx.certificate_samples.get("hold-out")),
+        test_certificate=certificate_block(bounds.records, "testset_certificate", ctx.certificate_samples.get("test")),
+        delta_budget=delta_budget(ctx, bounds.records),
+        test_same_distribution=bool(data.provenance.get("test_same_distribution", False)), timing=timing)

@@ -233,25 +233,45 @@ def _label_gap(tail: _TailAxis, axes_width_in: float, label_width_in: float = 0.
 
 # ------------------------------------------------------------------------------------ bound vs tail error
 
-def figure_bound_vs_tail_error(report: BoundsReport | dict) -> Figure:
-    """Build the per-class figure of Corollary 5.4 (THEORY §4) against the empirical tail error.
+def _class_values(report: BoundsReport, name: str) -> dict[int, float]:
+    """class index -> bound of statement ``name`` for that class (classes with a value only)."""
+    out = {}
+    for r in report.records(name):
+        if r.target.startswith("class:") and r.bound is not None:
+            out[int(r.target.split(":", 1)[1])] = r.bound
+    return out
 
-    x = training count n_c (log scale; n_c = 0 drawn at a labelled position on the left), y = the class's bound
-    (clipped at ``CEILING`` and marked when > 1), its test error and its train margin loss R̂_{S_c,ρ}(f); Few
-    (n < few), Medium (few <= n <= many) and Many (n > many) as shaded bands, with each group's mean test error
-    (the balanced error of the group, from ``report["groups"]``) as a dashed segment across its band.
+
+def _class_floors(report: BoundsReport, name: str) -> dict[int, float]:
+    return {int(r.target.split(":", 1)[1]): r.floor for r in report.records(name)
+            if r.target.startswith("class:") and r.floor is not None}
+
+
+def figure_bound_vs_tail_error(report: BoundsReport | dict) -> Figure:
+    """Per class, what the data certify and what the theory adds (THEORY §4, §8), against the training count n_c.
+
+    x = n_c (log scale; n_c = 0 drawn at a labelled position on the left). y, all about the class error err_c:
+    its value on the test split (squares), the hold-out certificate of the trained model — or, without a hold-out
+    part, the test-set certificate — (diamonds), the Corollary 5.4 bound (circles; above 1 drawn at ``CEILING`` as
+    a triangle with its value, hollow when its floor is ≥ 1 too: vacuous by construction), and the floor of
+    Corollary 5.4 (dashes): the value no classifier of the class could beat at this n_c. Few / Medium / Many bands
+    with each group's balanced test error as a dashed segment.
     """
     report = as_report(report)
     rows = report.per_class
     few, many = report.thresholds["few"], report.thresholds["many"]
     tail = _TailAxis([r.n_train for r in rows], few, many)
+    floors = _class_floors(report, "corollary54")
+    cert_name = "holdout_certificate" if report.holdout is not None else "testset_certificate"
+    certificates = _class_values(report, cert_name)
+    split = "test split" + ("" if report.test_same_distribution else " (not the training distribution)")
     with _style():
-        fig = Figure(figsize=(DOUBLE_COLUMN_IN, 3.3), layout="constrained")
+        fig = Figure(figsize=(DOUBLE_COLUMN_IN, 3.5), layout="constrained")
         ax = fig.add_subplot()
         tail.decorate(ax)
-        _probability_axis(ax, label="error / bound")
+        _probability_axis(ax, label="class error: value, certificate, bound")
         ax.set_xlabel("training examples of the class, $n_c$ (log scale)")
-        ax.set_title(_title(report, "Corollary 5.4 per-class bound vs test error"), pad=12)
+        ax.set_title(_title(report, "Class error: test value, certificate, Cor. 5.4 bound and its floor"), pad=12)
 
         def xs_of(sel):
             return [tail.x(r.n_train) for r in sel]
@@ -260,25 +280,43 @@ def figure_bound_vs_tail_error(report: BoundsReport | dict) -> Figure:
         vacuous = [r for r in rows if r.bound is not None and r.bound > 1.0]
         nobound = [r for r in rows if r.bound is None]
         tested = [r for r in rows if r.test_error is not None]
-        margin = [r for r in rows if r.train_margin_loss is not None]
         handles = []
-        ax.scatter(xs_of(margin), [r.train_margin_loss for r in margin], marker="D", s=14, color=C_MARGIN,
-                   zorder=3, label="train margin loss")
         ax.scatter(xs_of(tested), [r.test_error for r in tested], marker="s", s=16, color=C_TEST, zorder=4,
-                   label="test error")
+                   label=f"class error, {split}")
+        handles.append(Line2D([], [], ls="none", marker="s", color=C_TEST, label=f"class error, {split}"))
+        certified = [r for r in rows if r.class_index in certificates]
+        if certified:
+            label = ("hold-out certificate (trained model)" if cert_name == "holdout_certificate" else
+                     "test-set certificate")
+            ax.scatter(xs_of(certified), [min(certificates[r.class_index], CEILING) for r in certified], marker="D",
+                       s=18, color=C_MARGIN, zorder=5, label=label, clip_on=False)
+            handles.append(Line2D([], [], ls="none", marker="D", color=C_MARGIN, label=label))
         ax.scatter(xs_of(finite), [r.bound for r in finite], marker="o", s=18, color=C_BOUND, zorder=5,
                    label="Cor. 5.4 bound")
-        handles += [Line2D([], [], ls="none", marker="o", color=C_BOUND, label="Cor. 5.4 bound"),
-                    Line2D([], [], ls="none", marker="s", color=C_TEST, label="test error"),
-                    Line2D([], [], ls="none", marker="D", color=C_MARGIN, label="train margin loss")]
+        handles.append(Line2D([], [], ls="none", marker="o", color=C_BOUND, label="Cor. 5.4 bound"))
+        floored = [r for r in rows if r.class_index in floors and floors[r.class_index] <= 1.0]
+        if floored:
+            ax.scatter(xs_of(floored), [floors[r.class_index] for r in floored], marker="_", s=110, linewidths=1.6,
+                       color=C_NOBOUND, zorder=4, label="Cor. 5.4 floor")
+            handles.append(Line2D([], [], ls="none", marker="_", markersize=9, mew=1.6, color=C_NOBOUND,
+                                  label="Cor. 5.4 floor (any classifier)"))
         if vacuous:
-            ax.scatter(xs_of(vacuous), [CEILING] * len(vacuous), marker="^", s=26, color=C_BOUND, zorder=5,
-                       clip_on=False)
+            by_construction = [r for r in vacuous if floors.get(r.class_index, 0.0) >= 1.0]
+            other = [r for r in vacuous if floors.get(r.class_index, 0.0) < 1.0]
+            if other:
+                ax.scatter(xs_of(other), [CEILING] * len(other), marker="^", s=26, color=C_BOUND, zorder=5,
+                           clip_on=False)
+            if by_construction:
+                ax.scatter(xs_of(by_construction), [CEILING] * len(by_construction), marker="^", s=26,
+                           facecolors="white", edgecolors=C_BOUND, linewidths=1.0, zorder=5, clip_on=False)
             skipped = _annotate_clipped(ax, xs_of(vacuous), [r.bound for r in vacuous], color=C_BOUND,
                                         min_gap_decades=_label_gap(tail, DOUBLE_COLUMN_IN - 0.8))
-            note = f"bound > 1, vacuous ({len(vacuous)} of {len(finite) + len(vacuous)}), at {CEILING:g}"
-            note += f"; value above ({len(vacuous) - skipped} shown)" if skipped else "; value above"
+            note = f"bound > 1, vacuous ({len(vacuous)} of {len(finite) + len(vacuous)})"
+            note += f", {len(vacuous) - skipped} values shown" if skipped else ", value above"
             handles.append(Line2D([], [], ls="none", marker="^", color=C_BOUND, label=note))
+            if by_construction:
+                handles.append(Line2D([], [], ls="none", marker="^", markerfacecolor="white", markeredgecolor=C_BOUND,
+                                      label=f"hollow: floor ≥ 1 ({len(by_construction)})"))
         if nobound:
             ax.scatter(xs_of(nobound), [CEILING] * len(nobound), marker="x", s=22, color=C_NOBOUND, zorder=5,
                        linewidths=1.0, clip_on=False)
@@ -298,10 +336,78 @@ def figure_bound_vs_tail_error(report: BoundsReport | dict) -> Figure:
                         zorder=2)
                 drew_mean = True
         if drew_mean:
-            handles.append(Line2D([], [], color=C_TEST, lw=1.0, ls=(0, (5, 2)), label="group mean test error"))
+            handles.append(Line2D([], [], color=C_TEST, lw=1.0, ls=(0, (5, 2)),
+                                  label="group balanced error, test split"))
         handles.append(Line2D([], [], color="black", lw=0.7, ls=(0, (4, 2)), label="1 (vacuous above)"))
         fig.legend(handles=handles, loc="outside lower center", ncol=min(len(handles), 3))
     return fig
+
+
+def figure_bound_vs_n(report: BoundsReport | dict) -> Figure:
+    """Bound and floor against the bound-sample size n, with the model's n marked (THEORY §8, floors).
+
+    For Theorem 5.3 (prior-weighted error) and the class-weighted statement's balanced and group targets, from the
+    grid terms stored in their records: at size n' every grid point is train margin loss + A·√(n/n') with A the
+    complexity + confidence at the model's n (margin losses fixed, the other terms ∝ 1/√n: the assumption of
+    ``n_for_nonvacuous``), the bound is the minimum over the grid, and the floor replaces the margin loss by the
+    smallest value any classifier of the class can have, max(0, 1 − M_max/ρ).
+    """
+    report = as_report(report)
+    curves = [(r, r.terms["curve"]) for r in report.statements if "curve" in r.terms and r.bound is not None]
+    if not curves:
+        raise ValueError("the report has no statement with a stored grid curve (Theorem 5.3 is missing)")
+    n0 = report.n
+    ns = np.geomspace(max(2.0, n0 / 100.0), max(n0 * 1e4, 1e7), 200)
+    with _style():
+        fig = Figure(figsize=(DOUBLE_COLUMN_IN, 3.3), layout="constrained")
+        ax = fig.add_subplot()
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        handles = []
+        for i, (r, curve) in enumerate(curves):
+            colour, marker = RUN_COLOURS[i % len(RUN_COLOURS)], RUN_MARKERS[i % len(RUN_MARKERS)]
+            c = np.array(curve, dtype=float)  # rho, loss, A, floor part
+            scale = np.sqrt(n0 / ns)[:, None]
+            bound = (c[None, :, 1] + c[None, :, 2] * scale).min(axis=1)
+            floor = (c[None, :, 3] + c[None, :, 2] * scale).min(axis=1)
+            label = f"{r.name} · {r.target.replace('group:', '')} ({r.bounds_quantity})"
+            ax.plot(ns, bound, color=colour, lw=1.2, zorder=3)
+            ax.plot(ns, floor, color=colour, lw=1.0, ls=(0, (2, 1.5)), zorder=3)
+            ax.plot([n0], [r.bound], ls="none", marker=marker, color=colour, zorder=5)
+            if r.n_for_nonvacuous is not None and ns[0] <= r.n_for_nonvacuous <= ns[-1]:
+                ax.plot([r.n_for_nonvacuous], [1.0], ls="none", marker="|", markersize=9, mew=1.4, color=colour,
+                        zorder=5)
+            handles.append(Line2D([], [], color=colour, marker=marker, lw=1.2, label=label))
+        ax.axhline(1.0, color="black", lw=0.7, ls=(0, (4, 2)), zorder=1)
+        ax.axvline(n0, color="#777777", lw=0.8, ls=":", zorder=1)
+        # explicit decade ticks inside the drawn range (ticks outside it would leave labels outside the figure)
+        lo_y, hi_y = ax.get_ylim()
+        for axis, (lo, hi), setter in ((ax.xaxis, (ns[0], ns[-1]), ax.set_xticks),
+                                       (ax.yaxis, (lo_y, hi_y), ax.set_yticks)):
+            decades = [10.0 ** d for d in range(math.ceil(math.log10(lo)), math.floor(math.log10(hi)) + 1)]
+            setter(decades, [_fmt(d) if 0.01 <= d < 1000 else f"1e{int(round(math.log10(d)))}" for d in decades])
+            setter([], minor=True)
+            axis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+        ax.set_xlim(ns[0], ns[-1])
+        ax.set_ylim(lo_y, hi_y)
+        ax.text(n0, 1.02, f" n = {n0}", transform=blended_transform_factory(ax.transData, ax.transAxes),
+                ha="left", va="bottom", fontsize=7, color="#444444")
+        ax.set_xlabel("bound-sample size n (class proportions as now; log scale)")
+        ax.set_ylabel("bound (solid) and floor (dashed)")
+        ax.set_title(_title(report, "Bound and floor against n"), pad=14)
+        handles += [Line2D([], [], color="#444444", lw=1.0, ls=(0, (2, 1.5)), label="floor: any classifier"),
+                    Line2D([], [], ls="none", marker="|", markersize=9, mew=1.4, color="#444444",
+                           label="n at which the bound reaches 1"),
+                    Line2D([], [], color="black", lw=0.7, ls=(0, (4, 2)), label="1 (vacuous above)")]
+        fig.legend(handles=handles, loc="outside lower center", ncol=2)
+    return fig
+
+
+def plot_bound_vs_n(report: BoundsReport | dict, out_stem: Path) -> list[Path]:
+    """Write :func:`figure_bound_vs_n` as PNG and PDF."""
+    fig = figure_bound_vs_n(report)
+    with _style():
+        return _save(fig, out_stem)
 
 
 def plot_bound_vs_tail_error(report: BoundsReport | dict, out_stem: Path) -> list[Path]:
@@ -408,7 +514,8 @@ def _decomposition_rows(report: BoundsReport) -> list[dict]:
                      "test_error": info.test_error})
     o = report.overall
     rows.append({"key": "overall", "num_classes": report.num_classes, "bound": o.bound,
-                 "terms": (o.train_margin_loss, o.complexity, o.confidence), "test_error": o.balanced_test_error})
+                 "terms": (o.train_margin_loss, o.complexity, o.confidence),
+                 "test_error": o.prior_weighted_test_error})
     return rows
 
 
@@ -421,7 +528,8 @@ def figure_bound_decomposition(report: BoundsReport | dict) -> Figure:
 
     bound = R̂_{S,ρ}(f) [train margin loss] + (4/ρ)[R̂ᵛ(F_{N-1}) + R̂ᵛ(F_N)] [complexity]
     + 3 sqrt(ln(2/δ)/(2n)) [confidence; ln(2K/δ) and n_c per class]; a group's terms are the means over its
-    classes. Stacked bars are only honest on a linear axis, so when some bound exceeds the probability range
+    classes. Each bar stands beside the test-split value of the quantity it bounds: a group's balanced error,
+    the overall prior-weighted error (THEORY §4, "What it bounds"). Stacked bars are only honest on a linear axis, so when some bound exceeds the probability range
     the figure has two linear panels: the full scale (totals written on top) and a zoom where the test error and
     margin loss are visible; bars taller than ``CEILING`` are cut there in the zoom and carry an upward triangle
     and their value. The dashed line is y = 1: above it a bound is vacuous.
@@ -480,7 +588,7 @@ def figure_bound_decomposition(report: BoundsReport | dict) -> Figure:
         fig.suptitle(title if two_panels else title.replace(" — ", "\n"))
         handles = [Patch(facecolor=c, hatch=h, edgecolor="#333333", linewidth=0.5, label=n) for n, c, h in TERM_STYLE]
         handles += [Line2D([], [], ls="none", marker="o", markerfacecolor="white", markeredgecolor="black",
-                           label="test error"),
+                           label="test value of what it bounds"),
                     Line2D([], [], color="black", lw=0.7, ls=(0, (4, 2)), label="1 (vacuous above)")]
         fig.legend(handles=handles, loc="outside lower center", ncol=5 if two_panels else 2)
     return fig
@@ -518,8 +626,9 @@ def run_labels(reports: Sequence[BoundsReport | dict], labels: Sequence[str] | N
 def figure_overlay(reports: Sequence[BoundsReport | dict], labels: Sequence[str] | None = None) -> Figure:
     """Several runs on one figure: per-class bound and test error vs n_c (left), group values side by side (right).
 
-    Each run has one colour and one marker; a filled marker is the Corollary 5.4 bound, an open marker the test
-    error; bounds above 1 are drawn at ``CEILING`` as upward triangles in the run's colour with the value above.
+    Each run has one colour and one marker; a filled marker is the Corollary 5.4 bound, an open marker the class's
+    test error; on the right each group's Corollary 5.4 bound stands beside its balanced test error and Theorem 5.3
+    beside the prior-weighted test error (bars); bounds above 1 are drawn at ``CEILING`` as upward triangles in the run's colour with the value above.
     Runs are shifted by a small factor along the log axis so that classes with equal n_c do not hide each other.
     """
     if not reports:
@@ -574,8 +683,8 @@ def figure_overlay(reports: Sequence[BoundsReport | dict], labels: Sequence[str]
         for i, report in enumerate(reports):
             colour, marker = RUN_COLOURS[i % len(RUN_COLOURS)], RUN_MARKERS[i % len(RUN_MARKERS)]
             for j, g in enumerate(keys):
-                if g == "overall":
-                    test_error, bound = report.overall.balanced_test_error, report.overall.bound
+                if g == "overall":  # Theorem 5.3 beside the quantity it bounds
+                    test_error, bound = report.overall.prior_weighted_test_error, report.overall.bound
                 else:
                     info = report.groups.get(g)
                     test_error, bound = (None, None) if info is None else (info.test_error, info.bound)
@@ -600,13 +709,13 @@ def figure_overlay(reports: Sequence[BoundsReport | dict], labels: Sequence[str]
         datasets = sorted({r.run.dataset for r in reports})
         modes = sorted({r.mode for r in reports})
         deltas = sorted({f"{r.delta:g}" for r in reports})
-        fig.suptitle(f"Corollary 5.4 bound vs test error — {', '.join(datasets)}, {'/'.join(modes)} mode, "
-                     f"δ = {'/'.join(deltas)}")
+        fig.suptitle(f"Bounds vs the test-split value of what they bound — {', '.join(datasets)}, "
+                     f"{'/'.join(modes)} mode, δ = {'/'.join(deltas)}")
         style_handles = [
             Line2D([], [], ls="none", marker="o", color="#444444", label="bound (filled)"),
             Line2D([], [], ls="none", marker="o", markerfacecolor="white", markeredgecolor="#444444",
-                   label="test error (open)"),
-            Patch(facecolor="#444444", alpha=0.35, edgecolor="#444444", label="group test error (bar)"),
+                   label="class error (open)"),
+            Patch(facecolor="#444444", alpha=0.35, edgecolor="#444444", label="what it bounds (bar)"),
             Line2D([], [], ls="none", marker="^", color="#444444", label=f"bound > 1 (vacuous), at {CEILING:g}"),
             Line2D([], [], color="black", lw=0.7, ls=(0, (4, 2)), label="1 (vacuous above)"),
         ]
@@ -688,4 +797,5 @@ def write_all_plots(report: BoundsReport | dict, out_dir: Path) -> list[Path]:
     written += plot_bound_vs_tail_error(report, out_dir / "bound_vs_tail_error")
     written += plot_rademacher(report, out_dir / "rademacher")
     written += plot_bound_decomposition(report, out_dir / "bound_decomposition")
+    written += plot_bound_vs_n(report, out_dir / "bound_vs_n")
     return written

@@ -1,8 +1,16 @@
-"""Human-readable Markdown summary of a bounds report (scilt_theory/schema.py's BoundsReport, bounds.json)."""
+"""report.md: a bounds report (scilt_theory/schema.py's BoundsReport) for a reader.
+
+Every bound stands only beside the empirical value of the quantity it bounds (its record's ``compared_with``: the
+same quantity, on a named split, of the classifier it is about), with its floor — the value no model of the class
+could beat at this n — so that a reader sees at once what the data can certify and what the theory adds.
+"""
 
 from __future__ import annotations
 
-from scilt_theory.schema import BoundsReport
+from scilt_theory.schema import QUANTITIES, BoundsReport, StatementRecord
+
+#: the order of targets in the tables
+_TARGET_ORDER = ("overall", "balanced", "group:many", "group:medium", "group:few", "worst_class")
 
 
 def _num(value, digits: int = 3) -> str:
@@ -23,108 +31,198 @@ def dominant_term(row) -> str:
     return max(parts, key=parts.get) if parts else "—"
 
 
-def bounds_markdown(report: BoundsReport) -> str:
-    o = report.overall
+def compared_text(r: StatementRecord) -> str:
+    """'<quantity> on <split> split (<classifier>)' — the cell that names what a bound is compared with."""
+    c = r.compared_with
+    if c is None:
+        return "—"
+    who = "trained model" if c.classifier == "trained" else "bounded classifier"
+    caveat = "" if c.same_distribution else "; not the training distribution"
+    return f"{c.quantity} on {c.split} split ({who}{caveat})"
+
+
+def _target_label(report: BoundsReport, target: str) -> str:
+    if target.startswith("class:"):
+        c = int(target.split(":", 1)[1])
+        return f"class {c} ({report.per_class[c].name})"
+    if target.startswith("group:"):
+        g = target.split(":", 1)[1]
+        n = report.groups[g].num_classes if g in report.groups else "?"
+        return f"{g} group ({n} classes)"
+    return target.replace("_", " ")
+
+
+def _vacuous_text(r: StatementRecord) -> str:
+    if r.bound is None:
+        return "—"
+    if r.vacuous_by_construction:
+        return "by construction"
+    return _num(r.vacuous)
+
+
+def _headline(report: BoundsReport) -> list[str]:
+    lines = ["## Every statement beside the quantity it bounds", "",
+             "| statement | target | bounds | bound | floor | vacuous | n for bound < 1 | compared with | value | "
+             "certificate |", "|---|---|---|---:|---:|---|---:|---|---:|---|"]
+    for target in _TARGET_ORDER:
+        for r in report.statements:
+            if r.target != target or r.bound is None:
+                continue
+            lines.append(f"| {r.name} | {_target_label(report, target)} | {r.bounds_quantity} | {_num(r.bound)} | "
+                         f"{_num(r.floor)} | {_vacuous_text(r)} | {_num(r.n_for_nonvacuous, 0)} | "
+                         f"{compared_text(r)} | {_num(r.compared_with.value if r.compared_with else None)} | "
+                         f"{_num(r.certificate)} |")
+    lines += ["", "*bounds* and *compared with* name the same quantity (" +
+              "; ".join(f"{q}: {d}" for q, d in QUANTITIES.items()) + "). *floor*: the value the statement takes "
+              "for every classifier of its class at this n, K, radii and grid (uniform bounds), or with zero errors "
+              "(certificates); a floor ≥ 1 means vacuous by construction. *n for bound < 1*: the bound-sample size at "
+              "which the bound would drop below 1 if the margin losses stayed as they are and the complexity and "
+              "confidence terms shrank like 1/√n (class proportions fixed); — when the margin losses alone keep it "
+              "≥ 1. *certificate*: valid as a certificate in this run (uniform bounds: features fixed before the "
+              "sample; hold-out / test-set: the classifier fixed before that sample, and the sample drawn from the "
+              "training distribution).", ""]
+    return lines
+
+
+def _certificates(report: BoundsReport) -> list[str]:
+    lines: list[str] = []
+    for block, title in ((report.holdout, "Hold-out certificates"), (report.test_certificate,
+                                                                       "Test-set certificates")):
+        if block is None:
+            continue
+        lines += [f"## {title} ({block.statement}, THEORY §8)", "",
+                  f"Errors of {block.classifier} on the {block.split} split, a sample it was not fitted on"
+                  f"{'' if block.same_distribution else ' (not drawn from the training distribution)'}. Total "
+                  f"δ = {block.delta}: δ/2 for the pooled count (kl-inverse, valid for class-stratified samples), "
+                  f"δ/2 shared by the classes (one-sided Clopper–Pearson at δ/(2K₊) each); the balanced, group, "
+                  f"worst-class and π-weighted values follow from the class event.", "",
+                  "| target | bounds | errors | n | errors / n | δ′ | certified bound | method |",
+                  "|---|---|---:|---:|---:|---:|---:|---|"]
+        for row in block.rows:
+            lines.append(f"| {_target_label(report, row.target)} | {row.quantity} | {_num(row.errors, 0)} | "
+                         f"{_num(row.n, 0)} | {_num(row.empirical_error)} | {_num(row.delta, 4)} | "
+                         f"{_num(row.bound)} | {row.method} |")
+        lines.append("")
+    return lines
+
+
+def _per_class(report: BoundsReport) -> list[str]:
+    def value(name: str, c: int) -> StatementRecord | None:
+        return report.statement(name, f"class:{c}")
+
+    split = "test split" + ("" if report.test_same_distribution else ", not the training distribution")
+    lines = ["## Per class (sorted by training count)", "",
+             f"Every column is about the **class error** err_c: its value on the {split} (bounded classifier), "
+             "its certificates, and its uniform bound (Corollary 5.4) with that bound's floor.", "",
+             f"| class | name | n_train | group | class error on the {split} | hold-out certificate | "
+             "test-set certificate | Cor. 5.4 bound | Cor. 5.4 floor | vacuous | margin loss | complexity | "
+             "confidence |", "|---:|---|---:|---|---:|---:|---:|---:|---:|---|---:|---:|---:|"]
+    for row in sorted(report.per_class, key=lambda r: -r.n_train):
+        c = row.class_index
+        hold, test, cor = value("holdout_certificate", c), value("testset_certificate", c), value("corollary54", c)
+        bound = _num(row.bound) if row.bound is not None else f"— ({row.reason})"
+        lines.append(f"| {c} | {row.name} | {row.n_train} | {row.group} | {_num(row.test_error)} | "
+                     f"{_num(hold.bound if hold else None)} | {_num(test.bound if test else None)} | {bound} | "
+                     f"{_num(cor.floor if cor else None)} | {_vacuous_text(cor) if cor else '—'} | "
+                     f"{_num(row.train_margin_loss)} | {_num(row.complexity)} | {_num(row.confidence)} |")
+    return lines + [""]
+
+
+def _complexities(report: BoundsReport) -> list[str]:
     rc = report.rademacher
-    run = report.run
-    lines = [
-        f"# Generalisation bounds — {run.method} on {run.dataset}",
-        "",
-        f"**Mode: {report.mode}** (validity: {report.validity}). {report.mode_description}",
-        "",
-    ]
-    if run.method_summary:
-        lines += [f"Method `{run.method}`: {run.method_summary}."]
-        lines += [f"- {note}" for note in run.method_notes]
-        lines += [""]
-    lines += [
-        f"Checkpoint `{run.checkpoint}`; n = {report.n} training samples, K = {report.num_classes} "
-        f"classes; δ = {report.delta}, δ_mc = {report.delta_mc} (Monte Carlo certificates); "
-        f"{run.head} heads, scale s = {run.scale}, α = {_num(run.alpha)}. Row-norm radii "
-        f"(THEORY §1, worst case over α): B_penult = {_num(report.radii['penultimate'])}, "
-        f"B_final = {_num(report.radii['final'])}. Margin grid: {report.margin['grid_size']} value(s), "
-        f"chosen ρ = {_num(report.margin['chosen'])} (every grid point paid for with δ/m).",
-        "",
-        "## Empirical Rademacher complexities (THEORY §1, §5)",
-        "",
-        "| class | value | std. error | certified upper | method |",
-        "|---|---:|---:|---:|---|",
-    ]
+    lines = ["## Empirical Rademacher complexities (THEORY §1, §5)", "",
+             "| class | value | std. error | certified upper | method |", "|---|---:|---:|---:|---|"]
     for key, label in (("penultimate", "F_{N-1} (penultimate)"), ("final", "F_N (final)"),
                        ("sum", "F_{N-1} + F_N (Lemma 5.1 sum)")):
         r = getattr(rc, key)
         lines.append(f"| {label} | {_num(r.value)} | {_num(r.stderr)} | {_num(r.upper)} | {r.method} |")
     coupled = report.coupled
     if coupled:
+        sub = " — a seeded subsample of the bound sample" if coupled.n_subsample < report.n else ""
         lines += ["", f"Coupled class (one W1, W2, α; THEORY §2): R̂ = {_num(coupled.value)} ± "
                       f"{_num(coupled.stderr)} against the Lemma 5.1 sum {_num(coupled.sum_value)} on the same "
-                      f"sign draws: tightness ratio coupled/sum = **{_num(coupled.ratio)}** "
-                      f"({coupled.method}, n = {coupled.n_subsample}"
-                      f"{' — a seeded subsample of the training set' if coupled.n_subsample < report.n else ''})."]
-    lines += [
-        "",
-        "## Theorem 5.3 (overall) and Corollary 5.4 (groups, worst class)",
-        "",
-        "| | bound | margin loss | complexity | confidence | test error | vacuous | dominant term |",
-        "|---|---:|---:|---:|---:|---:|---|---|",
-        f"| overall | {_num(o.bound)} | {_num(o.train_margin_loss)} | {_num(o.complexity)} | "
-        f"{_num(o.confidence)} | {_num(o.balanced_test_error)} | {_num(o.vacuous)} | {dominant_term(o)} |",
-    ]
-    for g, v in report.groups.items():
-        if not v.num_classes:
-            continue
-        lines.append(f"| {g} ({v.num_classes} classes) | {_num(v.bound)} | {_num(v.train_margin_loss)} | "
-                     f"{_num(v.complexity)} | {_num(v.confidence)} | {_num(v.test_error)} | "
-                     f"{_num(v.bound is not None and v.bound > 1)} | {dominant_term(v)} |")
-    w = report.worst_class
-    lines.append(f"| worst class | {_num(w.bound)} | | | | {_num(w.test_error)} (class {w.class_index}, "
-                 f"{w.name}) | {_num(w.bound is not None and w.bound > 1)} | |")
-    lines += ["", "Group bound = mean of its classes' Corollary 5.4 bounds (≥ the group's balanced error); group test "
-                  "error = mean of its classes' test errors.", "",
-              "## Per class (sorted by training count)", "",
-              "| class | name | n_train | group | bound | margin loss | complexity | confidence | test error | "
-              "R̂ sum | vacuous |",
-              "|---:|---|---:|---|---:|---:|---:|---:|---:|---:|---|"]
-    for row in sorted(report.per_class, key=lambda r: -r.n_train):
-        rsum = row.rademacher.sum.value if row.rademacher else None
-        bound = _num(row.bound) if row.bound is not None else f"— ({row.reason})"
-        lines.append(f"| {row.class_index} | {row.name} | {row.n_train} | {row.group} | {bound} | "
-                     f"{_num(row.train_margin_loss)} | {_num(row.complexity)} | {_num(row.confidence)} | "
-                     f"{_num(row.test_error)} | {_num(rsum)} | {_num(row.vacuous)} |")
+                      f"sign draws: ratio coupled/sum = **{_num(coupled.ratio)}** ({coupled.method}, "
+                      f"n = {coupled.n_subsample}{sub}). Random unit-norm features of the same n and d give "
+                      f"{_num(coupled.baseline_ratio)}: the ratio is ≈ 2/3 for *any* unit-norm features at this n, so "
+                      f"it measures the coupling of the class, not a property of ψ₁, ψ₂ (THEORY §2)."]
+    return lines + [""]
+
+
+def _delta_budget(report: BoundsReport) -> list[str]:
+    total = sum(e.delta for e in report.delta_budget)
+    lines = ["## δ accounting", "",
+             "Each statement holds on its own with probability ≥ 1 − its δ (− δ_mc when it uses Monte Carlo "
+             "complexities); every value of one event holds simultaneously. All statements together hold with "
+             f"probability ≥ 1 − {_num(total, 4)} (union bound over the events below).", "",
+             "| event | family | δ | values |", "|---|---|---:|---:|"]
+    for e in report.delta_budget:
+        lines.append(f"| {e.event} | {e.family} | {_num(e.delta, 4)} | {e.targets} |")
+    return lines + [""]
+
+
+def _spectral(report: BoundsReport) -> list[str]:
     spectral = report.spectral
-    if spectral:
-        lines += ["", "## Confusion spectra (CAR's quantities, THEORY §6)", "",
-                  "C = confusion rates, columns = true classes, diagonal zeroed; w = CAR's frequency weights "
-                  f"(r0 = {spectral['r0']}). ‖C‖₁ (max column sum) is exactly the worst-class error; "
-                  "‖C‖₁ ≤ √K·‖C‖₂.", "",
-                  "| confusion | ‖C‖₁ = worst-class error | ‖C‖₂ | ‖C·diag(w)‖₂ | √K·‖C‖₂ | ‖C‖∞ |",
-                  "|---|---:|---:|---:|---:|---:|"]
-        for name in ("train", "test", "car_ema"):
-            f = spectral.get(name)
-            if f:
-                label = f"CAR's soft EMA C̄ ({f['steps']} steps)" if name == "car_ema" else \
-                    {"train": "train (bound sample)", "test": "test"}[name]
-                lines.append(f"| {label} | {_num(f['norm_1'])} | {_num(f['norm_2'])} | {_num(f['weighted_norm_2'])} | "
-                             f"{_num(f['sqrt_k_norm_2'])} | {_num(f['norm_inf'])} |")
-        lines += ["", f"Corollary 5.4's worst-class bound on the same model: "
-                      f"{_num(spectral.get('corollary54_worst_class_bound'))}. {spectral['note']}."]
-    vacuous = sum(1 for r in report.per_class if r.vacuous)
+    if not spectral:
+        return []
+    lines = ["## Confusion spectra (CAR's quantities, THEORY §6)", "",
+             "C = confusion rates, columns = true classes, diagonal zeroed; w = CAR's frequency weights "
+             f"(r0 = {spectral['r0']}). ‖C‖₁ (max column sum) is exactly the worst-class error; ‖C‖₁ ≤ √K·‖C‖₂.", "",
+             "| confusion | ‖C‖₁ = worst-class error | ‖C‖₂ | ‖C·diag(w)‖₂ | √K·‖C‖₂ | ‖C‖∞ |",
+             "|---|---:|---:|---:|---:|---:|"]
+    for name in ("train", "test", "car_ema"):
+        f = spectral.get(name)
+        if f:
+            label = f"CAR's soft EMA C̄ ({f['steps']} steps)" if name == "car_ema" else \
+                {"train": "train (bound sample)", "test": "test"}[name]
+            lines.append(f"| {label} | {_num(f['norm_1'])} | {_num(f['norm_2'])} | {_num(f['weighted_norm_2'])} | "
+                         f"{_num(f['sqrt_k_norm_2'])} | {_num(f['norm_inf'])} |")
+    lines += ["", f"Corollary 5.4's worst-class bound (worst-class error) on the same model: "
+                  f"{_num(spectral.get('corollary54_worst_class_bound'))}. {spectral['note']}.", ""]
+    return lines
+
+
+def bounds_markdown(report: BoundsReport) -> str:
+    o = report.overall
+    run = report.run
+    lines = [f"# Generalisation bounds — {run.method} on {run.dataset}", "",
+             f"**Mode: {report.mode}** (validity: {report.validity}). {report.mode_description}", ""]
+    if run.method_summary:
+        lines += [f"Method `{run.method}`: {run.method_summary}."]
+        lines += [f"- {note}" for note in run.method_notes]
+        lines += [""]
     lines += [
+        f"Checkpoint `{run.checkpoint}`; bound sample n = {report.n}, K = {report.num_classes} classes; "
+        f"δ = {report.delta} per statement, δ_mc = {report.delta_mc} (Monte Carlo certificates); {run.head} heads, "
+        f"scale s = {run.scale}, α = {_num(run.alpha)}. Row-norm radii (THEORY §1, worst case over α): "
+        f"B_penult = {_num(report.radii['penultimate'])}, B_final = {_num(report.radii['final'])}. Margin grid: "
+        f"{report.margin['grid_size']} value(s) fixed before the data, each paid for with δ/m; Theorem 5.3 chose "
+        f"ρ = {_num(report.margin['chosen'])}.",
         "",
-        "## Caveats",
+        f"The test split {'is' if report.test_same_distribution else 'is NOT'} drawn from the training distribution "
+        f"class by class, so class-level comparisons with it are {'like with like' if report.test_same_distribution else 'only indicative'}. "
+        f"Theorem 5.3 (n = {report.n}): bound {_num(o.bound)} = train margin loss {_num(o.train_margin_loss)} + "
+        f"complexity {_num(o.complexity)} + confidence {_num(o.confidence)}; it bounds the prior-weighted error, "
+        f"which is {_num(o.prior_weighted_test_error)} on the test split (the balanced test error, "
+        f"{_num(o.balanced_test_error)}, is a different quantity with its own statements below).",
         "",
-        f"- {vacuous} of {len(report.per_class)} per-class bounds exceed 1 (vacuous). They are reported, not "
-        "hidden; plots clip them at the top and mark them.",
-        "- Complexity term = (4/ρ)·[R̂ᵛ(F_{N-1}) + R̂ᵛ(F_N)] with the certified upper values of the complexities; "
-        "it scales like s·K/(ρ·√n_c), so tail classes (small n_c) are the loosest — the bound says what the data "
-        "can certify, not what the model achieves.",
-        "- The confidence term pays for the margin grid (ln m) and, per class, for the union over K classes.",
-        "- Monte Carlo complexities are replaced by their McDiarmid-certified upper values (THEORY §5); the "
-        "statement then holds with probability ≥ 1 − δ − δ_mc.",
     ]
+    lines += _headline(report)
+    lines += _certificates(report)
+    lines += _per_class(report)
+    lines += _complexities(report)
+    lines += _delta_budget(report)
+    lines += _spectral(report)
+    lines += ["## Caveats", "",
+              "- Uniform bounds scale like s·K/(ρ·√n_c): with margins at most 4s and ρ at most 4s their floor is at "
+              "least about 3K/√n_c, so every class with n_c ≤ 9K² is vacuous whatever the features — the floor column "
+              "shows it. The hold-out and test-set certificates need no complexity term and are the informative ones "
+              "at these sizes.",
+              "- Monte Carlo complexities enter the bounds through their McDiarmid-certified upper values "
+              "(THEORY §5).",
+              "- The confidence term pays for the margin grid (ln m) and, per class, for the union over K classes."]
     if report.validity == "diagnostic":
-        lines.append("- Diagnostic mode: the feature maps were fitted on this same sample, so this is not a "
-                     "certificate. Train with `--holdout-fraction` and use `--mode certified` for one.")
+        lines.append("- Diagnostic mode: the feature maps were fitted on this same sample, so the uniform bounds are "
+                     "not certificates. Train with `--holdout-fraction` and use `--mode certified` for one.")
     t = report.timing
     lines += ["", f"Timing: features {_num(t.get('features_seconds'), 1)} s, complexities "
                   f"{_num(t.get('rademacher_seconds'), 1)} s, total {_num(t.get('total_seconds'), 1)} s.", ""]

@@ -27,7 +27,7 @@ from typing import Any
 
 from scilt_theory.bounds import ErcSummary as Erc  # an ERC record: the one definition, shared with the formulas
 
-__all__ = ["SCHEMA_VERSION", "BoundsReport", "ClassRademacher", "ClassRow", "Coupled", "Erc", "GroupRow", "OverallRow", "ReportError",
+__all__ = ["SCHEMA_VERSION", "QUANTITIES", "BoundsReport", "CertificateBlock", "CertificateRow", "ClassRademacher", "ClassRow", "Comparison", "Coupled", "DeltaEvent", "Erc", "GroupRow", "OverallRow", "ReportError",
            "RunInfo", "StatementRecord", "WorstClassRow", "read_report", "schema_text"]
 
 SCHEMA_VERSION = 2
@@ -75,6 +75,31 @@ class Coupled:
     delta_mc: float | None = _f("MC failure probability", None)
     alpha_grid: list[float] | None = _f("α grid of the cvxpy method", None)
     n_subsample: int = _f("size of the (seeded) subsample it is computed on", 0)
+    baseline_ratio: float | None = _f("the same ratio for random unit-norm features of the same n and d (both maps "
+                                      "independent Gaussians, normalised; same estimator and draws): what the ratio "
+                                      "is without any property of ψ₁, ψ₂", None)
+
+
+#: The quantities a statement can bound (StatementRecord.bounds_quantity; Comparison.quantity).
+QUANTITIES = {
+    "prior-weighted error": "Σ_c (n_c/n)·err_c with the class counts n_c of the bound sample (THEORY §4)",
+    "balanced error": "(1/K₊)·Σ_c err_c over the classes with n_c >= 1",
+    "class error": "err_c = P_{D_c}(error) of one class",
+    "group balanced error": "the mean of err_c over the classes of one Many/Medium/Few group with n_c >= 1",
+    "worst-class error": "max_c err_c over the classes with n_c >= 1",
+}
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """The empirical value a bound stands beside: the same quantity, on a named split."""
+
+    quantity: str = _f("one of QUANTITIES (the same as the record's bounds_quantity)")
+    split: str = _f("test | hold-out: where the errors were counted")
+    value: float | None = _f("the empirical value of the quantity on that split")
+    same_distribution: bool = _f("the split is drawn from the distribution the bound is about (class by class)")
+    classifier: str = _f("which heads made the errors: the bounded ones, or the S_A-trained ones of a hold-out "
+                         "certificate", "bounded")
 
 
 @dataclass(frozen=True)
@@ -83,7 +108,7 @@ class StatementRecord:
 
     name: str = _f("statement name, e.g. theorem53, corollary54")
     theory: str = _f("where it is stated: a section of docs/THEORY.md")
-    target: str = _f("what it is about: overall | class:<c> | group:<g> | worst_class")
+    target: str = _f("what it is about: overall | balanced | class:<c> | group:<g> | worst_class")
     certificate: bool = _f("valid as a certificate in this run's validity regime (see validity)")
     bound: float | None = _f("the bound (None: no bound, see reason); may exceed 1")
     vacuous: bool | None = _f("bound > 1")
@@ -91,6 +116,15 @@ class StatementRecord:
     terms: dict[str, Any] = _f("the terms of the bound, by name (train_margin_loss, complexity, confidence, rho, ...)",
                                default_factory=dict)
     reason: str | None = _f("why there is no bound", None)
+    bounds_quantity: str = _f("what it bounds: one of QUANTITIES", "")
+    family: str = _f("uniform (Rademacher) | hold-out | test-set (binomial tail) | pac-bayes", "uniform")
+    event: str = _f("the δ-event the value belongs to (values of one event hold simultaneously)", "")
+    floor: float | None = _f("the value the statement takes for every classifier in its class at this n, K, radii "
+                             "and grid (uniform), or for zero errors (hold-out, test-set)", None)
+    vacuous_by_construction: bool | None = _f("floor >= 1: no model could make it informative", None)
+    n_for_nonvacuous: float | None = _f("sample size at which the bound would drop below 1 if the margin "
+                                        "distribution stayed as it is (None: never; see the report's note)", None)
+    compared_with: Comparison | None = _f("the empirical value of the quantity it bounds, where one exists", None)
 
 
 @dataclass(frozen=True)
@@ -112,6 +146,8 @@ class OverallRow:
     radius_final: float | None = _f("B_N", None)
     balanced_test_error: float | None = _f("mean over classes of the per-class test error", None)
     train_error: float | None = _f("error on the bound sample (margin <= 0)", None)
+    prior_weighted_test_error: float | None = _f("Σ_c (n_c/n)·test error_c with the bound sample's counts: the "
+                                                 "quantity Theorem 5.3 bounds, on the test split", None)
 
 
 @dataclass(frozen=True)
@@ -177,6 +213,42 @@ class WorstClassRow:
 
 
 @dataclass(frozen=True)
+class CertificateRow:
+    """One hold-out / test-set certificate (a view of its statement's record)."""
+
+    target: str = _f("overall | balanced | class:<c> | group:<g> | worst_class")
+    quantity: str = _f("what it bounds (QUANTITIES)")
+    errors: int | None = _f("errors counted (summed over the classes of an aggregate)")
+    n: int | None = _f("samples counted")
+    empirical_error: float | None = _f("errors / n")
+    delta: float | None = _f("δ′ the value is given (δ/2 for the pooled count, δ/(2K₊) per class)")
+    bound: float | None = _f("the certified upper value of the quantity")
+    method: str = _f("clopper-pearson | kl-inverse of the pooled count | mean / max / π-weighted class certificates")
+
+
+@dataclass(frozen=True)
+class CertificateBlock:
+    """A binomial certificate on one sample (THEORY §8): the classifier was fixed before the sample was drawn."""
+
+    statement: str = _f("holdout_certificate | testset_certificate")
+    split: str = _f("hold-out | test")
+    classifier: str = _f("which heads made the errors")
+    same_distribution: bool = _f("the sample is drawn from the distribution the bound is about, class by class")
+    delta: float = _f("total δ of the certificate: δ/2 for the pooled count, δ/2 shared by the classes")
+    rows: list[CertificateRow] = _f("overall, balanced, every class, every group, the worst class")
+
+
+@dataclass(frozen=True)
+class DeltaEvent:
+    """One event of the δ accounting: its values hold together with probability >= 1 − delta."""
+
+    event: str = _f("event name (a statement, or the Monte Carlo certificates)")
+    delta: float = _f("its failure probability")
+    family: str = _f("uniform | hold-out | test-set | pac-bayes | monte-carlo")
+    targets: int = _f("number of values that share it")
+
+
+@dataclass(frozen=True)
 class RunInfo:
     """Which run and model the report is about."""
 
@@ -227,6 +299,15 @@ class BoundsReport:
     grid: dict[str, Any] = _f("the grid fixed before the data: rhos, radii_penult, radii_final, grid_size")
     settings: dict[str, Any] = _f("estimators, norm, radii, draws, seed, limits, thresholds")
     spectral: dict[str, Any] | None = _f("CAR's spectral figures of the train / test confusion rates (THEORY §6)")
+    holdout: CertificateBlock | None = _f("hold-out certificates of the trained model (runs with a hold-out part)",
+                                          None)
+    test_certificate: CertificateBlock | None = _f("test-set certificates of the bounded classifier (when the test "
+                                                   "split follows the training distribution)", None)
+    delta_budget: list[DeltaEvent] = _f("every δ-event of the report; each statement holds on its own w.p. >= 1 − "
+                                        "its δ (− δ_mc if it uses MC complexities), all of them together w.p. >= 1 − "
+                                        "the sum", default_factory=list)
+    test_same_distribution: bool = _f("the data set's test split follows its training distribution class by class",
+                                      False)
     timing: dict[str, float] = _f("features_seconds, rademacher_seconds, total_seconds", default_factory=dict)
 
     def __post_init__(self) -> None:

@@ -368,6 +368,10 @@ def test_mc_split_from_parts_spends_delta_mc_only_with_certificates():
 
 # ------------------------------------------------------------------ fused_model_bounds (THEORY §1, §4, §5)
 
+#: the contract's statements (THEORY §4); the others add Monte Carlo certificates that share delta_mc
+CONTRACT = ("theorem53", "corollary54")
+
+
 def _fused_data(seed=0, counts=(40, 12, 3), d1=5, d2=4):
     rng = np.random.default_rng(seed)
     labels = np.concatenate([np.full(c, i) for i, c in enumerate(counts)])
@@ -393,7 +397,7 @@ def test_fused_sum_is_penult_plus_final():
 def test_fused_auto_uses_exact_for_tiny_classes_and_matches_enumeration():
     psi1, psi2, scores, labels = _fused_data()
     rep = fused_model_bounds(psi1, psi2, scores, labels, num_classes=3, radius_penult=2.0, radius_final=1.0,
-                             grid=BoundGrid(rhos=(0.5, 1.0)), n_draws=200)
+                             grid=BoundGrid(rhos=(0.5, 1.0)), n_draws=200, statements=CONTRACT)
     ctx = rep.context
     assert ctx.settings["class_methods"] == {"0": "mc", "1": "exact", "2": "exact"}
     assert ctx.settings["overall_method"] == "mc"
@@ -425,7 +429,8 @@ def test_fused_overall_equals_theorem53_recomputed_by_hand():
 def test_fused_mc_split_certificates_share_delta_mc():
     psi1, psi2, scores, labels = _fused_data(counts=(30, 25, 24))
     rep = fused_model_bounds(psi1, psi2, scores, labels, num_classes=3, radius_penult=2.0, radius_final=1.0,
-                             grid=BoundGrid(rhos=(1.0,)), method="mc", n_draws=100, delta_mc=0.02)
+                             grid=BoundGrid(rhos=(1.0,)), method="mc", n_draws=100, delta_mc=0.02,
+                             statements=CONTRACT)
     conf = rep.context.confidence
     assert conf.n_certificates == 2 + 2 * 3
     assert conf.delta_per_certificate == pytest.approx(0.02 / 8)

@@ -70,9 +70,13 @@ def make_report(label: str = "scilt", scale: float = 1.0) -> dict:
                      "reason": None, "train_margin_loss": margin, "complexity": complexity,
                      "confidence": confidence, "test_error": test_error, "vacuous": bound > 1, "rho": 0.5,
                      "rademacher": {"penultimate": _rc(0.1), "final": _rc(0.1), "sum": _rc(0.2)}})
-        records.append(_record("corollary54", f"class:{c}", bound, {"train_margin_loss": margin,
-                                                                    "complexity": complexity,
-                                                                    "confidence": confidence, "rho": 0.5}))
+        records.append({**_record("corollary54", f"class:{c}", bound, {"train_margin_loss": margin,
+                                                                       "complexity": complexity,
+                                                                       "confidence": confidence, "rho": 0.5}),
+                        "floor": complexity + confidence})  # margins can reach rho: the floor drops the loss
+        holdout = min(1.0, test_error + 2.0 / math.sqrt(n))
+        records.append({**_record("holdout_certificate", f"class:{c}", holdout, {"errors": 1, "n": n}),
+                        "family": "hold-out", "floor": 1 - 0.0125 ** (1 / n)})
     groups = {}
     for g in ("many", "medium", "few"):
         members = [r for r in rows if r["group"] == g]
@@ -89,7 +93,8 @@ def make_report(label: str = "scilt", scale: float = 1.0) -> dict:
     overall_terms = {"train_margin_loss": 0.08, "complexity": scale * 3.0 / math.sqrt(n),
                      "confidence": 3.0 * math.sqrt(math.log(2 / DELTA) / (2 * n))}
     overall_bound = sum(overall_terms.values())
-    records.append(_record("theorem53", "overall", overall_bound, dict(overall_terms, rho=0.5)))
+    records.append(_record("theorem53", "overall", overall_bound, dict(
+        overall_terms, rho=0.5, curve=[[rho, 0.08 * rho, overall_bound - 0.08, 0.0] for rho in (0.25, 0.5, 1.0)])))
     bounded = [r for r in rows if r["bound"] is not None]
     worst_bound = max(bounded, key=lambda r: r["bound"])
     worst_test = max(rows, key=lambda r: r["test_error"])
@@ -116,6 +121,9 @@ def make_report(label: str = "scilt", scale: float = 1.0) -> dict:
                         "class": worst_test["class"], "name": worst_test["name"]},
         "overall_grid": [], "confidence": {"delta": DELTA}, "grid": {"rhos": [0.25, 0.5, 1.0]}, "settings": {},
         "spectral": None,
+        "holdout": {"statement": "holdout_certificate", "split": "hold-out", "classifier": "the trained model",
+                    "same_distribution": True, "delta": DELTA, "rows": []},
+        "test_same_distribution": True,
         "timing": {"features_seconds": 1.0, "rademacher_seconds": 1.0, "total_seconds": 2.0},
     }
 
@@ -199,7 +207,13 @@ def test_bound_vs_tail_error_clips_vacuous_bounds_and_marks_missing_ones(report,
     assert 0 < len(vacuous) < len(rows) - 1  # the fixture has both kinds, and one class without a bound
     np.testing.assert_allclose(offsets["Cor. 5.4 bound"][:, 1], [r["bound"] for r in finite])
     np.testing.assert_allclose(offsets["Cor. 5.4 bound"][:, 0], [r["n_train"] for r in finite])
-    np.testing.assert_allclose(offsets["test error"][:, 1], [r["test_error"] for r in rows])
+    np.testing.assert_allclose(offsets["class error, test split"][:, 1], [r["test_error"] for r in rows])
+    # the hold-out certificate of every class with one, and the floor of every class whose floor is below 1
+    certified = [r for r in report["statements"] if r["name"] == "holdout_certificate"]
+    np.testing.assert_allclose(offsets["hold-out certificate (trained model)"][:, 1], [r["bound"] for r in certified])
+    floors = [r["floor"] for r in report["statements"] if r["name"] == "corollary54" and r.get("floor") is not None]
+    np.testing.assert_allclose(offsets["Cor. 5.4 floor"][:, 1], [f for f in floors if f <= 1])
+    assert 0 < sum(f > 1 for f in floors)  # the fixture has classes vacuous by construction: hollow triangles
     # Every vacuous bound is drawn at the ceiling (not dropped) and its value is written.
     ceiling = [c.get_offsets() for c in ax.collections if not c.get_label() or c.get_label().startswith("_")]
     at_ceiling = np.concatenate(ceiling)
@@ -209,6 +223,7 @@ def test_bound_vs_tail_error_clips_vacuous_bounds_and_marks_missing_ones(report,
         assert plotting._fmt(r["bound"]) in texts
     legend = " ".join(t.get_text() for t in fig.legends[0].get_texts())
     assert f"vacuous ({len(vacuous)} of {len(finite) + len(vacuous)})" in legend
+    assert f"hollow: floor ≥ 1 ({sum(f > 1 for f in floors)})" in legend
     assert "no bound (1: no training examples)" in legend
     # Bands follow the thresholds: the edges sit between the integer counts of adjacent groups.
     band_lines = sorted(line.get_xdata()[0] for line in ax.get_lines() if line.get_linestyle() != "-"
@@ -224,7 +239,7 @@ def test_zero_count_class_sits_left_of_the_smallest_count_with_tick_label_zero(r
     ax = fig.axes[0]
     labels = [t.get_text() for t in ax.get_xticklabels()]
     assert labels[0] == "0" and ax.get_xticks()[0] < 1
-    test_points = next(c for c in ax.collections if c.get_label() == "test error").get_offsets()
+    test_points = next(c for c in ax.collections if c.get_label() == "class error, test split").get_offsets()
     assert test_points[-1, 0] == ax.get_xticks()[0]
 
 
@@ -308,7 +323,7 @@ def test_hundred_classes_and_five_runs_stay_readable(monkeypatch):
     fig = plotting.figure_bound_vs_tail_error(report)
     vacuous = sum(r["bound"] > 1 for r in report["per_class"])
     legend = " ".join(t.get_text() for t in fig.legends[0].get_texts())
-    assert f"({vacuous} of 100)" in legend and "shown)" in legend  # says that not every value is written
+    assert f"({vacuous} of 100)" in legend and "values shown" in legend  # says that not every value is written
     _all_fonts_readable(fig)
     runs = [make_report(name, scale) for name, scale in (("a", 1), ("b", 1.5), ("c", 0.5), ("d", 2), ("e", 3))]
     _all_fonts_readable(plotting.figure_overlay(runs))
@@ -321,13 +336,12 @@ def test_run_labels_disambiguate_repeats():
         plotting.run_labels(reports, labels=["a"])
 
 
-def test_write_all_plots_writes_three_figures_and_leaves_the_report_alone(report, tmp_path):
+def test_write_all_plots_writes_four_figures_and_leaves_the_report_alone(report, tmp_path):
     before = copy.deepcopy(report)
     paths = plotting.write_all_plots(report, tmp_path / "out")
-    assert sorted(p.name for p in paths) == sorted(f"{s}.{e}" for s in ("bound_vs_tail_error", "rademacher",
-                                                                         "bound_decomposition")
-                                                   for e in ("png", "pdf"))
-    for stem in ("bound_vs_tail_error", "rademacher", "bound_decomposition"):
+    stems = ("bound_vs_tail_error", "rademacher", "bound_decomposition", "bound_vs_n")
+    assert sorted(p.name for p in paths) == sorted(f"{s}.{e}" for s in stems for e in ("png", "pdf"))
+    for stem in stems:
         _check_images([p for p in paths if p.stem == stem], tmp_path / "out" / stem)
     assert report == before
 
@@ -394,3 +408,22 @@ def test_cli_runs_as_a_module(tmp_path):
                          cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1
     assert bad.stderr.startswith("error: ") and "Traceback" not in bad.stderr
+
+
+def test_bound_vs_n_draws_bound_and_floor_from_the_stored_grid_and_marks_the_model_n(report):
+    fig = plotting.figure_bound_vs_n(report)
+    ax = fig.axes[0]
+    record = next(r for r in report["statements"] if r["name"] == "theorem53")
+    curve = np.array(record["terms"]["curve"])
+    lines = [line for line in ax.get_lines() if len(line.get_xdata()) > 10]
+    bound_line, floor_line = lines[0], lines[1]
+    n0 = report["n"]
+    for line, first in ((bound_line, 1), (floor_line, 3)):
+        x, y = line.get_xdata(), line.get_ydata()
+        expected = (curve[None, :, first] + curve[None, :, 2] * np.sqrt(n0 / x)[:, None]).min(axis=1)
+        np.testing.assert_allclose(y, expected)
+    # at the model's n the bound is the record's bound; the floor is never above the bound
+    marker = next(line for line in ax.get_lines() if len(line.get_xdata()) == 1 and line.get_xdata()[0] == n0)
+    assert marker.get_ydata()[0] == pytest.approx(record["bound"])
+    assert np.all(floor_line.get_ydata() <= bound_line.get_ydata() + 1e-12)
+    _all_fonts_readable(fig)

@@ -12,8 +12,11 @@ from dataclasses import dataclass
 from typing import Any, Iterable
 
 from scilt_theory.schema import StatementRecord
-from scilt_theory.statements import margin as _margin  # noqa: F401  (registers the contract statements)
-from scilt_theory.statements.base import STATEMENTS, Statement, evaluate_statements, get_statement, register_statement
+from scilt_theory.statements import certificates as _certificates  # noqa: F401  (registers the statements)
+from scilt_theory.statements import margin as _margin  # noqa: F401
+from scilt_theory.statements import weighted as _weighted  # noqa: F401
+from scilt_theory.statements.base import (STATEMENTS, Statement, evaluate_statements, get_statement,
+                                          register_statement, select_statements)
 from scilt_theory.statements.context import VALIDITY, BoundContext, build_context
 from scilt_theory.statements.views import Views, build_views
 
@@ -48,5 +51,7 @@ def fused_model_bounds(psi_penult: Any, psi_final: Any, scores: Any, labels: Any
     registered statements (default: every default statement that applies). Each statement holds on its own w.p.
     >= 1 - delta - delta_mc.
     """
-    ctx = build_context(psi_penult, psi_final, scores, labels, **context)
-    return FusedBounds(context=ctx, records=tuple(evaluate_statements(ctx, statements)))
+    chosen = select_statements(statements)
+    needs = frozenset().union(*(s.needs for s in chosen))
+    ctx = build_context(psi_penult, psi_final, scores, labels, needs=needs, **context)
+    return FusedBounds(context=ctx, records=tuple(evaluate_statements(ctx, [s.name for s in chosen])))

@@ -14,7 +14,7 @@ from typing import ClassVar, Iterable
 from scilt_theory.schema import StatementRecord
 from scilt_theory.statements.context import BoundContext
 
-__all__ = ["STATEMENTS", "Statement", "evaluate_statements", "get_statement", "register_statement"]
+__all__ = ["STATEMENTS", "Statement", "evaluate_statements", "get_statement", "register_statement", "select_statements"]
 
 #: Validity regimes in which a uniform-convergence statement over the features' hypothesis class is a certificate.
 FEATURES_FIXED = frozenset({"certified", "fixed-features"})
@@ -37,14 +37,23 @@ class Statement:
     def evaluate(self, ctx: BoundContext, delta: float) -> list[StatementRecord]:  # pragma: no cover - interface
         raise NotImplementedError
 
+    #: the shared quantities it reads beyond the default ones (build_context ``needs``)
+    needs: ClassVar[frozenset[str]] = frozenset()
+    #: uniform | hold-out | test-set | pac-bayes
+    family: ClassVar[str] = "uniform"
+
     # helpers for subclasses
     def record(self, ctx: BoundContext, target: str, bound: float | None, delta: float, terms: dict | None = None,
-               reason: str | None = None) -> StatementRecord:
+               reason: str | None = None, *, quantity: str, floor: float | None = None,
+               n_for_nonvacuous: float | None = None, event: str | None = None) -> StatementRecord:
         return StatementRecord(name=self.name, theory=self.theory, target=target,
                                certificate=ctx.validity in self.certificate_in,
                                bound=None if bound is None else float(bound),
                                vacuous=None if bound is None else bool(bound > 1.0), delta=float(delta),
-                               terms=dict(terms or {}), reason=reason)
+                               terms=dict(terms or {}), reason=reason, bounds_quantity=quantity, family=self.family,
+                               event=event or self.name, floor=None if floor is None else float(floor),
+                               vacuous_by_construction=None if floor is None else bool(floor >= 1.0),
+                               n_for_nonvacuous=None if n_for_nonvacuous is None else float(n_for_nonvacuous))
 
 
 STATEMENTS: dict[str, Statement] = {}
@@ -66,12 +75,15 @@ def get_statement(name: str) -> Statement:
     return STATEMENTS[name]
 
 
+def select_statements(names: Iterable[str] | None = None) -> list[Statement]:
+    """The named statements, or every default one."""
+    return [get_statement(n) for n in names] if names is not None else [s for s in STATEMENTS.values() if s.default]
+
+
 def evaluate_statements(ctx: BoundContext, names: Iterable[str] | None = None) -> list[StatementRecord]:
     """Evaluate the named statements (default: every default statement that applies) at ``ctx.delta`` each."""
-    chosen = [get_statement(n) for n in names] if names is not None else \
-        [s for s in STATEMENTS.values() if s.default]
     records: list[StatementRecord] = []
-    for statement in chosen:
+    for statement in select_statements(names):
         if statement.applies(ctx):
             records += statement.evaluate(ctx, ctx.delta)
     return records

@@ -8,7 +8,7 @@ complexity (scilt_theory.rademacher.select_estimator), splits δ_mc among the Mo
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Mapping, Sequence
 
 import numpy as np
@@ -57,6 +57,45 @@ class BoundContext:
     feature_norm_bound: float | None = field(default=None, metadata={
         "help": "r with ||ψ(x)|| <= r for every x (cosine heads: 1), None when not known"})
     settings: Mapping[str, Any] = field(default_factory=dict, metadata={"help": "the estimator choices, for bounds.json"})
+    psi_penult: np.ndarray | None = field(default=None, repr=False, metadata={"help": "ψ₁ on S (n, d)"})
+    psi_final: np.ndarray | None = field(default=None, repr=False, metadata={"help": "ψ₂ on S (n, d)"})
+    max_feature_norms: tuple[float, float] = field(default=(1.0, 1.0), metadata={
+        "help": "max_i ||ψ₁(x_i)||, max_i ||ψ₂(x_i)|| on S: every margin on S is <= 2(B₁ r₁ + B₂ r₂)"})
+    weighted_unit: Mapping[str, tuple[ErcSummary, ErcSummary]] = field(default_factory=dict, metadata={
+        "help": "target -> class-weighted unit complexities (ψ₁, ψ₂) of statements/weighted.py"})
+    certificate_samples: Mapping[str, Any] = field(default_factory=dict, metadata={
+        "help": "name -> CertificateSample (errors of a classifier fixed before that sample, per class)"})
+
+    def max_margin(self, radius_penult: float, radius_final: float) -> float:
+        """The largest margin any scorer Uψ₁ + Vψ₂ with row norms <= (B₁, B₂) can have on S: 2(B₁ r₁ + B₂ r₂)."""
+        return 2.0 * (radius_penult * self.max_feature_norms[0] + radius_final * self.max_feature_norms[1])
+
+    @property
+    def present_classes(self) -> list[int]:
+        """Classes with n_c >= 1 in S."""
+        return [c for c in range(self.num_classes) if self.class_counts[c] > 0]
+
+    def group_members(self, group: str) -> list[int]:
+        """Classes of ``group`` with n_c >= 1 in S."""
+        return [c for c in self.present_classes if self.class_groups[c] == group]
+
+    def weighted_targets(self) -> dict[str, np.ndarray]:
+        """Class-weighted targets and their sample weights w_i (statements/weighted.py, THEORY §8).
+
+        balanced: w_i = 1 / (K₊ n_{y_i}); group:g: w_i = 1 / (|g₊| n_{y_i}) on the rows of g's classes, 0 elsewhere.
+        """
+        counts = self.class_counts
+        out: dict[str, np.ndarray] = {}
+        for target, members in [("balanced", self.present_classes)] + \
+                [(f"group:{g}", self.group_members(g)) for g in self.group_names]:
+            if not members:
+                continue
+            w = np.zeros(self.n)
+            for c in members:
+                rows = self.labels == c
+                w[rows] = 1.0 / (len(members) * counts[c])
+            out[target] = w
+        return out
 
     @property
     def n(self) -> int:
@@ -87,6 +126,25 @@ def _unit_erc(features: np.ndarray, num_outputs: int, norm: str, method: str, n_
     return ErcSummary.from_result(rademacher_linear(features, 1.0, **kwargs))
 
 
+def _weighted_unit_erc(features: np.ndarray, weights: np.ndarray, num_outputs: int, norm: str, method: str,
+                       n_draws: int, seed: int, delta_cert: float | None, device: Any = None) -> ErcSummary:
+    """Class-weighted unit complexity E sup_{W ∈ W(1)} Σ_i Σ_c σ_ic w_i ⟨w_c, ψ_i⟩ (statements/weighted.py).
+
+    It is n' · R̂ᵛ(W(1)) on the reweighted features w_i ψ_i (n' = their number: rademacher_linear divides by it),
+    so every estimator (closed, exact, MC with its certificate) carries over unchanged.
+    """
+    from dataclasses import replace as _replace
+
+    unit = _unit_erc(weights[:, None] * features, num_outputs, norm, method, n_draws, seed, delta_cert, device)
+    m = float(features.shape[0])
+
+    def sc(x: float | None) -> float | None:
+        return None if x is None else m * x
+
+    return _replace(unit, value=sc(unit.value), upper=m * unit.upper, stderr=sc(unit.stderr), lower=sc(unit.lower),
+                    radius=None)
+
+
 def build_context(psi_penult: Any, psi_final: Any, scores: Any, labels: Any, *, num_classes: int,
                   radius_penult: float, radius_final: float, norm: str = "row", grid: BoundGrid,
                   delta: float = 0.05, method: str = "auto", n_draws: int = 1000, delta_mc: float = 0.01,
@@ -94,7 +152,8 @@ def build_context(psi_penult: Any, psi_final: Any, scores: Any, labels: Any, *, 
                   few_threshold: int = 20, class_counts: Sequence[int] | None = None,
                   class_groups: Sequence[str] | Mapping[int, str] | None = None,
                   feature_norm_bound: float | None = None, validity: str = "diagnostic",
-                  device: Any = None) -> BoundContext:
+                  device: Any = None, needs: frozenset[str] = frozenset(),
+                  certificate_samples: Mapping[str, Any] | None = None) -> BoundContext:
     """Validate the inputs and compute the shared quantities (THEORY §1, §4, §5).
 
     ``scores = U psi_1 + V psi_2`` is assumed to lie in ``F_{N-1} + F_N`` with the given radii (the caller
@@ -110,7 +169,9 @@ def build_context(psi_penult: Any, psi_final: Any, scores: Any, labels: Any, *, 
 
     ``class_counts`` (the full training counts) only decides the Many/Medium/Few groups; ``n_c`` of the bounds is
     always counted in ``labels``. ``device`` (e.g. "cuda"): where the MC and exact estimators run (the same sign
-    draws on every device).
+    draws on every device). ``needs`` names the extra shared quantities the selected statements read ("weighted":
+    the class-weighted complexities of statements/weighted.py); their MC certificates share δ_mc with the others.
+    ``certificate_samples`` are handed to the hold-out / test-set statements as they are.
     """
     k = _check_count(num_classes, "num_classes", 2)
     delta = _check_delta(delta)
@@ -169,8 +230,17 @@ def build_context(psi_penult: Any, psi_final: Any, scores: Any, labels: Any, *, 
 
     overall_method = estimator(n)
     class_methods = {c: estimator(int(n_c[c])) for c in range(k) if n_c[c] > 0}
-    # every MC estimate used is one certificate: 2 overall (penultimate, final) + 2 per class using MC
-    n_cert = 2 * (overall_method == "mc") + 2 * sum(mth == "mc" for mth in class_methods.values())
+    base = BoundContext(margins=np.asarray(_margins(scores_np, y), dtype=np.float64), labels=y, num_classes=k,
+                        class_names=names, class_groups=groups, group_names=group_names, grid=grid,
+                        radius_penult=b1, radius_final=b2, norm=norm, delta=delta,
+                        confidence=confidence_split_from_parts(delta, dm, 0), unit_penult=ErcSummary(None, 0.0),
+                        unit_final=ErcSummary(None, 0.0), class_unit_penult=(), class_unit_final=())
+    weighted = base.weighted_targets() if "weighted" in needs else {}
+    weighted_methods = {t: estimator(int((w > 0).sum())) for t, w in weighted.items()}
+    # every MC estimate used is one certificate: 2 overall (penultimate, final) + 2 per class using MC (+ 2 per
+    # class-weighted target using MC when a statement needs those)
+    n_cert = 2 * (overall_method == "mc") + 2 * sum(mth == "mc" for mth in class_methods.values()) \
+        + 2 * sum(mth == "mc" for mth in weighted_methods.values())
     split = confidence_split_from_parts(delta, dm, n_cert)
     d_cert = split.delta_per_certificate
 
@@ -183,9 +253,18 @@ def build_context(psi_penult: Any, psi_final: Any, scores: Any, labels: Any, *, 
         cls1[c] = _unit_erc(psi1[rows], k, norm, mth, n_draws, seed + 1 + c, d_cert, device)
         cls2[c] = _unit_erc(psi2[rows], k, norm, mth, n_draws, seed + 1 + c, d_cert, device)
 
+    weighted_unit = {}
+    for i, (target, w) in enumerate(weighted.items()):
+        rows = w > 0
+        mth = weighted_methods[target]
+        weighted_unit[target] = tuple(
+            _weighted_unit_erc(psi[rows], w[rows], k, norm, mth, n_draws, seed + 1 + k + i, d_cert, device)
+            for psi in (psi1, psi2))
+
     settings = {
         "method": method, "overall_method": overall_method,
         "class_methods": {str(c): mth for c, mth in class_methods.items()},
+        **({"weighted_methods": weighted_methods} if weighted_methods else {}),
         "norm": norm, "num_outputs": k, "n_draws": n_draws, "seed": seed,
         "auto_exact_signs": LIMITS.auto_exact_signs, "max_exact_signs": LIMITS.max_exact_signs,
         "radius_penult": b1, "radius_final": b2, "radii_from_grid": {
@@ -195,9 +274,8 @@ def build_context(psi_penult: Any, psi_final: Any, scores: Any, labels: Any, *, 
         "mc_accounting": ("each of the n_certificates certified MC values is run at delta_mc / n_certificates; "
                           "each statement holds w.p. >= 1 - delta - delta_mc (union bound)"),
     }
-    return BoundContext(margins=np.asarray(_margins(scores_np, y), dtype=np.float64), labels=y, num_classes=k,
-                        class_names=names, class_groups=groups, group_names=group_names, grid=grid,
-                        radius_penult=b1, radius_final=b2, norm=norm, delta=delta, confidence=split,
-                        unit_penult=unit1, unit_final=unit2, class_unit_penult=tuple(cls1),
-                        class_unit_final=tuple(cls2), validity=validity, feature_norm_bound=feature_norm_bound,
-                        settings=settings)
+    norms = (float(np.linalg.norm(psi1, axis=1).max()), float(np.linalg.norm(psi2, axis=1).max()))
+    return replace(base, confidence=split, unit_penult=unit1, unit_final=unit2, class_unit_penult=tuple(cls1),
+                   class_unit_final=tuple(cls2), validity=validity, feature_norm_bound=feature_norm_bound,
+                   settings=settings, psi_penult=psi1, psi_final=psi2, max_feature_norms=norms,
+                   weighted_unit=weighted_unit, certificate_samples=dict(certificate_samples or {}))

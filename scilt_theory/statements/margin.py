@@ -2,9 +2,20 @@
 
 Each evaluates the formula functions of scilt_theory/bounds.py on the shared :class:`BoundContext` at a given δ:
 the smallest value over the covering points of the grid fixed before the data, every point paid for with δ/m.
+
+Beside each value (THEORY §8): its *floor*, the value the statement takes for every classifier of the class at this
+n, K, radii and grid — margins on S cannot exceed ``ctx.max_margin`` so the margin loss is at least
+max(0, 1 − M_max/ρ), and the complexity and confidence terms do not depend on the classifier; and
+``n_for_nonvacuous``, the bound-sample size (class proportions as now) at which the value would drop below 1 if the
+margin losses stayed as they are and the complexity and confidence terms shrank like 1/√n, as they do for features
+of fixed second moment (Lemma 5.2(a)).
 """
 
 from __future__ import annotations
+
+import math
+from dataclasses import replace
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -15,7 +26,8 @@ from scilt_theory.schema import StatementRecord
 from scilt_theory.statements.base import Statement, register_statement
 from scilt_theory.statements.context import BoundContext
 
-__all__ = ["COROLLARY54", "COROLLARY54_BOUNDED", "THEOREM53", "THEOREM53_BOUNDED", "class_target", "group_target"]
+__all__ = ["COROLLARY54", "COROLLARY54_BOUNDED", "THEOREM53", "THEOREM53_BOUNDED", "class_target", "group_target",
+           "grid_floor", "n_for_nonvacuous", "scaling_curve"]
 
 #: keys of BoundTerms that the record carries itself (bound, vacuous, delta) or that the record's theory names
 _RECORD_FIELDS = ("bound", "vacuous", "delta", "statement")
@@ -34,8 +46,55 @@ def group_target(g: str) -> str:
     return f"group:{g}"
 
 
+def grid_floor(ctx: BoundContext, evaluated: Sequence[BoundTerms]) -> float:
+    """The statement's value for any classifier of its class: min over the grid of
+    max(0, 1 − M_max/ρ) + complexity + confidence (THEORY §8, floors)."""
+    return min(max(0.0, 1.0 - ctx.max_margin(t.radius_penult, t.radius_final) / t.rho) + t.complexity + t.confidence
+               for t in evaluated)
+
+
+def scaling_curve(ctx: BoundContext, evaluated: Sequence[BoundTerms]) -> list[list[float]]:
+    """Per grid point [ρ, train margin loss, complexity + confidence, margin-loss floor max(0, 1 − M_max/ρ)] at the
+    current n: the value at size t·n is loss + (complexity + confidence)/√t (the assumption of
+    :func:`n_for_nonvacuous`), the floor's floor part + the same. Stored for the bound-vs-n figure."""
+    return [[t.rho, t.train_margin_loss, t.complexity + t.confidence,
+             max(0.0, 1.0 - ctx.max_margin(t.radius_penult, t.radius_final) / t.rho)] for t in evaluated]
+
+
+def n_for_nonvacuous(curves: Sequence[Sequence[BoundTerms]], n: int, aggregate: Callable[[list[float]], float]
+                     ) -> float | None:
+    """Smallest bound-sample size at which ``aggregate`` over the curves of min-over-grid values drops to 1.
+
+    Each curve is one class's (or the sample's) grid evaluation at the current size n; at size t·n every point is
+    train_margin_loss + (complexity + confidence)/√t (margin losses fixed, the other terms ∝ 1/√n). None when the
+    margin losses alone keep the value at or above 1.
+    """
+    def value(t: float) -> float:
+        return aggregate([min(p.train_margin_loss + (p.complexity + p.confidence) / math.sqrt(t) for p in curve)
+                          for curve in curves])
+
+    if aggregate([min(p.train_margin_loss for p in curve) for curve in curves]) >= 1.0:
+        return None
+    lo, hi = 1e-9, 1.0
+    while value(hi) > 1.0:
+        hi *= 4.0
+        if hi > 1e15:
+            return None
+    if value(lo) <= 1.0:
+        return lo * n
+    for _ in range(200):  # value(t) is decreasing in t
+        mid = math.sqrt(lo * hi)
+        lo, hi = (mid, hi) if value(mid) > 1.0 else (lo, mid)
+    return hi * n
+
+
+def _mean(values: list[float]) -> float:
+    return float(np.mean(values))
+
+
 class Theorem53(Statement):
-    """THEORY §4, Theorem 5.3: the whole sample, best covering grid point at δ/m."""
+    """THEORY §4, Theorem 5.3: the whole sample, best covering grid point at δ/m. Read conditionally on the labels
+    it bounds the prior-weighted error (THEORY §4, "What it bounds")."""
 
     name = "theorem53"
     theory = "THEORY §4, Theorem 5.3"
@@ -45,12 +104,54 @@ class Theorem53(Statement):
                                     ctx.radius_penult, ctx.radius_final)
 
     def evaluate(self, ctx: BoundContext, delta: float) -> list[StatementRecord]:
-        best = self.grid_result(ctx, delta).best
-        return [self.record(ctx, "overall", best.bound, delta, terms_of(best))]
+        res = self.grid_result(ctx, delta)
+        best = res.best
+        terms = {**terms_of(best), "curve": scaling_curve(ctx, res.evaluated)}
+        return [self.record(ctx, "overall", best.bound, delta, terms, quantity="prior-weighted error",
+                            floor=grid_floor(ctx, res.evaluated),
+                            n_for_nonvacuous=n_for_nonvacuous([res.evaluated], ctx.n, max))]
+
+
+def class_family_records(statement: Statement, ctx: BoundContext, delta: float,
+                         per_class: Sequence[tuple[int, BoundTerms | None, Sequence[BoundTerms], str | None]]
+                         ) -> list[StatementRecord]:
+    """Records of a statement that holds for every class at once: each class, the balanced error (mean over the
+    classes with a bound), each group (mean over its classes with a bound) and the worst class (max)."""
+    records = []
+    bounded = {c: (t, ev) for c, t, ev, _ in per_class if t is not None}
+    for c, t, ev, reason in per_class:
+        if t is None:
+            records.append(statement.record(ctx, class_target(c), None, delta, reason=reason, quantity="class error"))
+            continue
+        records.append(statement.record(ctx, class_target(c), t.bound, delta, terms_of(t), quantity="class error",
+                                        floor=grid_floor(ctx, ev),
+                                        n_for_nonvacuous=n_for_nonvacuous([ev], ctx.n, max)))
+
+    def aggregate(target: str, members: list[int], how: Callable[[list[float]], float], quantity: str,
+                  extra: dict | None = None) -> StatementRecord:
+        members = [c for c in members if c in bounded]
+        if not members:
+            return statement.record(ctx, target, None, delta, reason="no class of this target has training samples",
+                                    quantity=quantity)
+        terms = {"classes": members, **(extra or {})}
+        return statement.record(ctx, target, how([bounded[c][0].bound for c in members]), delta, terms,
+                                quantity=quantity, floor=how([grid_floor(ctx, bounded[c][1]) for c in members]),
+                                n_for_nonvacuous=n_for_nonvacuous([bounded[c][1] for c in members], ctx.n, how))
+
+    records.append(aggregate("balanced", list(bounded), _mean, "balanced error"))
+    for g in ctx.group_names:
+        records.append(aggregate(group_target(g), ctx.group_members(g), _mean, "group balanced error"))
+    worst = aggregate("worst_class", list(bounded), max, "worst-class error")
+    if worst.bound is not None:
+        c = max(bounded, key=lambda k: bounded[k][0].bound)  # the first class attaining the max, as max() picks
+        worst = replace(worst, terms={**worst.terms, "class": c, "name": ctx.class_names[c]})
+    records.append(worst)
+    return records
 
 
 class Corollary54(Statement):
-    """THEORY §4, Corollary 5.4: every class with n_c >= 1 at δ/(K m), the group means and the worst class."""
+    """THEORY §4, Corollary 5.4: every class with n_c >= 1 at δ/(K m); the balanced error, the group means and the
+    worst class follow from the same event."""
 
     name = "corollary54"
     theory = "THEORY §4, Corollary 5.4"
@@ -60,24 +161,22 @@ class Corollary54(Statement):
             ctx.margins, ctx.labels, ctx.class_unit_penult, ctx.class_unit_final, num_classes=ctx.num_classes,
             delta=delta, grid=ctx.grid, radius_penult=ctx.radius_penult, radius_final=ctx.radius_final,
             class_names=ctx.class_names, class_groups=ctx.class_groups)
-        records = [self.record(ctx, class_target(pc.class_index), pc.bound, delta,
-                               None if pc.terms is None else terms_of(pc.terms), reason=pc.reason)
-                   for pc in res.per_class]
-        for g in ctx.group_names:
-            gb = _group_bound(g, [pc for pc in res.per_class if pc.group == g])
-            terms = {"num_classes": gb.num_classes, "num_classes_with_bound": gb.num_classes_with_bound,
-                     "classes": list(gb.classes), "bound_all_classes": gb.bound_all_classes,
-                     "train_margin_loss": gb.train_margin_loss, "complexity": gb.complexity,
-                     "confidence": gb.confidence}
-            records.append(self.record(ctx, group_target(g), gb.bound, delta, terms, reason=gb.reason))
-        worst = res.worst_class
-        records.append(self.record(ctx, "worst_class", None if worst is None else worst.bound, delta,
-                                   {} if worst is None else {"class": worst.class_index, "name": worst.name},
-                                   reason="no class has training samples" if worst is None else None))
+        records = class_family_records(self, ctx, delta, [(pc.class_index, pc.terms, pc.evaluated, pc.reason)
+                                                          for pc in res.per_class])
+        # the group view of bounds.json also shows the mean terms and the bound counting a class without samples as 1
+        for i, r in enumerate(records):
+            if r.target.startswith("group:"):
+                g = r.target.split(":", 1)[1]
+                gb = _group_bound(g, [pc for pc in res.per_class if pc.group == g])
+                terms = {**r.terms, "num_classes": gb.num_classes, "num_classes_with_bound": gb.num_classes_with_bound,
+                         "classes": list(gb.classes), "bound_all_classes": gb.bound_all_classes,
+                         "train_margin_loss": gb.train_margin_loss, "complexity": gb.complexity,
+                         "confidence": gb.confidence}
+                records[i] = replace(r, terms=terms, reason=gb.reason)
         return records
 
 
-def _bounded_grid(ctx: BoundContext, margins: np.ndarray, n: int, union: int, delta: float) -> BoundTerms:
+def _bounded_grid(ctx: BoundContext, margins: np.ndarray, n: int, union: int, delta: float) -> GridBoundResult:
     r = float(ctx.feature_norm_bound)
 
     def at(p: GridPoint) -> BoundTerms:
@@ -86,7 +185,7 @@ def _bounded_grid(ctx: BoundContext, margins: np.ndarray, n: int, union: int, de
             radius_final=p.radius_final, num_outputs=ctx.num_classes, feature_norm_bound=r, norm=ctx.norm,
             grid_size=ctx.grid.size, num_classes=union)
 
-    return _grid_evaluate(at, ctx.grid, ctx.radius_penult, ctx.radius_final).best
+    return _grid_evaluate(at, ctx.grid, ctx.radius_penult, ctx.radius_final)
 
 
 class Theorem53BoundedFeatures(Statement):
@@ -99,8 +198,10 @@ class Theorem53BoundedFeatures(Statement):
         return ctx.feature_norm_bound is not None
 
     def evaluate(self, ctx: BoundContext, delta: float) -> list[StatementRecord]:
-        best = _bounded_grid(ctx, ctx.margins, ctx.n, 1, delta)
-        return [self.record(ctx, "overall", best.bound, delta, terms_of(best))]
+        res = _bounded_grid(ctx, ctx.margins, ctx.n, 1, delta)
+        return [self.record(ctx, "overall", res.best.bound, delta, terms_of(res.best),
+                            quantity="prior-weighted error", floor=grid_floor(ctx, res.evaluated),
+                            n_for_nonvacuous=n_for_nonvacuous([res.evaluated], ctx.n, max))]
 
 
 class Corollary54BoundedFeatures(Statement):
@@ -113,15 +214,15 @@ class Corollary54BoundedFeatures(Statement):
         return ctx.feature_norm_bound is not None
 
     def evaluate(self, ctx: BoundContext, delta: float) -> list[StatementRecord]:
-        out = []
         counts = ctx.class_counts
+        per_class = []
         for c in range(ctx.num_classes):
             if counts[c] == 0:
-                out.append(self.record(ctx, class_target(c), None, delta, reason="no training samples"))
+                per_class.append((c, None, (), "no training samples"))
                 continue
-            best = _bounded_grid(ctx, ctx.class_margins(c), int(counts[c]), ctx.num_classes, delta)
-            out.append(self.record(ctx, class_target(c), best.bound, delta, terms_of(best)))
-        return out
+            res = _bounded_grid(ctx, ctx.class_margins(c), int(counts[c]), ctx.num_classes, delta)
+            per_class.append((c, res.best, res.evaluated, None))
+        return class_family_records(self, ctx, delta, per_class)
 
 
 THEOREM53 = register_statement(Theorem53())

@@ -7,18 +7,19 @@ beside are passed in by the caller (they come from the test split, not from the 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Sequence
+from dataclasses import dataclass, replace
+from typing import Mapping, Sequence
 
 import numpy as np
 
 from scilt_theory.bounds import lemma51_scale, lemma51_sum
-from scilt_theory.schema import (ClassRademacher, ClassRow, GroupRow, OverallRow, Rademacher, StatementRecord,
-                                 WorstClassRow)
+from scilt_theory.schema import (CertificateBlock, CertificateRow, ClassRademacher, ClassRow, Comparison, DeltaEvent,
+                                 GroupRow, OverallRow, Rademacher, StatementRecord, WorstClassRow)
 from scilt_theory.statements.context import BoundContext
 from scilt_theory.statements.margin import COROLLARY54, THEOREM53, class_target, group_target
 
-__all__ = ["Views", "build_views", "find_record", "mean_of_present"]
+__all__ = ["Views", "attach_comparisons", "build_views", "certificate_block", "delta_budget", "find_record",
+           "mean_of_present", "prior_weighted"]
 
 
 @dataclass(frozen=True)
@@ -67,7 +68,8 @@ def build_views(ctx: BoundContext, records: Sequence[StatementRecord], *,
                          confidence=t["confidence"], vacuous=o.vacuous, rho=t["rho"], delta=o.delta, n=t["n"],
                          grid_size=t["grid_size"], rc_penult=t["rc_penult"], rc_final=t["rc_final"],
                          radius_penult=t["radius_penult"], radius_final=t["radius_final"],
-                         balanced_test_error=mean_of_present(errors), train_error=train_error)
+                         balanced_test_error=mean_of_present(errors), train_error=train_error,
+                         prior_weighted_test_error=prior_weighted(ctx, errors))
     grid = [g.to_dict() for g in THEOREM53.grid_result(ctx, o.delta).evaluated]
 
     n_c = ctx.class_counts
@@ -104,3 +106,80 @@ def build_views(ctx: BoundContext, records: Sequence[StatementRecord], *,
                           name=None if worst_test is None else ctx.class_names[worst_test])
     return Views(overall=overall, rademacher=rademacher, per_class=per_class, groups=groups, worst_class=worst,
                  overall_grid=grid)
+
+
+def prior_weighted(ctx: BoundContext, errors: Sequence[float | None]) -> float | None:
+    """Σ_c (n_c/n)·errors[c] with the bound sample's counts (None if a class of the sample has no error value)."""
+    counts = ctx.class_counts
+    if any(counts[c] > 0 and errors[c] is None for c in range(ctx.num_classes)):
+        return None
+    return float(sum(counts[c] / ctx.n * errors[c] for c in range(ctx.num_classes) if counts[c] > 0))
+
+
+def _empirical(ctx: BoundContext, record: StatementRecord, errors: Sequence[float | None]) -> float | None:
+    """The empirical value of the quantity a record bounds, from per-class error rates."""
+    q = record.bounds_quantity
+    present = ctx.present_classes
+    if q == "prior-weighted error":
+        return prior_weighted(ctx, errors)
+    if q == "class error":
+        return errors[int(record.target.split(":", 1)[1])]
+    if q in ("balanced error", "group balanced error"):
+        members = record.terms.get("classes")
+        if members is None:
+            members = present if q == "balanced error" else ctx.group_members(record.target.split(":", 1)[1])
+        values = [errors[c] for c in members]
+        return None if not values or any(v is None for v in values) else float(np.mean(values))
+    if q == "worst-class error":
+        values = [errors[c] for c in present if errors[c] is not None]
+        return max(values) if values else None
+    raise ValueError(f"record {record.name}/{record.target} bounds an unknown quantity {q!r}")
+
+
+def attach_comparisons(ctx: BoundContext, records: Sequence[StatementRecord],
+                       test_errors: Mapping[str, Sequence[float | None]], same_distribution: bool
+                       ) -> list[StatementRecord]:
+    """Every record with the empirical value of exactly the quantity it bounds, on the test split.
+
+    ``test_errors[classifier]`` are per-class test error rates of "bounded" (the classifier the uniform bounds
+    and the test-set certificate are about) and of "trained" (the model as trained, which a hold-out certificate is
+    about; the same unless the heads were refitted).
+    """
+    out = []
+    for r in records:
+        classifier = "trained" if r.family == "hold-out" else "bounded"
+        value = _empirical(ctx, r, test_errors[classifier])
+        out.append(replace(r, compared_with=Comparison(quantity=r.bounds_quantity, split="test", value=value,
+                                                       same_distribution=same_distribution,
+                                                       classifier=classifier)))
+    return out
+
+
+def certificate_block(records: Sequence[StatementRecord], statement: str, sample) -> CertificateBlock | None:
+    """The bounds.json block of a hold-out / test-set certificate (a view of its records)."""
+    rows = []
+    mine = [r for r in records if r.name == statement]
+    if not mine:
+        return None
+    for r in mine:
+        t = r.terms
+        errors, n = t.get("errors"), t.get("n")
+        rows.append(CertificateRow(target=r.target, quantity=r.bounds_quantity, errors=errors, n=n,
+                                   empirical_error=None if not n else errors / n, delta=t.get("delta_each"),
+                                   bound=r.bound, method=str(t.get("method", ""))))
+    return CertificateBlock(statement=statement, split=sample.split, classifier=sample.classifier,
+                            same_distribution=sample.same_distribution, delta=mine[0].delta, rows=rows)
+
+
+def delta_budget(ctx: BoundContext, records: Sequence[StatementRecord]) -> list[DeltaEvent]:
+    """The δ-events of the records (one per statement) and the Monte Carlo certificates."""
+    events: dict[str, DeltaEvent] = {}
+    for r in records:
+        e = events.get(r.event)
+        events[r.event] = DeltaEvent(event=r.event, delta=r.delta, family=r.family,
+                                     targets=1 if e is None else e.targets + 1)
+    out = list(events.values())
+    if ctx.confidence.n_certificates:
+        out.append(DeltaEvent(event="monte-carlo certificates", delta=ctx.confidence.delta_mc, family="monte-carlo",
+                              targets=ctx.confidence.n_certificates))
+    return out

@@ -1,0 +1,77 @@
+"""Binomial tail inversions: the test-set / hold-out certificates of docs/THEORY.md §8 (Langford 2005).
+
+For a classifier fixed before a sample of n independent draws with k errors:
+
+* :func:`clopper_pearson_upper` — the exact binomial tail inversion = the one-sided Clopper–Pearson limit
+  ``Beta⁻¹(1 − δ; k + 1, n − k)`` (1 for k = n): the largest p with ``P_{Bin(n,p)}(X ≤ k) ≥ δ``. Valid when the n
+  draws are i.i.d. (one class's sample: a Binomial(n, err_c) count).
+* :func:`kl_upper` — the Chernoff (relative-entropy) inversion ``sup{p ≥ k/n : n·kl(k/n ‖ p) ≤ ln(1/δ)}``. Valid
+  for independent draws with *different* error rates (a class-stratified sample: a Poisson-binomial count), for
+  the mean error rate, where the exact binomial inversion can fail (proofs/holdout_certificates.md).
+* :func:`information_floor` — what a classifier with zero errors could certify from n draws: ``1 − δ^{1/n}``.
+"""
+
+from __future__ import annotations
+
+import math
+
+from scipy import optimize, stats
+
+__all__ = ["clopper_pearson_upper", "information_floor", "kl_bernoulli", "kl_upper"]
+
+
+def _check(errors: int, n: int, delta: float) -> tuple[int, int, float]:
+    if isinstance(errors, bool) or isinstance(n, bool) or int(errors) != errors or int(n) != n:
+        raise ValueError(f"errors and n must be integers, got {errors!r} and {n!r}.")
+    errors, n = int(errors), int(n)
+    if n < 1 or not 0 <= errors <= n:
+        raise ValueError(f"need 0 <= errors <= n and n >= 1, got errors={errors}, n={n}.")
+    delta = float(delta)
+    if not 0.0 < delta < 1.0:
+        raise ValueError(f"delta must lie strictly between 0 and 1, got {delta}.")
+    return errors, n, delta
+
+
+def clopper_pearson_upper(errors: int, n: int, delta: float) -> float:
+    """One-sided Clopper–Pearson upper limit at confidence 1 − δ (THEORY §8, the test-set bound).
+
+    ``Beta⁻¹(1 − δ; k + 1, n − k)`` from ``scipy.stats.beta.ppf``; it is the p at which
+    ``P_{Bin(n,p)}(X <= k) = δ``, so P(err > limit) <= δ for a Binomial(n, err) count k.
+    """
+    k, n, delta = _check(errors, n, delta)
+    if k == n:
+        return 1.0
+    return float(stats.beta.ppf(1.0 - delta, k + 1, n - k))
+
+
+def kl_bernoulli(q: float, p: float) -> float:
+    """kl(q ‖ p) = q ln(q/p) + (1 − q) ln((1 − q)/(1 − p)) for Bernoulli means, with 0 ln 0 = 0."""
+    if not (0.0 <= q <= 1.0 and 0.0 <= p <= 1.0):
+        raise ValueError(f"kl needs means in [0, 1], got q={q}, p={p}.")
+    out = 0.0
+    if q > 0:
+        out += math.inf if p == 0 else q * math.log(q / p)
+    if q < 1:
+        out += math.inf if p == 1 else (1 - q) * math.log((1 - q) / (1 - p))
+    return out
+
+
+def kl_upper(errors: int, n: int, delta: float) -> float:
+    """``sup{p >= k/n : n·kl(k/n ‖ p) <= ln(1/δ)}`` (THEORY §8; Chernoff's bound inverted).
+
+    For independent Bernoulli draws with means p_1..p_n and p̄ their mean, P(k/n ≤ q) ≤ exp(−n kl(q ‖ p̄)) for
+    q ≤ p̄, so P(p̄ > kl_upper) ≤ δ (proofs/holdout_certificates.md). Solved with ``scipy.optimize.brentq``.
+    """
+    k, n, delta = _check(errors, n, delta)
+    q = k / n
+    budget = math.log(1.0 / delta) / n
+    if k == n:
+        return 1.0
+    if kl_bernoulli(q, 1.0 - 1e-15) <= budget:  # the whole interval qualifies
+        return 1.0
+    return float(optimize.brentq(lambda p: kl_bernoulli(q, p) - budget, q, 1.0 - 1e-15, xtol=1e-14, rtol=1e-14))
+
+
+def information_floor(n: int, delta: float) -> float:
+    """The smallest certificate n draws can give: the Clopper–Pearson limit for zero errors, ``1 − δ^{1/n}``."""
+    return clopper_pearson_upper(0, n, delta)
