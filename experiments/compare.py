@@ -10,6 +10,20 @@ DIR/compare_bound_vs_tail_error.png/.pdf.
 Resumable: each run lives in DIR/runs/METHOD/seedS with the arguments it was made with; a finished run or bounds
 report made with the same arguments is reused, a run that was killed continues from its last periodic checkpoint
 (``--save-every``), and a run made with other arguments is refused rather than mixed into the table.
+
+References (``--references linear_probe``): rows that train nothing and have no bounds (their bound columns show
+"—"). ``linear_probe`` fits scikit-learn logistic regression (class-balanced, lbfgs; C by stratified CV on the fit
+split as the main number, C = 1 beside it) on the L2-normalised penultimate CLS, the final CLS and both concatenated
+of the frozen backbone of the runs' own model config with adapter none (same data, hold-out split, weights, image
+size and seed; scilt_theory/linear_probe.py): rows linear_probe[penultimate], linear_probe[final],
+linear_probe[both], one result per seed in DIR/references/linear_probe/seedS/linear_probe.json (reused when made
+with the same arguments).
+
+Paired differences (``--paired-reference NAME``, default final_only when it is compared): per method, the
+difference to NAME on the same seed (same split and initialisation) of balanced, Few and worst-class accuracy:
+mean, sample std, number of pairs, 95 % t-interval and paired t-test p-value (scilt_theory/compare.py
+``paired_differences``), in compare.json ``paired`` and as the second table of compare.md; a method whose seeds
+differ from NAME's is paired on the common seeds only, and the table says so.
 """
 
 from __future__ import annotations
@@ -21,6 +35,9 @@ import time
 from pathlib import Path
 
 from experiments._cli import OneLineParser, UserError, run_main
+
+#: reference rows compare can add (--references): name -> the rows it makes
+REFERENCES = {"linear_probe": ("linear_probe[penultimate]", "linear_probe[final]", "linear_probe[both]")}
 
 #: train options that compare sets per run itself (so the arguments a run is identified by never hold --quiet or
 #: --save-every, the two that may differ between a run and its continuation)
@@ -35,6 +52,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--methods", default="all",
                    help="comma-separated method names, or 'all' (default); see python -m experiments.train --help")
     p.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (default 0,1,2)")
+    p.add_argument("--references", default="",
+                   help="comma-separated reference rows that train nothing and have no bounds: linear_probe "
+                        "(logistic regression on the frozen backbone's L2-normalised penultimate / final / both CLS "
+                        "features, C by stratified CV; rows linear_probe[penultimate], [final], [both]); default none")
+    p.add_argument("--paired-reference", default=None, metavar="NAME",
+                   help="method (or reference row) every other one is paired with by seed for the differences of "
+                        "balanced, Few and worst-class accuracy (mean, std, 95%% t-interval, paired t-test); default "
+                        "final_only when it is compared, else no paired table")
     p.add_argument("--epochs", type=int, default=None, help="training epochs of every run (default: the recipe's)")
     p.add_argument("--out", required=True, help="output directory (runs/, compare.json, compare.md, the figure)")
     p.add_argument("--draws", type=int, default=1000, help="Monte Carlo sign draws of each bounds run")
@@ -67,6 +92,15 @@ def parse(argv: list[str] | None):
     unknown = [m for m in methods if m not in METHODS]
     if unknown:
         raise UserError(f"unknown method {unknown[0]!r}; choose from {', '.join(METHODS)}")
+    references = _names(args.references, "references") if args.references.strip() else []
+    unknown = [r for r in references if r not in REFERENCES]
+    if unknown:
+        raise UserError(f"unknown reference {unknown[0]!r}; choose from {', '.join(REFERENCES)}")
+    args.reference_list = references
+    rows_named = methods + [row for r in references for row in REFERENCES[r]]
+    if args.paired_reference is not None and args.paired_reference not in rows_named:
+        raise UserError(f"--paired-reference {args.paired_reference!r} is not compared here; choose from "
+                        f"{', '.join(rows_named)}")
     seeds = _names(args.seeds, "seeds", int)
     if any(s < 0 for s in seeds):
         raise UserError("--seeds must be non-negative")
@@ -155,10 +189,64 @@ def run_one(args, extra, method: str, seed: int, run_dir: Path) -> dict:
     return {"metrics": metrics, "bounds": report, "timing": timing}
 
 
+def run_reference(args, extra, name: str, seed: int, ref_dir: Path) -> dict:
+    """Compute (or reuse) one reference result (``linear_probe``) of one seed; returns its JSON."""
+    from experiments import train as train_cli
+    from scilt_theory.checkpoint import atomic_write_text
+    from scilt_theory.linear_probe import run_linear_probe
+
+    wanted = train_args(args, extra, "scilt", seed, ref_dir)
+    result_path, sidecar = ref_dir / f"{name}.json", ref_dir / "compare_args.json"
+    saved, result = _read_json(sidecar), _read_json(result_path)
+    if result is not None and saved is not None and saved.get("train") == wanted:
+        return {**result, "reused": True}
+    if result_path.exists() and (saved or {}).get("train") != wanted:
+        raise UserError(f"{ref_dir} holds a {name} result made with other settings; give another --out or delete it")
+    data_config, model_config, train_config, _ = train_cli.configs_from_args(train_cli.build_parser().parse_args(wanted))
+    result = run_linear_probe(data_config, model_config, train_config)
+    ref_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(json.dumps({"train": wanted}, indent=1) + "\n", sidecar)
+    atomic_write_text(json.dumps(result, indent=1, allow_nan=False) + "\n", result_path)
+    return {**result, "reused": False}
+
+
+def probe_rows(result: dict, seed: int) -> list[dict]:
+    """The rows linear_probe[VIEW] of one seed's probe result (the CV-chosen C; C = 1 beside it)."""
+    from scilt_theory.compare import reference_row
+
+    rows = []
+    for view, entry in result["views"].items():
+        c1 = entry["c1"]["metrics"]
+        rows.append(reference_row(f"linear_probe[{view}]", seed, entry["cv"]["metrics"], probe_c=entry["cv"]["C"],
+                                  c1_balanced_accuracy=c1["balanced_accuracy"],
+                                  c1_few_accuracy=(c1.get("group_accuracy") or {}).get("few"),
+                                  c1_worst_class_accuracy=c1["worst_class"]["accuracy"]))
+    return rows
+
+
+def probe_markdown(summary: dict, rows: list[dict], names: list[str]) -> str:
+    """The linear probe at the CV-chosen C against C = 1 (balanced accuracy, mean ± std over seeds)."""
+    from scilt_theory.compare import _cell
+
+    lines = ["## Linear probe: C chosen by cross-validation (main rows) and C = 1", "",
+             "| reference | C chosen per seed | balanced acc, CV C | balanced acc, C = 1 | Few, C = 1 | "
+             "worst class, C = 1 |", "|---|---:|---:|---:|---:|---:|"]
+    for name in names:
+        stats = summary[name]
+        chosen = ", ".join(f"{r['probe_c']:g}" for r in rows if r["method"] == name)
+        lines.append(f"| {name} | {chosen} | {_cell(stats['balanced_accuracy'], 'acc')} | "
+                     f"{_cell(stats['c1_balanced_accuracy'], 'acc')} | {_cell(stats['c1_few_accuracy'], 'acc')} | "
+                     f"{_cell(stats['c1_worst_class_accuracy'], 'acc')} |")
+    lines += ["", "Logistic regression (class_weight balanced, lbfgs) on the frozen backbone's L2-normalised CLS "
+                  "features of the fit split; C from {0.01, 0.1, 1, 10, 100, 1000} by stratified k-fold CV "
+                  "(balanced accuracy, k = min(5, smallest class)). Accuracies in % on the balanced test split."]
+    return "\n".join(lines) + "\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     args, extra, methods, seeds = parse(argv)
     from scilt_theory.checkpoint import atomic_write_text, check_output_dir
-    from scilt_theory.compare import compare_markdown, run_row, summarise
+    from scilt_theory.compare import compare_markdown, paired_differences, run_row, summarise
     from scilt_theory.methods import get_method
     from scilt_theory.plotting import plot_compare
 
@@ -184,19 +272,45 @@ def main(argv: list[str] | None = None) -> int:
             print(f"[compare]   {how}, bounds {t['bounds_seconds']:.0f} s: balanced acc "
                   f"{100 * row['balanced_accuracy']:.1f}%, few {100 * (row['few_accuracy'] or 0):.1f}%, "
                   f"bound {row['overall_bound']:.3g}", flush=True)
-    summary = summarise(rows, methods)
+    references: dict = {}
+    reference_names: list[str] = []
+    for name in args.reference_list:
+        references[name] = {}
+        for seed in seeds:
+            if not args.quiet:
+                print(f"[compare] reference {name} seed {seed} …", flush=True)
+            try:
+                result = run_reference(args, extra, name, seed, out / "references" / name / f"seed{seed}")
+            except (ValueError, FloatingPointError) as exc:
+                first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                raise UserError(f"{name} seed {seed}: {first}") from None
+            references[name][str(seed)] = result
+            rows.extend(probe_rows(result, seed))
+        reference_names += list(REFERENCES[name])
+    compared = methods + reference_names
+    summary = summarise(rows, compared)
+    paired_ref = args.paired_reference or ("final_only" if "final_only" in compared else None)
+    paired = paired_differences(rows, compared, reference=paired_ref) if paired_ref is not None else None
     seconds = time.perf_counter() - started
     notes = sorted({note for m in methods for note in get_method(m).notes})
+    if reference_names:
+        notes.append("linear_probe[…] rows train nothing and have no bounds: logistic regression on the frozen "
+                     "backbone's CLS features (runs' model config with adapter none), C by stratified CV; "
+                     "the C = 1 numbers are in the table below and in compare.json")
     title = f"Methods on {args.dataset}, seeds {','.join(map(str, seeds))}"
     recipe = train_args(args, extra, "METHOD", 0, "DIR")
     payload = {"dataset": args.dataset, "methods": methods, "seeds": seeds, "train_args": recipe,
+               "references": references, "reference_rows": reference_names, "paired": paired,
                "summary": summary, "rows": rows, "runs": runs, "notes": notes,
                "methods_summary": {m: get_method(m).summary for m in methods},
                "seconds": seconds, "trained_seconds": sum(r["train_seconds"] for r in runs if not r["reused_run"])}
     atomic_write_text(json.dumps(payload, indent=2, allow_nan=False) + "\n", out / "compare.json")
+    sections = [probe_markdown(summary, rows, reference_names)] if reference_names else []
     atomic_write_text(compare_markdown(summary, title=title, notes=[
-        f"recipe: python -m experiments.train {' '.join(recipe)}", *notes]), out / "compare.md")
-    written = plot_compare(summary, out / "compare_bound_vs_tail_error", title=title)
+        f"recipe: python -m experiments.train {' '.join(recipe)}", *notes], paired=paired, sections=sections),
+        out / "compare.md")
+    # the figure plots bounds: the methods' rows only (references have none)
+    written = plot_compare({m: summary[m] for m in methods}, out / "compare_bound_vs_tail_error", title=title)
     if not args.quiet:
         print(f"[compare] {total} runs in {seconds:.0f} s; wrote {out / 'compare.md'}, compare.json and "
               f"{', '.join(p.name for p in written)}")

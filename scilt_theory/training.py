@@ -188,11 +188,15 @@ def evaluate_model(model: SciLTModel, data: LongTailDataset, batch_size: int, de
     ctx = distributed.current()  # under torchrun each process scores its shard of the test split
     start, stop = ctx.shard(len(data.test_images))
     scores = ctx.gather_rows(predict(model, row_range(data.test_images, start, stop), batch_size, device))
+    return evaluate_test_predictions(data, scores.argmax(dim=1).numpy())
+
+
+def evaluate_test_predictions(data: LongTailDataset, predictions) -> dict:
+    """The long-tail metrics of predicted test labels (groups by the training counts of ``data``)."""
     cfg = data.config
-    return evaluate_predictions(data.test_labels.numpy(), scores.argmax(dim=1).numpy(),
-                                num_classes=data.num_classes, train_counts=data.class_counts.tolist(),
-                                class_names=data.class_names, many_threshold=cfg.many_threshold,
-                                few_threshold=cfg.few_threshold)
+    return evaluate_predictions(data.test_labels.numpy(), predictions, num_classes=data.num_classes,
+                                train_counts=data.class_counts.tolist(), class_names=data.class_names,
+                                many_threshold=cfg.many_threshold, few_threshold=cfg.few_threshold)
 
 
 @dataclass

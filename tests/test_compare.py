@@ -143,3 +143,105 @@ def test_bad_arguments_give_one_line(tmp_path, argv, message):
     lines = err.getvalue().strip().splitlines()
     assert code == 2 and len(lines) == 1 and message in lines[0], lines
     assert not (tmp_path / "o" / "compare.json").exists()
+
+
+# ---- paired differences (scilt_theory/compare.py) --------------------------------------------------------------
+def test_paired_difference_matches_a_hand_computed_case():
+    from scilt_theory.compare import paired_difference
+
+    # differences 0.05, -0.02, 0.10 on seeds 0, 1, 2; with 2 degrees of freedom the t distribution has the closed
+    # form F(t) = 1/2 + t / (2 sqrt(2 + t^2)) and the 97.5 % quantile is 4.302652729...
+    got = paired_difference({0: 0.80, 1: 0.70, 2: 0.90}, {0: 0.75, 1: 0.72, 2: 0.80})
+    d = [0.05, -0.02, 0.10]
+    mean = sum(d) / 3
+    std = (sum((x - mean) ** 2 for x in d) / 2) ** 0.5
+    se = std / 3 ** 0.5
+    t = mean / se
+    p = 2 * (0.5 - t / (2 * (2 + t * t) ** 0.5))
+    assert got["n"] == 3 and got["seeds"] == [0, 1, 2]
+    assert got["mean"] == pytest.approx(0.0433333333, rel=1e-9) and got["std"] == pytest.approx(std, rel=1e-12)
+    assert std == pytest.approx(0.0602771377, rel=1e-9)
+    assert got["ci_low"] == pytest.approx(mean - 4.302652729911275 * se, rel=1e-9)
+    assert got["ci_high"] == pytest.approx(mean + 4.302652729911275 * se, rel=1e-9)
+    assert got["t"] == pytest.approx(t, rel=1e-9) and got["p_value"] == pytest.approx(p, rel=1e-9)
+    assert got["p_value"] == pytest.approx(0.339172, abs=1e-6)
+
+
+def test_paired_difference_edge_cases():
+    from scilt_theory.compare import paired_difference
+
+    one = paired_difference({0: 0.5, 1: None}, {0: 0.4, 1: 0.3})  # a None drops its seed
+    assert one["n"] == 1 and one["mean"] == pytest.approx(0.1) and one["std"] is None and one["p_value"] is None
+    flat = paired_difference({0: 0.75, 1: 0.5}, {0: 0.5, 1: 0.25})  # no spread: the interval is the point
+    assert flat["std"] == 0.0 and flat["ci_low"] == flat["ci_high"] == 0.25
+    assert flat["t"] is None and flat["p_value"] is None
+    none = paired_difference({3: 0.5}, {0: 0.4})
+    assert none["n"] == 0 and none["mean"] is None
+
+
+def test_paired_differences_pair_by_seed_and_say_when_only_common_seeds_are_used():
+    from scilt_theory.compare import paired_differences, paired_markdown
+
+    rows = [{"method": "ref", "seed": s, "balanced_accuracy": b, "few_accuracy": f, "worst_class_accuracy": w}
+            for s, b, f, w in [(0, 0.5, 0.2, 0.1), (1, 0.6, 0.3, 0.2), (2, 0.7, None, 0.3)]]
+    rows += [{"method": "m", "seed": s, "balanced_accuracy": b, "few_accuracy": f, "worst_class_accuracy": w}
+             for s, b, f, w in [(0, 0.55, 0.3, 0.1), (1, 0.62, 0.35, 0.25), (5, 0.9, 0.9, 0.9)]]
+    paired = paired_differences(rows, ["ref", "m"], reference="ref")
+    entry = paired["methods"]["m"]
+    assert list(paired["methods"]) == ["m"] and paired["reference"] == "ref"
+    assert entry["seeds"] == [0, 1] and entry["unpaired_seeds"] == [2, 5] and entry["common_seeds_only"]
+    assert entry["balanced_accuracy"]["mean"] == pytest.approx((0.05 + 0.02) / 2)
+    assert entry["few_accuracy"]["n"] == 2 and entry["few_accuracy"]["mean"] == pytest.approx(0.075)
+    text = paired_markdown(paired)
+    assert "## Paired differences against ref" in text and "| m | 2 |" in text
+    assert "m: paired on the seeds it shares with ref only (0, 1; unpaired: 2, 5)" in text
+    json.dumps(paired, allow_nan=False)  # JSON-safe
+
+
+def test_compare_adds_linear_probe_rows_and_the_paired_table(first):
+    out, payload = first
+    assert compare_cli.main(_argv(out, "scilt,final_only", "0,1", "--references", "linear_probe")) == 0
+    got = json.loads((out / "compare.json").read_text())
+    assert all(r["reused_run"] for r in got["runs"])  # the trained runs are reused, only the probes are new
+    names = ["linear_probe[penultimate]", "linear_probe[final]", "linear_probe[both]"]
+    assert got["reference_rows"] == names
+    probe = [r for r in got["rows"] if r["method"].startswith("linear_probe")]
+    assert sorted((r["method"], r["seed"]) for r in probe) == sorted((n, s) for n in names for s in (0, 1))
+    for row in probe:
+        result = got["references"]["linear_probe"][str(row["seed"])]
+        view = row["method"][len("linear_probe["):-1]
+        assert row["balanced_accuracy"] == result["views"][view]["cv"]["metrics"]["balanced_accuracy"]
+        assert row["probe_c"] == result["views"][view]["cv"]["C"]
+        assert row["c1_balanced_accuracy"] == result["views"][view]["c1"]["metrics"]["balanced_accuracy"]
+        assert "overall_bound" not in row
+    assert got["summary"]["linear_probe[final]"]["overall_bound"]["mean"] is None
+    table = (out / "compare.md").read_text()
+    line = next(x for x in table.splitlines() if x.startswith("| linear_probe[both] | 2 |"))
+    cells = [c.strip() for c in line.strip().strip("|").split("|")][2:]
+    assert [cell == "—" for cell, (_, _, kind) in zip(cells, COLUMNS) if kind == "value"] == \
+        [True] * sum(kind == "value" for _, _, kind in COLUMNS)  # every bound column is empty
+    assert cells[0] != "—"  # and the balanced accuracy is there
+    assert "## Paired differences against final_only" in table and "## Linear probe" in table
+    paired = got["paired"]
+    assert paired["reference"] == "final_only" and set(paired["methods"]) == {"scilt", *names}
+    rows = {(r["method"], r["seed"]): r for r in got["rows"]}
+    diffs = [rows["scilt", s]["balanced_accuracy"] - rows["final_only", s]["balanced_accuracy"] for s in (0, 1)]
+    assert paired["methods"]["scilt"]["balanced_accuracy"]["mean"] == pytest.approx(sum(diffs) / 2)
+    assert paired["methods"]["scilt"]["balanced_accuracy"]["n"] == 2
+    # a second call reuses the probe results
+    assert compare_cli.main(_argv(out, "scilt,final_only", "0,1", "--references", "linear_probe")) == 0
+    again = json.loads((out / "compare.json").read_text())
+    assert all(r["reused"] for r in again["references"]["linear_probe"].values())
+    assert [r for r in again["rows"] if r["method"].startswith("linear")] == probe
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--references", "nope"], "unknown reference 'nope'"),
+    (["--paired-reference", "car"], "--paired-reference 'car' is not compared here"),
+])
+def test_bad_reference_arguments_give_one_line(tmp_path, argv, message):
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        code = run_main(compare_cli.main, ["--out", str(tmp_path / "o"), "--methods", "scilt", *argv])
+    lines = err.getvalue().strip().splitlines()
+    assert code == 2 and len(lines) == 1 and message in lines[0], lines
