@@ -596,3 +596,48 @@ def test_validation_terms_out_of_range():
     assert (LIMITS.auto_exact_signs, LIMITS.max_exact_signs) == (22, 24)
     assert [select_estimator("auto", n) for n in (22, 23)] == ["exact", "mc"]
     assert select_estimator("auto", 5, n_draws=0) == "closed" and select_estimator("mc", 3) == "mc"
+
+
+# ------------------------------------------------------------------ class-weighted margin bound (THEORY §8)
+
+@given(st.floats(0, 1), st.floats(0, 2), st.floats(0, 2), st.integers(1, 10**6), st.floats(0.01, 10),
+       st.floats(1e-6, 0.99), st.integers(1, 1000))
+def test_weighted_margin_bound_with_uniform_weights_is_theorem53(e, r1, r2, n, rho, delta, m):
+    a = theorem53_bound(e, r1, r2, n, rho, delta, grid_size=m)
+    b = B.weighted_margin_bound(e, r1, r2, 1.0 / n, rho, delta, grid_size=m, num_targets=1)
+    assert b.bound == pytest.approx(a.bound, rel=1e-12) and b.confidence == pytest.approx(a.confidence, rel=1e-12)
+    assert b.complexity == pytest.approx(a.complexity, rel=1e-12)
+
+
+def test_weighted_confidence_term_hand_value():
+    # balanced over classes of sizes 40, 12, 3: sum w^2 = (1/3)^2 (1/40 + 1/12 + 1/3), T = 4 targets, m = 5
+    s2 = (1 / 9) * (1 / 40 + 1 / 12 + 1 / 3)
+    assert B.weighted_confidence_term(s2, 0.05, grid_size=5, num_targets=4) == pytest.approx(
+        3 * math.sqrt(math.log(2 * 4 * 5 / 0.05) * s2 / 2))
+    with pytest.raises(ValueError, match="sum_sq_weights"):
+        B.weighted_confidence_term(0.0, 0.05)
+
+
+def test_weighted_statement_uses_class_weights_and_the_weighted_closed_form():
+    psi1, psi2, scores, labels = _fused_data()
+    grid = BoundGrid.geometric(0.2, 2.0, 3)
+    rep = fused_model_bounds(psi1, psi2, scores, labels, num_classes=3, radius_penult=2.0, radius_final=1.0,
+                             grid=grid, n_draws=0, statements=["weighted_margin"],
+                             class_groups=["head", "tail", "tail"])
+    counts = np.bincount(labels)
+    w = 1.0 / (3 * counts[labels])
+    r = rep.record("weighted_margin", "balanced")
+    assert r.terms["sum_sq_weights"] == pytest.approx(np.sum(w ** 2)) and r.terms["num_targets"] == 3
+    assert r.terms["confidence"] == pytest.approx(B.weighted_confidence_term(np.sum(w ** 2), 0.05, 3, 3))
+    # closed form of the weighted row class at unit radius: K sqrt(sum_i w_i^2 ||psi_i||^2) (Lemma 5.2(a))
+    unit1, unit2 = rep.context.weighted_unit["balanced"]
+    assert unit1.upper == pytest.approx(3 * math.sqrt(np.sum(w ** 2 * np.sum(psi1 ** 2, axis=1))), rel=1e-12)
+    assert unit2.upper == pytest.approx(3 * math.sqrt(np.sum(w ** 2 * np.sum(psi2 ** 2, axis=1))), rel=1e-12)
+    marg = margins(scores, labels)
+    by_hand = min(float(np.mean([np.mean(ramp_loss(marg[labels == c], rho)) for c in range(3)]))
+                  + 4 / rho * (2.0 * unit1.upper + 1.0 * unit2.upper)
+                  + B.weighted_confidence_term(np.sum(w ** 2), 0.05, 3, 3) for rho in grid.rhos)
+    assert r.bound == pytest.approx(by_hand, rel=1e-12)
+    tail = rep.record("weighted_margin", "group:tail")
+    wt = np.where(labels > 0, 1.0 / (2 * counts[labels]), 0.0)
+    assert tail.terms["sum_sq_weights"] == pytest.approx(np.sum(wt ** 2)) and tail.terms["classes"] == [1, 2]
