@@ -238,7 +238,14 @@ def compute_bounds_report(ckpt: Path, settings: BoundsSettings) -> BoundsReport 
         samples["hold-out"] = CertificateSample(
             split="hold-out", errors=errors, counts=counts, same_distribution=True,
             classifier="the trained model (backbone, adapters and heads fitted without the hold-out part)")
+    def heads() -> tuple[np.ndarray, np.ndarray]:
+        with torch.no_grad():
+            u, v = model.decomposition()
+        return u.double().numpy(), v.double().numpy()
+
+    prior_heads = None
     if settings.mode == "certified":
+        prior_heads = heads()  # fitted on S_A only: fixed before the hold-out sample (a PAC-Bayes prior centre)
         fit_counts = torch.as_tensor(record.get("fit_counts", data.class_counts.tolist()))
         trained_with = record.get("train_config", {})
         refit_heads(model, train_features, fit_counts, settings.refit_steps, settings.seed,
@@ -266,7 +273,7 @@ def compute_bounds_report(ckpt: Path, settings: BoundsSettings) -> BoundsReport 
         few_threshold=data.config.few_threshold, class_counts=[int(n) for n in data.class_counts],
         feature_norm_bound=1.0,  # cosine heads: ψ = φ/‖φ‖
         validity=validity_of(settings.mode, model), device=device if device.type == "cuda" else None,
-        certificate_samples=samples)
+        certificate_samples=samples, head_weights=heads(), prior_head_weights=prior_heads, scale=scale)
     # the coupled class of THEORY §2 is SciLT's (two heads, α free); other methods report the Lemma 5.1 sum only
     coupled = _coupled(train_features, num_classes, scale, settings, device) \
         if model.head2 is not None and cfg.fusion == "adaptive" else None

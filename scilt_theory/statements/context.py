@@ -65,6 +65,11 @@ class BoundContext:
         "help": "target -> class-weighted unit complexities (ψ₁, ψ₂) of statements/weighted.py"})
     certificate_samples: Mapping[str, Any] = field(default_factory=dict, metadata={
         "help": "name -> CertificateSample (errors of a classifier fixed before that sample, per class)"})
+    head_weights: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False, metadata={
+        "help": "(U, V), (K, d) each: the bounded scorer is ψ₁Uᵀ + ψ₂Vᵀ (THEORY §1 decomposition)"})
+    prior_head_weights: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False, metadata={
+        "help": "(U₀, V₀) fixed before S (certified mode: the heads trained on S_A), a PAC-Bayes prior centre"})
+    scale: float | None = field(default=None, metadata={"help": "cosine scale s of the model (None if not known)"})
 
     def max_margin(self, radius_penult: float, radius_final: float) -> float:
         """The largest margin any scorer Uψ₁ + Vψ₂ with row norms <= (B₁, B₂) can have on S: 2(B₁ r₁ + B₂ r₂)."""
@@ -145,6 +150,22 @@ def _weighted_unit_erc(features: np.ndarray, weights: np.ndarray, num_outputs: i
                     radius=None)
 
 
+def _check_heads(heads: Any, k: int, psi1: np.ndarray, psi2: np.ndarray, scores: np.ndarray, *,
+                 check_scores: bool) -> tuple[np.ndarray, np.ndarray] | None:
+    """(U, V) as float64 (K, d) arrays; with ``check_scores`` they must reproduce the scores (ψ₁Uᵀ + ψ₂Vᵀ)."""
+    if heads is None:
+        return None
+    u, v = (_check_features(h, name, shape="(K, d)") for h, name in zip(heads, ("U", "V")))
+    if u.shape != (k, psi1.shape[1]) or v.shape != (k, psi2.shape[1]):
+        raise ValueError(f"head weights must be (K, d) = ({k}, {psi1.shape[1]}), got {u.shape} and {v.shape}.")
+    if check_scores:
+        recomputed = psi1 @ u.T + psi2 @ v.T
+        tol = 1e-4 * max(1.0, float(np.abs(scores).max()))
+        if float(np.abs(recomputed - scores).max()) > tol:
+            raise ValueError("the head weights do not reproduce the scores (ψ₁Uᵀ + ψ₂Vᵀ differs from them).")
+    return u, v
+
+
 def build_context(psi_penult: Any, psi_final: Any, scores: Any, labels: Any, *, num_classes: int,
                   radius_penult: float, radius_final: float, norm: str = "row", grid: BoundGrid,
                   delta: float = 0.05, method: str = "auto", n_draws: int = 1000, delta_mc: float = 0.01,
@@ -153,7 +174,9 @@ def build_context(psi_penult: Any, psi_final: Any, scores: Any, labels: Any, *, 
                   class_groups: Sequence[str] | Mapping[int, str] | None = None,
                   feature_norm_bound: float | None = None, validity: str = "diagnostic",
                   device: Any = None, needs: frozenset[str] = frozenset(),
-                  certificate_samples: Mapping[str, Any] | None = None) -> BoundContext:
+                  certificate_samples: Mapping[str, Any] | None = None,
+                  head_weights: tuple[Any, Any] | None = None, prior_head_weights: tuple[Any, Any] | None = None,
+                  scale: float | None = None) -> BoundContext:
     """Validate the inputs and compute the shared quantities (THEORY §1, §4, §5).
 
     ``scores = U psi_1 + V psi_2`` is assumed to lie in ``F_{N-1} + F_N`` with the given radii (the caller
@@ -171,7 +194,9 @@ def build_context(psi_penult: Any, psi_final: Any, scores: Any, labels: Any, *, 
     always counted in ``labels``. ``device`` (e.g. "cuda"): where the MC and exact estimators run (the same sign
     draws on every device). ``needs`` names the extra shared quantities the selected statements read ("weighted":
     the class-weighted complexities of statements/weighted.py); their MC certificates share δ_mc with the others.
-    ``certificate_samples`` are handed to the hold-out / test-set statements as they are.
+    ``certificate_samples`` are handed to the hold-out / test-set statements as they are. ``head_weights`` (U, V)
+    of the scorer, ``prior_head_weights`` (U₀, V₀) fixed before S and the cosine ``scale`` are read by statements
+    that use the trained weights themselves (data-dependent radii, PAC-Bayes); they are checked against the scores.
     """
     k = _check_count(num_classes, "num_classes", 2)
     delta = _check_delta(delta)
@@ -275,7 +300,10 @@ def build_context(psi_penult: Any, psi_final: Any, scores: Any, labels: Any, *, 
                           "each statement holds w.p. >= 1 - delta - delta_mc (union bound)"),
     }
     norms = (float(np.linalg.norm(psi1, axis=1).max()), float(np.linalg.norm(psi2, axis=1).max()))
+    weights = _check_heads(head_weights, k, psi1, psi2, scores_np, check_scores=True)
+    prior = _check_heads(prior_head_weights, k, psi1, psi2, scores_np, check_scores=False)
     return replace(base, confidence=split, unit_penult=unit1, unit_final=unit2, class_unit_penult=tuple(cls1),
                    class_unit_final=tuple(cls2), validity=validity, feature_norm_bound=feature_norm_bound,
                    settings=settings, psi_penult=psi1, psi_final=psi2, max_feature_norms=norms,
-                   weighted_unit=weighted_unit, certificate_samples=dict(certificate_samples or {}))
+                   weighted_unit=weighted_unit, certificate_samples=dict(certificate_samples or {}),
+                   head_weights=weights, prior_head_weights=prior, scale=None if scale is None else float(scale))
