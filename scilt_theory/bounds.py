@@ -55,6 +55,7 @@ __all__ = [
     "confidence_split_from_parts",
     "confidence_term",
     "contraction_factor",
+    "coupled_margin_bound",
     "corollary54_all_classes",
     "corollary54_class_bound",
     "envelope_bounds",
@@ -487,6 +488,31 @@ def corollary54_class_bound(class_margin_loss: float, rc_penult: float, rc_final
         raise ValueError("a class with no training samples (n_c = 0) has no Corollary 5.4 bound.")
     k = _check_count(num_classes, "num_classes")
     return _margin_bound("Corollary 5.4", class_margin_loss, rc_penult, rc_final, n_c, rho, delta, grid_size, k)
+
+
+def coupled_margin_bound(train_margin_loss: float, rc_coupled: float, n: int, rho: float, delta: float, *,
+                         scale: float, grid_size: int = 1, num_classes: int = 1) -> BoundTerms:
+    """Theorem 5.3 / Corollary 5.4 with the coupled class H_s in place of the Lemma 5.1 sum (THEORY §8;
+    proofs/theorem_5_3_tighter.md, A).
+
+    W.p. >= 1 - delta, for every h in H_s (one W1, W2, alpha; the trained cosine SciLT scorer is one)::
+
+        err <= R_hat_{S,rho}(h) + (4/rho) R_hat^v_S(H_s) + 3 sqrt(ln(2 K m/delta)/(2n))
+
+    ``rc_coupled`` is an upper value of R_hat^v_S(H_s) computed on the bound sample itself (not a subsample).
+    Scores of H_s satisfy |h_c| <= 2s ||psi||, so the class's radii are recorded as (s, s).
+    """
+    e = _check_loss(train_margin_loss, "train_margin_loss")
+    r = _check_nonneg(rc_coupled, "rc_coupled")
+    rho = _check_rho(rho)
+    s = _check_nonneg(scale, "scale")
+    complexity = 2.0 * contraction_factor(rho) * r
+    conf = confidence_term(n, delta, grid_size=grid_size, num_classes=num_classes)
+    total = e + complexity + conf
+    return BoundTerms(train_margin_loss=e, complexity=complexity, confidence=conf, bound=total,
+                      vacuous=bool(total > 1.0), rho=rho, delta=float(delta), n=int(n), grid_size=int(grid_size),
+                      num_classes=int(num_classes), rc_penult=r, rc_final=0.0, radius_penult=s, radius_final=s,
+                      statement="coupled class")
 
 
 def weighted_confidence_term(sum_sq_weights: float, delta: float, grid_size: int = 1, num_targets: int = 1) -> float:

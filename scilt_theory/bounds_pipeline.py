@@ -32,7 +32,7 @@ from scilt_theory.rademacher import independent_signs, rademacher_coupled_scilt,
 from scilt_theory.restore import restore_run
 from scilt_theory.schema import BoundsReport, Coupled, RunInfo
 from scilt_theory.statements import FusedBounds, Views, fused_model_bounds
-from scilt_theory.statements.views import attach_comparisons, certificate_block, delta_budget
+from scilt_theory.statements.views import attach_comparisons, certificate_block, delta_budget, rank_correlations
 from scilt_theory.training import resolve_device
 
 
@@ -273,7 +273,8 @@ def compute_bounds_report(ckpt: Path, settings: BoundsSettings) -> BoundsReport 
         few_threshold=data.config.few_threshold, class_counts=[int(n) for n in data.class_counts],
         feature_norm_bound=1.0,  # cosine heads: ψ = φ/‖φ‖
         validity=validity_of(settings.mode, model), device=device if device.type == "cuda" else None,
-        certificate_samples=samples, head_weights=heads(), prior_head_weights=prior_heads, scale=scale)
+        certificate_samples=samples, head_weights=heads(), prior_head_weights=prior_heads, scale=scale,
+        coupled_scale=scale if model.head2 is not None and cfg.fusion == "adaptive" else None)
     # the coupled class of THEORY §2 is SciLT's (two heads, α free); other methods report the Lemma 5.1 sum only
     coupled = _coupled(train_features, num_classes, scale, settings, device) \
         if model.head2 is not None and cfg.fusion == "adaptive" else None
@@ -385,4 +386,5 @@ def assemble_report(record: dict, data, model, settings: BoundsSettings, ckpt: P
         holdout=certificate_block(bounds.records, "holdout_certificate", ctx.certificate_samples.get("hold-out")),
         test_certificate=certificate_block(bounds.records, "testset_certificate", ctx.certificate_samples.get("test")),
         delta_budget=delta_budget(ctx, bounds.records),
-        test_same_distribution=bool(data.provenance.get("test_same_distribution", False)), timing=timing)
+        test_same_distribution=bool(data.provenance.get("test_same_distribution", False)),
+        rank_correlation=rank_correlations(bounds.records), timing=timing)

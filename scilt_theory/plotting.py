@@ -403,6 +403,83 @@ def figure_bound_vs_n(report: BoundsReport | dict) -> Figure:
     return fig
 
 
+#: (statement, legend label) of the statements figure, in drawing order
+FIGURE_STATEMENTS = (("theorem53", "contract (Thm 5.3 / Cor. 5.4)"), ("weighted_margin", "class-weighted"),
+                     ("tightest_uniform", "tightest uniform (δ/J each)"), ("pac_bayes", "PAC-Bayes"),
+                     ("holdout_certificate", "hold-out certificate"), ("testset_certificate", "test-set certificate"))
+
+
+def figure_statements(report: BoundsReport | dict) -> Figure:
+    """Overall and for each group, every statement's bound on one log axis, each beside the test-split value of
+    the quantity it bounds (a black dash at the same position; THEORY §4 "What it bounds", §8).
+
+    Overall: Theorem 5.3 and its refinements bound the prior-weighted error; a group: Corollary 5.4's group mean,
+    the class-weighted statement and the others bound the group's balanced error. Bounds above 1 are vacuous.
+    """
+    report = as_report(report)
+    targets = ["overall"] + [f"group:{g}" for g in GROUPS if g in report.groups and report.groups[g].num_classes]
+    series = []
+    for name, label in FIGURE_STATEMENTS:
+        records = {}
+        for t in targets:
+            r = report.statement("corollary54" if name == "theorem53" and t != "overall" else name, t)
+            if r is not None and r.bound is not None:
+                records[t] = r
+        if records:
+            series.append((label, records))
+    if not series:
+        raise ValueError("the report has no statement values for the overall or group targets")
+    with _style():
+        fig = Figure(figsize=(DOUBLE_COLUMN_IN, 3.4), layout="constrained")
+        ax = fig.add_subplot()
+        ax.set_yscale("log")
+        width = 0.8 / len(series)
+        values: list[float] = []
+        zeros: list[float] = []  # test values of 0 cannot sit on a log axis: drawn at its bottom, labelled 0
+        handles = []
+        for i, (label, records) in enumerate(series):
+            colour, marker = RUN_COLOURS[i % len(RUN_COLOURS)], RUN_MARKERS[i % len(RUN_MARKERS)]
+            for j, t in enumerate(targets):
+                r = records.get(t)
+                if r is None:
+                    continue
+                x = j - 0.4 + width * (i + 0.5)
+                ax.plot([x], [r.bound], ls="none", marker=marker, color=colour, zorder=4)
+                values.append(r.bound)
+                value = None if r.compared_with is None else r.compared_with.value
+                if value == 0:
+                    zeros.append(x)
+                elif value is not None:
+                    ax.plot([x - width * 0.4, x + width * 0.4], [value] * 2, color="black", lw=1.4, zorder=5)
+                    values.append(value)
+            handles.append(Line2D([], [], ls="none", marker=marker, color=colour, label=label))
+        low, high = min(values) / 1.6, max(values + [1.0]) * 1.6
+        ax.set_ylim(low, high)
+        for x in zeros:
+            ax.plot([x - width * 0.4, x + width * 0.4], [low * 1.08] * 2, color="black", lw=1.4, zorder=5)
+            ax.text(x, low * 1.15, "0", ha="center", va="bottom", fontsize=7)
+        decades = [10.0 ** d for d in range(math.ceil(math.log10(low)), math.floor(math.log10(high)) + 1)]
+        ax.set_yticks(decades, [_fmt(d) for d in decades])
+        ax.set_yticks([], minor=True)
+        ax.axhline(1.0, color="black", lw=0.7, ls=(0, (4, 2)), zorder=1)
+        ax.set_xticks(range(len(targets)), ["overall\n(prior-weighted error)" if t == "overall" else
+                                            f"{GROUP_TITLES[t[6:]]}\n(group balanced error)" for t in targets])
+        ax.set_xlim(-0.6, len(targets) - 0.4)
+        ax.set_ylabel("bound (log scale)")
+        ax.set_title(_title(report, "Every statement beside the test value of what it bounds"), pad=8)
+        handles += [Line2D([], [], color="black", lw=1.4, label="test split value of the bounded quantity"),
+                    Line2D([], [], color="black", lw=0.7, ls=(0, (4, 2)), label="1 (vacuous above)")]
+        fig.legend(handles=handles, loc="outside lower center", ncol=4)
+    return fig
+
+
+def plot_statements(report: BoundsReport | dict, out_stem: Path) -> list[Path]:
+    """Write :func:`figure_statements` as PNG and PDF."""
+    fig = figure_statements(report)
+    with _style():
+        return _save(fig, out_stem)
+
+
 def plot_bound_vs_n(report: BoundsReport | dict, out_stem: Path) -> list[Path]:
     """Write :func:`figure_bound_vs_n` as PNG and PDF."""
     fig = figure_bound_vs_n(report)
@@ -798,4 +875,5 @@ def write_all_plots(report: BoundsReport | dict, out_dir: Path) -> list[Path]:
     written += plot_rademacher(report, out_dir / "rademacher")
     written += plot_bound_decomposition(report, out_dir / "bound_decomposition")
     written += plot_bound_vs_n(report, out_dir / "bound_vs_n")
+    written += plot_statements(report, out_dir / "statements")
     return written

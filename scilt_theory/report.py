@@ -60,19 +60,30 @@ def _vacuous_text(r: StatementRecord) -> str:
     return _num(r.vacuous)
 
 
-def _headline(report: BoundsReport) -> list[str]:
-    lines = ["## Every statement beside the quantity it bounds", "",
+#: the statements of the headline table (every statement is in "All statements")
+KEY_STATEMENTS = ("theorem53", "corollary54", "weighted_margin", "tightest_uniform", "pac_bayes",
+                  "holdout_certificate", "testset_certificate")
+
+
+def _statement_table(report: BoundsReport, title: str, names: tuple[str, ...] | None) -> list[str]:
+    lines = [f"## {title}", "",
              "| statement | target | bounds | bound | floor | vacuous | n for bound < 1 | compared with | value | "
              "certificate |", "|---|---|---|---:|---:|---|---:|---|---:|---|"]
+    order = {name: i for i, name in enumerate(names or ())}
     for target in _TARGET_ORDER:
-        for r in report.statements:
-            if r.target != target or r.bound is None:
-                continue
+        rows = [r for r in report.statements if r.target == target and r.bound is not None
+                and (names is None or r.name in order)]
+        for r in sorted(rows, key=lambda r: order.get(r.name, 0)):
             lines.append(f"| {r.name} | {_target_label(report, target)} | {r.bounds_quantity} | {_num(r.bound)} | "
                          f"{_num(r.floor)} | {_vacuous_text(r)} | {_num(r.n_for_nonvacuous, 0)} | "
                          f"{compared_text(r)} | {_num(r.compared_with.value if r.compared_with else None)} | "
                          f"{_num(r.certificate)} |")
-    lines += ["", "*bounds* and *compared with* name the same quantity (" +
+    return lines + [""]
+
+
+def _headline(report: BoundsReport) -> list[str]:
+    lines = _statement_table(report, "The key statements beside the quantity each bounds", KEY_STATEMENTS)
+    lines += ["*bounds* and *compared with* name the same quantity (" +
               "; ".join(f"{q}: {d}" for q, d in QUANTITIES.items()) + "). *floor*: the value the statement takes "
               "for every classifier of its class at this n, K, radii and grid (uniform bounds), or with zero errors "
               "(certificates); a floor ≥ 1 means vacuous by construction. *n for bound < 1*: the bound-sample size at "
@@ -82,6 +93,45 @@ def _headline(report: BoundsReport) -> list[str]:
               "sample; hold-out / test-set: the classifier fixed before that sample, and the sample drawn from the "
               "training distribution).", ""]
     return lines
+
+
+def _tightest(report: BoundsReport) -> list[str]:
+    records = report.records("tightest_uniform")
+    if not records:
+        return []
+    first = records[0]
+    members = first.terms.get("members", [])
+    lines = ["## The tightest uniform statement (THEORY §8)", "",
+             f"For every target, the smallest value of the J = {len(members)} uniform statements that apply, each "
+             f"evaluated at δ/J = {_num(first.terms.get('delta_each'), 5)} so that the minimum holds with "
+             f"probability ≥ 1 − δ (− δ_mc): {', '.join(members)}.", "",
+             "| target | bounds | contract | tightest | tightest / contract | attained by |",
+             "|---|---|---:|---:|---:|---|"]
+    contract = {"overall": "theorem53"}
+    for r in records:
+        if not (r.target in _TARGET_ORDER or r.target.startswith("group:")):
+            continue
+        base = report.statement(contract.get(r.target, "corollary54"), r.target)
+        ratio = None if base is None or not base.bound else r.bound / base.bound
+        lines.append(f"| {_target_label(report, r.target)} | {r.bounds_quantity} | "
+                     f"{_num(base.bound if base else None)} | {_num(r.bound)} | {_num(ratio)} | "
+                     f"{r.terms.get('attained_by')} |")
+    return lines + [""]
+
+
+def _ranks(report: BoundsReport) -> list[str]:
+    if not report.rank_correlation:
+        return []
+    lines = ["## Do the bounds rank the classes as their errors do? (Jiang et al. 2020)", "",
+             "Kendall τ-b between each statement's per-class values and the per-class test errors they bound "
+             "(class error, test split). A valid bound can still rank the classes wrongly: τ ≤ 0 says the statement "
+             "does not predict which classes generalise. The test-set certificate is computed from the very errors it is "
+             "compared with, so its τ is high by construction; the hold-out certificate's comes from another sample.",
+             "",
+             "| statement | Kendall τ | p-value | classes |", "|---|---:|---:|---:|"]
+    for rc in report.rank_correlation:
+        lines.append(f"| {rc.statement} | {_num(rc.tau)} | {_num(rc.p_value)} | {rc.n} |")
+    return lines + [""]
 
 
 def _certificates(report: BoundsReport) -> list[str]:
@@ -207,8 +257,11 @@ def bounds_markdown(report: BoundsReport) -> str:
         "",
     ]
     lines += _headline(report)
+    lines += _tightest(report)
     lines += _certificates(report)
     lines += _per_class(report)
+    lines += _ranks(report)
+    lines += _statement_table(report, "All statements beside the quantity each bounds", None)
     lines += _complexities(report)
     lines += _delta_budget(report)
     lines += _spectral(report)

@@ -27,7 +27,7 @@ from typing import Any
 
 from scilt_theory.bounds import ErcSummary as Erc  # an ERC record: the one definition, shared with the formulas
 
-__all__ = ["SCHEMA_VERSION", "QUANTITIES", "BoundsReport", "CertificateBlock", "CertificateRow", "ClassRademacher", "ClassRow", "Comparison", "Coupled", "DeltaEvent", "Erc", "GroupRow", "OverallRow", "ReportError",
+__all__ = ["SCHEMA_VERSION", "QUANTITIES", "BoundsReport", "CertificateBlock", "CertificateRow", "ClassRademacher", "ClassRow", "Comparison", "Coupled", "DeltaEvent", "RankCorrelation", "Erc", "GroupRow", "OverallRow", "ReportError",
            "RunInfo", "StatementRecord", "WorstClassRow", "read_report", "schema_text"]
 
 SCHEMA_VERSION = 2
@@ -249,6 +249,18 @@ class DeltaEvent:
 
 
 @dataclass(frozen=True)
+class RankCorrelation:
+    """Does a statement rank the classes as their errors do? Kendall τ (Jiang et al. 2020, scipy.stats.kendalltau)."""
+
+    statement: str = _f("statement name")
+    tau: float | None = _f("Kendall τ-b between the per-class bounds and the per-class errors they bound (None: "
+                           "fewer than 2 classes, or one side constant)")
+    p_value: float | None = _f("two-sided p-value of τ = 0 (scipy)")
+    n: int = _f("classes with both a bound and an error value")
+    split: str = _f("where the errors were counted", "test")
+
+
+@dataclass(frozen=True)
 class RunInfo:
     """Which run and model the report is about."""
 
@@ -308,6 +320,9 @@ class BoundsReport:
                                         "the sum", default_factory=list)
     test_same_distribution: bool = _f("the data set's test split follows its training distribution class by class",
                                       False)
+    rank_correlation: list[RankCorrelation] = _f("per statement with class values: Kendall τ between its class "
+                                                 "bounds and the class errors (a valid bound can rank classes "
+                                                 "wrongly)", default_factory=list)
     timing: dict[str, float] = _f("features_seconds, rademacher_seconds, total_seconds", default_factory=dict)
 
     def __post_init__(self) -> None:

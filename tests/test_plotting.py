@@ -336,10 +336,10 @@ def test_run_labels_disambiguate_repeats():
         plotting.run_labels(reports, labels=["a"])
 
 
-def test_write_all_plots_writes_four_figures_and_leaves_the_report_alone(report, tmp_path):
+def test_write_all_plots_writes_five_figures_and_leaves_the_report_alone(report, tmp_path):
     before = copy.deepcopy(report)
     paths = plotting.write_all_plots(report, tmp_path / "out")
-    stems = ("bound_vs_tail_error", "rademacher", "bound_decomposition", "bound_vs_n")
+    stems = ("bound_vs_tail_error", "rademacher", "bound_decomposition", "bound_vs_n", "statements")
     assert sorted(p.name for p in paths) == sorted(f"{s}.{e}" for s in stems for e in ("png", "pdf"))
     for stem in stems:
         _check_images([p for p in paths if p.stem == stem], tmp_path / "out" / stem)
@@ -426,4 +426,24 @@ def test_bound_vs_n_draws_bound_and_floor_from_the_stored_grid_and_marks_the_mod
     marker = next(line for line in ax.get_lines() if len(line.get_xdata()) == 1 and line.get_xdata()[0] == n0)
     assert marker.get_ydata()[0] == pytest.approx(record["bound"])
     assert np.all(floor_line.get_ydata() <= bound_line.get_ydata() + 1e-12)
+    _all_fonts_readable(fig)
+
+
+def test_statements_figure_puts_each_bound_beside_the_value_of_what_it_bounds(report):
+    overall = next(r for r in report["statements"] if r["name"] == "theorem53" and r["target"] == "overall")
+    overall["compared_with"] = {"quantity": "prior-weighted error", "split": "test", "value": 0.21,
+                                "same_distribution": True}
+    fig = plotting.figure_statements(report)
+    ax = fig.axes[0]
+    markers = [line for line in ax.get_lines() if len(line.get_xdata()) == 1]
+    dashes = [line for line in ax.get_lines() if len(line.get_xdata()) == 2 and line.get_linestyle() == "-"]
+    groups = [g for g in ("many", "medium", "few") if report["groups"][g]["num_classes"]]
+    # the overall contract value and every group's Corollary 5.4 mean are drawn at their bounds
+    drawn = {round(float(m.get_ydata()[0]), 9) for m in markers}
+    assert round(overall["bound"], 9) in drawn
+    assert all(round(report["groups"][g]["bound"], 9) in drawn for g in groups)
+    # the test-split value of the prior-weighted error stands beside the overall bound
+    assert any(np.allclose(d.get_ydata(), 0.21) for d in dashes)
+    assert [t.get_text().split("\n")[1] for t in ax.get_xticklabels()] == \
+        ["(prior-weighted error)"] + ["(group balanced error)"] * len(groups)
     _all_fonts_readable(fig)

@@ -70,6 +70,10 @@ class BoundContext:
     prior_head_weights: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False, metadata={
         "help": "(U₀, V₀) fixed before S (certified mode: the heads trained on S_A), a PAC-Bayes prior centre"})
     scale: float | None = field(default=None, metadata={"help": "cosine scale s of the model (None if not known)"})
+    coupled_scale: float | None = field(default=None, metadata={
+        "help": "s of the coupled SciLT class H_s the scorer lies in (None: not a SciLT-form model)"})
+    coupled_unit: Mapping[str, Any] = field(default_factory=dict, metadata={
+        "help": "target (overall | class:<c>) -> upper value of R̂ᵛ of the coupled class H_s on that very sample"})
 
     def max_margin(self, radius_penult: float, radius_final: float) -> float:
         """The largest margin any scorer Uψ₁ + Vψ₂ with row norms <= (B₁, B₂) can have on S: 2(B₁ r₁ + B₂ r₂)."""
@@ -150,6 +154,23 @@ def _weighted_unit_erc(features: np.ndarray, weights: np.ndarray, num_outputs: i
                     radius=None)
 
 
+def _coupled_erc(psi1: np.ndarray, psi2: np.ndarray, num_classes: int, scale: float, method: str, n_draws: int,
+                 seed: int, delta_cert: float | None, device: Any = None) -> ErcSummary:
+    """R̂ᵛ of the coupled class H_s on exactly these rows (THEORY §2; rademacher.rademacher_coupled_scilt)."""
+    import torch
+
+    from scilt_theory.rademacher import rademacher_coupled_scilt
+
+    on = device if device is not None else "cpu"
+    res = rademacher_coupled_scilt(torch.as_tensor(psi1, device=on), torch.as_tensor(psi2, device=on), num_classes,
+                                   scale, method=method, n_draws=n_draws, seed=seed,
+                                   delta_mc=delta_cert if delta_cert is not None else 0.01)
+    return ErcSummary(value=res.value, upper=res.upper, stderr=res.stderr, lower=None, method=res.method,
+                      n=res.n, num_outputs=num_classes, norm="coupled", radius=scale,
+                      n_draws=res.n_draws if res.method == "mc" else None,
+                      delta_mc=delta_cert if res.method == "mc" else None)
+
+
 def _check_heads(heads: Any, k: int, psi1: np.ndarray, psi2: np.ndarray, scores: np.ndarray, *,
                  check_scores: bool) -> tuple[np.ndarray, np.ndarray] | None:
     """(U, V) as float64 (K, d) arrays; with ``check_scores`` they must reproduce the scores (ψ₁Uᵀ + ψ₂Vᵀ)."""
@@ -176,7 +197,7 @@ def build_context(psi_penult: Any, psi_final: Any, scores: Any, labels: Any, *, 
                   device: Any = None, needs: frozenset[str] = frozenset(),
                   certificate_samples: Mapping[str, Any] | None = None,
                   head_weights: tuple[Any, Any] | None = None, prior_head_weights: tuple[Any, Any] | None = None,
-                  scale: float | None = None) -> BoundContext:
+                  scale: float | None = None, coupled_scale: float | None = None) -> BoundContext:
     """Validate the inputs and compute the shared quantities (THEORY §1, §4, §5).
 
     ``scores = U psi_1 + V psi_2`` is assumed to lie in ``F_{N-1} + F_N`` with the given radii (the caller
@@ -197,6 +218,8 @@ def build_context(psi_penult: Any, psi_final: Any, scores: Any, labels: Any, *, 
     ``certificate_samples`` are handed to the hold-out / test-set statements as they are. ``head_weights`` (U, V)
     of the scorer, ``prior_head_weights`` (U₀, V₀) fixed before S and the cosine ``scale`` are read by statements
     that use the trained weights themselves (data-dependent radii, PAC-Bayes); they are checked against the scores.
+    ``coupled_scale`` = s when the scorer lies in the coupled SciLT class H_s (two cosine heads, adaptive α): with
+    "coupled" in ``needs`` its complexity is computed on S and on every S_c (THEORY §8).
     """
     k = _check_count(num_classes, "num_classes", 2)
     delta = _check_delta(delta)
@@ -262,10 +285,19 @@ def build_context(psi_penult: Any, psi_final: Any, scores: Any, labels: Any, *, 
                         unit_final=ErcSummary(None, 0.0), class_unit_penult=(), class_unit_final=())
     weighted = base.weighted_targets() if "weighted" in needs else {}
     weighted_methods = {t: estimator(int((w > 0).sum())) for t, w in weighted.items()}
+    coupled_rows: dict[str, np.ndarray] = {}
+    if "coupled" in needs and coupled_scale is not None:
+        coupled_rows["overall"] = np.ones(n, dtype=bool)
+        coupled_rows.update({f"class:{c}": y == c for c in range(k) if n_c[c] > 0})
+    # the coupled class has sign matrices Σ ∈ {±1}^{n×K} (THEORY §2) and no closed form of its own: closed → MC
+    coupled_methods = {t: {"closed": "mc"}.get(m, m) for t, m in
+                       ((t, select_estimator(method, independent_signs(int(r.sum()), k, "frobenius"), max(n_draws, 1)))
+                        for t, r in coupled_rows.items())}
     # every MC estimate used is one certificate: 2 overall (penultimate, final) + 2 per class using MC (+ 2 per
     # class-weighted target using MC when a statement needs those)
     n_cert = 2 * (overall_method == "mc") + 2 * sum(mth == "mc" for mth in class_methods.values()) \
-        + 2 * sum(mth == "mc" for mth in weighted_methods.values())
+        + 2 * sum(mth == "mc" for mth in weighted_methods.values()) \
+        + sum(mth == "mc" for mth in coupled_methods.values())
     split = confidence_split_from_parts(delta, dm, n_cert)
     d_cert = split.delta_per_certificate
 
@@ -286,10 +318,16 @@ def build_context(psi_penult: Any, psi_final: Any, scores: Any, labels: Any, *, 
             _weighted_unit_erc(psi[rows], w[rows], k, norm, mth, n_draws, seed + 1 + k + i, d_cert, device)
             for psi in (psi1, psi2))
 
+    coupled_unit = {}
+    for i, (target, rows) in enumerate(coupled_rows.items()):
+        coupled_unit[target] = _coupled_erc(psi1[rows], psi2[rows], k, float(coupled_scale), coupled_methods[target],
+                                            max(n_draws, 1), seed + 101 + i, d_cert, device)
+
     settings = {
         "method": method, "overall_method": overall_method,
         "class_methods": {str(c): mth for c, mth in class_methods.items()},
         **({"weighted_methods": weighted_methods} if weighted_methods else {}),
+        **({"coupled_methods": coupled_methods} if coupled_methods else {}),
         "norm": norm, "num_outputs": k, "n_draws": n_draws, "seed": seed,
         "auto_exact_signs": LIMITS.auto_exact_signs, "max_exact_signs": LIMITS.max_exact_signs,
         "radius_penult": b1, "radius_final": b2, "radii_from_grid": {
@@ -306,4 +344,5 @@ def build_context(psi_penult: Any, psi_final: Any, scores: Any, labels: Any, *, 
                    class_unit_final=tuple(cls2), validity=validity, feature_norm_bound=feature_norm_bound,
                    settings=settings, psi_penult=psi1, psi_final=psi2, max_feature_norms=norms,
                    weighted_unit=weighted_unit, certificate_samples=dict(certificate_samples or {}),
-                   head_weights=weights, prior_head_weights=prior, scale=None if scale is None else float(scale))
+                   head_weights=weights, prior_head_weights=prior, scale=None if scale is None else float(scale),
+                   coupled_scale=None if not coupled_unit else float(coupled_scale), coupled_unit=coupled_unit)

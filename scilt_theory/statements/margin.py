@@ -19,7 +19,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from scilt_theory.bounds import (BoundTerms, GridBoundResult, GridPoint, _grid_evaluate, _group_bound,
+from scilt_theory.bounds import (BoundGrid, BoundTerms, GridBoundResult, GridPoint, _grid_evaluate, _group_bound,
                                  corollary54_all_classes, theorem53_bound_bounded_features, theorem53_grid_bound)
 from scilt_theory.losses import ramp_loss
 from scilt_theory.schema import StatementRecord
@@ -69,11 +69,13 @@ def n_for_nonvacuous(curves: Sequence[Sequence[BoundTerms]], n: int, aggregate: 
     train_margin_loss + (complexity + confidence)/√t (margin losses fixed, the other terms ∝ 1/√n). None when the
     margin losses alone keep the value at or above 1.
     """
-    def value(t: float) -> float:
-        return aggregate([min(p.train_margin_loss + (p.complexity + p.confidence) / math.sqrt(t) for p in curve)
-                          for curve in curves])
+    arrays = [(np.array([p.train_margin_loss for p in curve]), np.array([p.complexity + p.confidence for p in curve]))
+              for curve in curves]
 
-    if aggregate([min(p.train_margin_loss for p in curve) for curve in curves]) >= 1.0:
+    def value(t: float) -> float:
+        return aggregate([float(np.min(loss + terms / math.sqrt(t))) for loss, terms in arrays])
+
+    if aggregate([float(loss.min()) for loss, _ in arrays]) >= 1.0:
         return None
     lo, hi = 1e-9, 1.0
     while value(hi) > 1.0:
@@ -99,9 +101,13 @@ class Theorem53(Statement):
     name = "theorem53"
     theory = "THEORY §4, Theorem 5.3"
 
+    def grid_radii(self, ctx: BoundContext) -> tuple[BoundGrid, float, float]:
+        """The grid fixed before the data, and the radii (or the trained norms a grid radius must cover)."""
+        return ctx.grid, ctx.radius_penult, ctx.radius_final
+
     def grid_result(self, ctx: BoundContext, delta: float) -> GridBoundResult:
-        return theorem53_grid_bound(ctx.margins, ctx.unit_penult.upper, ctx.unit_final.upper, delta, ctx.grid,
-                                    ctx.radius_penult, ctx.radius_final)
+        grid, b1, b2 = self.grid_radii(ctx)
+        return theorem53_grid_bound(ctx.margins, ctx.unit_penult.upper, ctx.unit_final.upper, delta, grid, b1, b2)
 
     def evaluate(self, ctx: BoundContext, delta: float) -> list[StatementRecord]:
         res = self.grid_result(ctx, delta)
@@ -155,12 +161,14 @@ class Corollary54(Statement):
 
     name = "corollary54"
     theory = "THEORY §4, Corollary 5.4"
+    grid_radii = Theorem53.grid_radii
 
     def evaluate(self, ctx: BoundContext, delta: float) -> list[StatementRecord]:
+        grid, b1, b2 = self.grid_radii(ctx)
         res = corollary54_all_classes(
             ctx.margins, ctx.labels, ctx.class_unit_penult, ctx.class_unit_final, num_classes=ctx.num_classes,
-            delta=delta, grid=ctx.grid, radius_penult=ctx.radius_penult, radius_final=ctx.radius_final,
-            class_names=ctx.class_names, class_groups=ctx.class_groups)
+            delta=delta, grid=grid, radius_penult=b1, radius_final=b2, class_names=ctx.class_names,
+            class_groups=ctx.class_groups)
         records = class_family_records(self, ctx, delta, [(pc.class_index, pc.terms, pc.evaluated, pc.reason)
                                                           for pc in res.per_class])
         # the group view of bounds.json also shows the mean terms and the bound counting a class without samples as 1
@@ -176,16 +184,18 @@ class Corollary54(Statement):
         return records
 
 
-def _bounded_grid(ctx: BoundContext, margins: np.ndarray, n: int, union: int, delta: float) -> GridBoundResult:
+def _bounded_grid(ctx: BoundContext, margins: np.ndarray, n: int, union: int, delta: float,
+                  grid_radii: tuple[BoundGrid, float, float]) -> GridBoundResult:
     r = float(ctx.feature_norm_bound)
+    grid, b1, b2 = grid_radii
 
     def at(p: GridPoint) -> BoundTerms:
         return theorem53_bound_bounded_features(
             float(np.mean(ramp_loss(margins, p.rho))), n, p.rho, delta, radius_penult=p.radius_penult,
             radius_final=p.radius_final, num_outputs=ctx.num_classes, feature_norm_bound=r, norm=ctx.norm,
-            grid_size=ctx.grid.size, num_classes=union)
+            grid_size=grid.size, num_classes=union)
 
-    return _grid_evaluate(at, ctx.grid, ctx.radius_penult, ctx.radius_final)
+    return _grid_evaluate(at, grid, b1, b2)
 
 
 class Theorem53BoundedFeatures(Statement):
@@ -193,12 +203,13 @@ class Theorem53BoundedFeatures(Statement):
 
     name = "theorem53_bounded_features"
     theory = "THEORY §8, tighter forms (bounded features)"
+    grid_radii = Theorem53.grid_radii
 
     def applies(self, ctx: BoundContext) -> bool:
         return ctx.feature_norm_bound is not None
 
     def evaluate(self, ctx: BoundContext, delta: float) -> list[StatementRecord]:
-        res = _bounded_grid(ctx, ctx.margins, ctx.n, 1, delta)
+        res = _bounded_grid(ctx, ctx.margins, ctx.n, 1, delta, self.grid_radii(ctx))
         return [self.record(ctx, "overall", res.best.bound, delta, terms_of(res.best),
                             quantity="prior-weighted error", floor=grid_floor(ctx, res.evaluated),
                             n_for_nonvacuous=n_for_nonvacuous([res.evaluated], ctx.n, max))]
@@ -209,6 +220,7 @@ class Corollary54BoundedFeatures(Statement):
 
     name = "corollary54_bounded_features"
     theory = "THEORY §8, tighter forms (bounded features)"
+    grid_radii = Theorem53.grid_radii
 
     def applies(self, ctx: BoundContext) -> bool:
         return ctx.feature_norm_bound is not None
@@ -220,7 +232,8 @@ class Corollary54BoundedFeatures(Statement):
             if counts[c] == 0:
                 per_class.append((c, None, (), "no training samples"))
                 continue
-            res = _bounded_grid(ctx, ctx.class_margins(c), int(counts[c]), ctx.num_classes, delta)
+            res = _bounded_grid(ctx, ctx.class_margins(c), int(counts[c]), ctx.num_classes, delta,
+                                self.grid_radii(ctx))
             per_class.append((c, res.best, res.evaluated, None))
         return class_family_records(self, ctx, delta, per_class)
 

@@ -14,11 +14,11 @@ import numpy as np
 
 from scilt_theory.bounds import lemma51_scale, lemma51_sum
 from scilt_theory.schema import (CertificateBlock, CertificateRow, ClassRademacher, ClassRow, Comparison, DeltaEvent,
-                                 GroupRow, OverallRow, Rademacher, StatementRecord, WorstClassRow)
+                                 GroupRow, OverallRow, Rademacher, RankCorrelation, StatementRecord, WorstClassRow)
 from scilt_theory.statements.context import BoundContext
 from scilt_theory.statements.margin import COROLLARY54, THEOREM53, class_target, group_target
 
-__all__ = ["Views", "attach_comparisons", "build_views", "certificate_block", "delta_budget", "find_record",
+__all__ = ["Views", "attach_comparisons", "rank_correlations", "build_views", "certificate_block", "delta_budget", "find_record",
            "mean_of_present", "prior_weighted"]
 
 
@@ -182,4 +182,25 @@ def delta_budget(ctx: BoundContext, records: Sequence[StatementRecord]) -> list[
     if ctx.confidence.n_certificates:
         out.append(DeltaEvent(event="monte-carlo certificates", delta=ctx.confidence.delta_mc, family="monte-carlo",
                               targets=ctx.confidence.n_certificates))
+    return out
+
+
+def rank_correlations(records: Sequence[StatementRecord]) -> list[RankCorrelation]:
+    """Kendall τ-b per statement between its class bounds and the compared class errors (Jiang et al. 2020)."""
+    from scipy.stats import kendalltau
+
+    out = []
+    names = list(dict.fromkeys(r.name for r in records))
+    for name in names:
+        pairs = [(r.bound, r.compared_with.value) for r in records
+                 if r.name == name and r.target.startswith("class:") and r.bound is not None
+                 and r.compared_with is not None and r.compared_with.value is not None]
+        if not pairs:
+            continue
+        tau = p_value = None
+        bounds, errors = zip(*pairs)
+        if len(pairs) >= 2 and len(set(bounds)) > 1 and len(set(errors)) > 1:
+            res = kendalltau(bounds, errors)
+            tau, p_value = float(res.statistic), float(res.pvalue)
+        out.append(RankCorrelation(statement=name, tau=tau, p_value=p_value, n=len(pairs)))
     return out

@@ -32,7 +32,11 @@ class WeightedMargin(Statement):
     theory = "THEORY §8, class-weighted margin bound"
     needs = frozenset({"weighted"})
 
+    def grid_radii(self, ctx: BoundContext):
+        return ctx.grid, ctx.radius_penult, ctx.radius_final
+
     def evaluate(self, ctx: BoundContext, delta: float) -> list[StatementRecord]:
+        grid, b1, b2 = self.grid_radii(ctx)
         targets = ctx.weighted_targets()
         records = []
         for target, w in targets.items():
@@ -43,10 +47,10 @@ class WeightedMargin(Statement):
             def at(p: GridPoint, rows=rows, w=w, r1=r1, r2=r2, sum_sq=sum_sq) -> BoundTerms:
                 loss = float(np.sum(w[rows] * ramp_loss(ctx.margins[rows], p.rho)))
                 return weighted_margin_bound(min(1.0, loss), p.radius_penult * r1.upper, p.radius_final * r2.upper,
-                                             sum_sq, p.rho, delta, ctx.grid.size, len(targets), p.radius_penult,
+                                             sum_sq, p.rho, delta, grid.size, len(targets), p.radius_penult,
                                              p.radius_final)
 
-            res = _grid_evaluate(at, ctx.grid, ctx.radius_penult, ctx.radius_final)
+            res = _grid_evaluate(at, grid, b1, b2)
             members = sorted(int(c) for c in np.unique(ctx.labels[rows]))
             quantity = "balanced error" if target == "balanced" else "group balanced error"
             terms = {**terms_of(res.best), "sum_sq_weights": sum_sq, "classes": members, "num_targets": len(targets),
