@@ -4,6 +4,14 @@ loss = LA-CE(s1, y) + λ · LA-CE(s2, y), LA-CE(z, y) = CE(z + τ·log π, y) wi
 prediction = argmax(s1 + s2). The loop is small on purpose: data → model → optimiser → run.pt. A peer method
 (scilt_theory/methods.py) changes it only through its settings, its :class:`~scilt_theory.methods.Objective`
 and, for H2T / PI-H2T, a classifier re-training stage after the loop.
+
+:func:`train` is three stages in data-flow order: :func:`set_up` → :func:`run_epoch` (per epoch, one
+:func:`train_step` per batch) → :func:`finish`, around one :class:`TrainingRun`. The fusion logit has an
+optimiser group of its own (``alpha_lr``, no weight decay; :func:`param_groups`) and α is recorded after every step
+(metrics ``alpha_trajectory``). With a frozen backbone (adapter none, no drop path) batches carry CLS features
+instead of images: with ``feature_cache`` those of all 8 augmented views of every training image are extracted
+once (scilt_theory/features.py, one backbone pass per image), and each step picks the view the augmentation
+generator draws, so the run is bit for bit the one that computes them at every step (``feature_cache=False``).
 """
 
 from __future__ import annotations
