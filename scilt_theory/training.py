@@ -8,7 +8,7 @@ and, for H2T / PI-H2T, a classifier re-training stage after the loop.
 :func:`train` is three stages in data-flow order: :func:`set_up` → :func:`run_epoch` (per epoch, one
 :func:`train_step` per batch) → :func:`finish`, around one :class:`TrainingRun`. The fusion logit has an
 optimiser group of its own (``alpha_lr``, no weight decay; :func:`param_groups`) and α is recorded after every step
-(metrics ``alpha_trajectory``). With a frozen backbone (adapter none, no drop path) batches carry CLS features
+(each epoch's ``history`` record holds its steps' α; :func:`alpha_trajectory` joins them). With a frozen backbone (adapter none, no drop path) batches carry CLS features
 instead of images: with ``feature_cache`` those of all 8 augmented views of every training image are extracted
 once (scilt_theory/features.py, one backbone pass per image), and each step picks the view the augmentation
 generator draws, so the run is bit for bit the one that computes them at every step (``feature_cache=False``).
@@ -430,13 +430,14 @@ def cache_features(run: TrainingRun, log: Callable[[str], None] = print) -> None
                                      batch_size=run.config.eval_batch_size, progress=not run.config.quiet,
                                      context=run.ctx)
     run.view_features = features.to(run.device)
+    # no wall-clock time in the metrics entry: it stays equal between a run and its resumption (train_seconds and
+    # the log line have it)
     run.feature_cache = {"images": int(features.phi_penult.shape[0]), "views": run.num_views,
-                         "megabytes": round(features.nbytes / 2 ** 20, 3),
-                         "seconds": time.perf_counter() - started}
+                         "megabytes": round(features.nbytes / 2 ** 20, 3)}
     if not run.config.quiet:
         log(f"frozen backbone: cached the CLS features of {run.feature_cache['views']} view(s) of "
             f"{run.feature_cache['images']} training images ({run.feature_cache['megabytes']:.1f} MiB) in "
-            f"{run.feature_cache['seconds']:.1f} s")
+            f"{time.perf_counter() - started:.1f} s")
 
 
 def wrap_model(model: torch.nn.Module, config: TrainConfig, ctx: DistContext, device: torch.device) -> torch.nn.Module:
@@ -487,7 +488,8 @@ def run_epoch(run: TrainingRun, epoch: int, log: Callable[[str], None] = print) 
     total_loss, correct, seen = run.ctx.sum([progress.total_loss, progress.correct, progress.seen])
     record = {"epoch": epoch + 1, "loss": total_loss / max(seen, 1), "train_acc": correct / max(seen, 1),
               "alpha": float(run.model.alpha.detach()), "lr": run.scheduler.get_last_lr()[0],
-              "seconds": time.perf_counter() - epoch_start}
+              "seconds": time.perf_counter() - epoch_start,
+              **alpha_epoch_fields(progress, epoch, run.steps_per_epoch * config.epochs)}
     progress.history.append(record)
     if not config.quiet:
         log(f"epoch {record['epoch']:3d}/{config.epochs}  loss {record['loss']:.4f}  "
@@ -542,7 +544,6 @@ def finish(run: TrainingRun) -> TrainResult:
     seconds = time.perf_counter() - run.started
     metrics["train_seconds"] = seconds
     metrics["history"] = run.progress.history
-    metrics["alpha_trajectory"] = alpha_trajectory(run.progress)
     metrics["feature_cache"] = run.feature_cache
     if stage2 is not None:
         metrics["h2t_history"] = stage2
@@ -560,37 +561,53 @@ def write_run_files(run: TrainingRun, metrics: dict) -> Path:
                                                  "finished": True})
     atomic_write_text(json.dumps(_json_safe(metrics), indent=2) + "\n", run.out_dir / "metrics.json")
     text = metrics_markdown(metrics, title=f"{run.recipe.name} on {run.data.name} (test split, balanced)")
-    atomic_write_text(text.rstrip("\n") + "\n\n" + alpha_trajectory_markdown(metrics["alpha_trajectory"]) + "\n",
-                      run.out_dir / "metrics.md")
+    atomic_write_text(text.rstrip("\n") + "\n\n" + alpha_trajectory_markdown(alpha_trajectory(metrics["history"]))
+                      + "\n", run.out_dir / "metrics.md")
     return run_path
 
 
-#: at most this many per-step α values are kept in metrics["alpha_trajectory"]["values"] (every k-th step beyond)
+#: at most this many per-step α values are kept in a run's history (every k-th optimiser step beyond)
 ALPHA_TRAJECTORY_POINTS = 2000
 
 
-def alpha_trajectory(progress: Progress) -> dict:
-    """α over the main loop: before the first step (``start``), after the last (``end``), its range over every step,
-    and the per-step values (every ``every``-th optimiser step, the last one always included). The H2T stage,
-    which re-trains α afterwards, is not part of it (``h2t_history`` has its own per-epoch α)."""
-    steps = list(progress.alpha_steps)
-    start = progress.alpha_start if progress.alpha_start is not None else (steps[0] if steps else None)
-    every = max(1, math.ceil(len(steps) / ALPHA_TRAJECTORY_POINTS))
-    values = steps[every - 1::every]
-    if steps and len(steps) % every:
-        values.append(steps[-1])
+def alpha_epoch_fields(progress: Progress, epoch: int, total_steps: int) -> dict:
+    """The α entries of epoch ``epoch``'s history record: α before its first optimiser step (``alpha_start``), its
+    range over the epoch (``alpha_min`` / ``alpha_max``, every step), and α after every ``alpha_every``-th optimiser
+    step of the run that falls in it (``alpha_steps``; every step unless the run has more than
+    :data:`ALPHA_TRAJECTORY_POINTS`)."""
+    spe = progress.steps_per_epoch
+    every = max(1, math.ceil(total_steps / ALPHA_TRAJECTORY_POINTS))
+    steps = progress.alpha_steps[epoch * spe:(epoch + 1) * spe]
+    start = progress.alpha_start if epoch == 0 else \
+        (progress.alpha_steps[epoch * spe - 1] if len(progress.alpha_steps) >= epoch * spe else None)
     seen = [v for v in [start, *steps] if v is not None]
-    return {"start": start, "end": steps[-1] if steps else start, "min": min(seen) if seen else None,
-            "max": max(seen) if seen else None, "steps": len(steps), "every": every, "values": values}
+    return {"alpha_start": start, "alpha_min": min(seen) if seen else None, "alpha_max": max(seen) if seen else None,
+            "alpha_every": every,
+            "alpha_steps": [v for i, v in enumerate(steps, start=epoch * spe + 1) if i % every == 0]}
+
+
+def alpha_trajectory(history: list[dict]) -> dict:
+    """α over the main loop, from the history records: before the first step (``start``), after the last
+    (``end``), its range over every step, and the recorded per-step values (``values``, every ``every``-th
+    optimiser step). The H2T stage, which re-trains α afterwards, is not part of it (``h2t_history``)."""
+    if not history or "alpha_steps" not in history[0]:
+        return {"start": None, "end": None, "min": None, "max": None, "steps": 0, "every": 1, "values": []}
+    values = [v for h in history for v in h["alpha_steps"]]
+    lows = [h["alpha_min"] for h in history if h["alpha_min"] is not None]
+    highs = [h["alpha_max"] for h in history if h["alpha_max"] is not None]
+    every = history[0]["alpha_every"]
+    return {"start": history[0]["alpha_start"], "end": history[-1]["alpha"], "min": min(lows) if lows else None,
+            "max": max(highs) if highs else None, "every": every, "values": values}
 
 
 def alpha_trajectory_markdown(trajectory: dict) -> str:
     """One line for metrics.md: α start → end (min, max) over the optimiser steps."""
     if trajectory.get("start") is None:
         return "Fusion weight α: not recorded."
-    return (f"Fusion weight α over {trajectory['steps']} optimiser steps: {trajectory['start']:.4f} → "
-            f"{trajectory['end']:.4f} (min {trajectory['min']:.4f}, max {trajectory['max']:.4f}); the per-step values "
-            f"are in metrics.json (`alpha_trajectory`).")
+    every = "every optimiser step" if trajectory["every"] == 1 else f"every {trajectory['every']} optimiser steps"
+    return (f"Fusion weight α over training: {trajectory['start']:.4f} → {trajectory['end']:.4f} (min "
+            f"{trajectory['min']:.4f}, max {trajectory['max']:.4f}); α after {every} is in metrics.json, "
+            f"`history[*].alpha_steps`.")
 
 
 def retrain_heads_h2t(model: SciLTModel, images: torch.Tensor, labels: torch.Tensor, class_counts: torch.Tensor,

@@ -11,8 +11,8 @@ import torch
 from scilt_theory.checkpoint import load_run
 from scilt_theory.data import DataConfig
 from scilt_theory.models import ModelConfig, build_model
-from scilt_theory.training import ALPHA_GROUP, TrainConfig, make_optimizer, make_scheduler, param_groups, set_up, \
-    train
+from scilt_theory.training import ALPHA_GROUP, TrainConfig, alpha_trajectory, make_optimizer, make_scheduler, \
+    param_groups, set_up, train
 
 D = DataConfig(name="synthetic-lt", imbalance=4.0, max_per_class=24, test_per_class=4, image_size=16, num_classes=3)
 M = ModelConfig(num_classes=3, img_size=16, patch_size=4, depth=2, adapter="full")
@@ -77,19 +77,33 @@ def _interrupted(out, at_step: int, monkeypatch, **kw):
 def test_alpha_moves_with_its_own_lr_and_its_trajectory_is_recorded(tmp_path):
     slow = train(D, M, _config(tmp_path / "slow", alpha_lr=None, save_every=0))
     fast = train(D, M, _config(tmp_path / "fast", save_every=0))
-    moved = {name: abs(r.metrics["alpha_trajectory"]["end"] - 0.5) for name, r in (("slow", slow), ("fast", fast))}
+    moved = {name: abs(alpha_trajectory(r.history)["end"] - 0.5) for name, r in (("slow", slow), ("fast", fast))}
     assert moved["fast"] > 10 * moved["slow"], moved
-    trajectory = fast.metrics["alpha_trajectory"]
+    trajectory = alpha_trajectory(fast.history)
     steps = 2 * 6  # 6 optimiser steps per epoch
-    assert trajectory["start"] == 0.5 and trajectory["steps"] == steps and trajectory["every"] == 1
+    assert trajectory["start"] == 0.5 and trajectory["every"] == 1
+    assert [len(h["alpha_steps"]) for h in fast.history] == [6, 6]
     assert len(trajectory["values"]) == steps and trajectory["end"] == trajectory["values"][-1]
     assert trajectory["min"] == min([0.5, *trajectory["values"]]) and trajectory["max"] == max([0.5, *trajectory["values"]])
-    # the per-epoch α of the history is the step trajectory at the end of each epoch
+    # the per-epoch α of the history is the step trajectory at the end of each epoch, the next epoch starts there
     assert [h["alpha"] for h in fast.history] == [trajectory["values"][5], trajectory["values"][11]]
+    assert fast.history[1]["alpha_start"] == fast.history[0]["alpha"]
     assert trajectory["end"] == pytest.approx(float(torch.sigmoid(fast.model.fusion.logit.detach())))
     text = (tmp_path / "fast" / "metrics.md").read_text()
     assert f"0.5000 → {trajectory['end']:.4f}" in text
-    assert json.loads((tmp_path / "fast" / "metrics.json").read_text())["alpha_trajectory"] == trajectory
+    assert alpha_trajectory(json.loads((tmp_path / "fast" / "metrics.json").read_text())["history"]) == trajectory
+
+
+def test_long_runs_keep_every_kth_alpha_and_the_exact_range(monkeypatch, tmp_path):
+    import scilt_theory.training as training
+
+    monkeypatch.setattr(training, "ALPHA_TRAJECTORY_POINTS", 5)  # 12 steps -> every 3rd step
+    run = train(D, M, _config(tmp_path / "k", save_every=0))
+    trajectory = alpha_trajectory(run.history)
+    assert trajectory["every"] == 3 and len(trajectory["values"]) == 4
+    assert [len(h["alpha_steps"]) for h in run.history] == [2, 2]
+    assert trajectory["values"][-1] == trajectory["end"]  # step 12 is a multiple of 3
+    assert trajectory["min"] <= min(trajectory["values"]) and trajectory["max"] >= max(trajectory["values"])
 
 
 @pytest.mark.parametrize("at_step", [4, 8])  # mid-epoch 1 and mid-epoch 2
@@ -108,5 +122,5 @@ def test_resume_restores_both_parameter_groups_exactly(tmp_path, monkeypatch, at
     resumed = train(D, M, _config(tmp_path / "cut"), resume=ckpt)
     for key, value in reference.model.trainable_state_dict().items():
         assert torch.equal(value, resumed.model.trainable_state_dict()[key]), key
-    assert reference.metrics["alpha_trajectory"] == resumed.metrics["alpha_trajectory"]
+    assert alpha_trajectory(reference.history) == alpha_trajectory(resumed.history)
     assert [h["alpha"] for h in reference.history] == [h["alpha"] for h in resumed.history]
