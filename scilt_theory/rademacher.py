@@ -64,6 +64,7 @@ __all__ = [
     "massart_bound",
     "mc_certificate",
     "mc_deviation",
+    "mcdiarmid_deviation",
     "rademacher_ball_intersection",
     "rademacher_coupled_scilt",
     "rademacher_finite",
@@ -337,11 +338,21 @@ def mc_deviation(features: Any, radius: float, *, num_outputs: int = 1, norm: st
     return _mc_dev(_sum_sq(psi), psi.shape[0], b, k, _check_norm(norm), m, _check_delta(delta_mc))
 
 
+def mcdiarmid_deviation(sum_sq_differences: float, n_draws: int, delta: float) -> float:
+    """The one McDiarmid step of every Monte Carlo certificate (THEORY §5; proofs/mc_certificate.md).
+
+    The mean of m i.i.d. draws of a function of independent signs, each sign moving one draw by at most c_j, is below
+    its expectation by more than ``sqrt(sum_j c_j^2 ln(1/delta) / (2m))`` with probability at most delta (each draw's
+    sign moves the mean by c_j/m, and there are m draws).
+    """
+    return math.sqrt(sum_sq_differences * math.log(1.0 / delta) / (2.0 * n_draws))
+
+
 def _mc_dev(sum_sq: float, n: int, radius: float, k: int, norm: str, m: int, delta: float) -> float:
-    log_term = 2.0 * math.log(1.0 / delta) / m
-    if norm == "frobenius":
-        return radius / n * math.sqrt(k * sum_sq * log_term)
-    return radius * k / n * math.sqrt(sum_sq * log_term)
+    # Frobenius: each of the nK signs moves a draw by <= 2B||psi_i||/n; row (one sigma per draw, scaled by K): each
+    # of the n signs by <= 2BK||psi_i||/n
+    per_sign = 4.0 * radius ** 2 * sum_sq / n ** 2
+    return mcdiarmid_deviation(per_sign * (k if norm == "frobenius" else k * k), m, delta)
 
 
 def mc_certificate(estimate: float, features: Any, radius: float, *, num_outputs: int = 1,
@@ -827,7 +838,7 @@ def _finite(values: torch.Tensor, n: int, columns: int, method: str, n_draws: in
     vals = _mc_loop(n, columns, m, seed, v.device, torch.float64, v.shape[0] * 8 * 2, budget, kernel)
     mean, err = _mean_stderr(vals / n)
     # McDiarmid: sign (i, c) moves one draw by <= 2 max_a |a_c(x_i)| / n; Massart holds for the nK signs too.
-    dev = math.sqrt(2.0 * float(v.abs().amax(0).square().sum()) * math.log(1.0 / delta) / m) / n
+    dev = mcdiarmid_deviation(4.0 * float(v.abs().amax(0).square().sum()) / n ** 2, m, delta)
     massart = radius * math.sqrt(2.0 * math.log(v.shape[0])) / n
     return RademacherResult(value=mean, stderr=err, upper=min(mean + dev, massart),
                             lower=None, n_draws=m, delta_mc=delta, **common)
@@ -1057,6 +1068,7 @@ def rademacher_coupled_scilt(psi_penult: Any, psi_final: Any, num_classes: int, 
     vals = sc / n * _mc_loop(n, k, m, seed, p1.device, p1.dtype, k * d * (2 * itemsize + 4 * 8), budget, kernel)
     (v, e), (sv, se) = _mean_stderr(vals[:, 0]), _mean_stderr(vals[:, 1])
     n1, n2 = _row_norms(p1), _row_norms(p2)
+    # sign (i, c) moves S_a by <= 2||psi1_i|| and max(S_a, S_b) by <= 2 max(||psi1_i||, ||psi2_i||), times s/n
     spread = float((n1 + torch.maximum(n1, n2)).square().sum())
-    dev = sc / n * math.sqrt(2.0 * k * spread * math.log(1.0 / delta) / m)
+    dev = mcdiarmid_deviation(4.0 * sc ** 2 * k * spread / n ** 2, m, delta)
     return finish(v, sv, e, se, min(v + dev, closed_sum), n_draws=m, delta_mc=delta)

@@ -55,7 +55,7 @@ def _guard_train(real):
 
 def _guard_bounds(real):
     def guarded(ckpt, settings_):
-        if settings_.n_draws > 400 or settings_.margin_grid_size > 32 or settings_.refit_steps > 300:
+        if settings_.draws > 400 or settings_.margin_grid_size > 32 or settings_.refit_steps > 300:
             raise _Accepted
         return real(ckpt, settings_)
     return guarded

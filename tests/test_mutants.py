@@ -10,8 +10,8 @@ every name the code (and the checks) call it by:
 (b) ``confidence_half``       the confidence term / 2 (``confidence_term``, ``weighted_confidence_term``, and the
                               bounded-features form, whose confidence term is computed inline);
 (c) ``contraction_1_over_rho`` ``contraction_factor(rho) = 1/rho`` instead of ``2/rho``;
-(d) ``mc_deviation_half``     the McDiarmid deviation of the MC certificate / 2 (``rademacher._mc_dev``, which
-                              both ``mc_deviation`` / ``mc_certificate`` and ``rademacher_linear`` call);
+(d) ``mc_deviation_half``     the McDiarmid deviation of the MC certificate / 2 (``rademacher.mcdiarmid_deviation``,
+                              the one step every certificate takes: linear, finite and coupled classes);
 (e) ``union_dropped``         ``num_classes -> 1`` in the confidence term (Corollary 5.4's union over K classes;
                               also in the bounded-features form).
 
@@ -190,8 +190,8 @@ def apply_mutant(name: str, mp: pytest.MonkeyPatch) -> list[str]:
         hits += patch_everywhere(mp, bounds, "contraction_factor", lambda fn: functools.wraps(fn)(lambda rho: 1.0 / rho))
         assert bounds.theorem53_bound(0.1, 0.01, 0.02, 100, 0.5, 0.05).complexity == pytest.approx(t0.complexity / 2)
     elif name == "mc_deviation_half":
-        # mc_deviation and mc_certificate call _mc_dev, and so does rademacher_linear: one patch halves all three
-        hits += patch_everywhere(mp, rademacher, "_mc_dev", _scaled(0.5))
+        # every MC certificate (linear, finite, coupled) takes its McDiarmid step from mcdiarmid_deviation
+        hits += patch_everywhere(mp, rademacher, "mcdiarmid_deviation", _scaled(0.5))
         assert rademacher.mc_deviation(tc.MC_PSI, 1.0, n_draws=50, delta_mc=0.01) == pytest.approx(dev0 / 2)
     elif name == "union_dropped":
         hits += patch_everywhere(mp, bounds, "confidence_term", _no_class_union)
