@@ -10,8 +10,9 @@ from __future__ import annotations
 import math
 from typing import Any, Iterable, Mapping, Sequence
 
-__all__ = ["ACCURACY_KEYS", "COLUMNS", "PAIRED_KEYS", "compare_markdown", "paired_difference", "paired_differences",
-           "paired_markdown", "reference_row", "run_row", "summarise"]
+__all__ = ["ACCURACY_KEYS", "COLUMNS", "PAIRED_KEYS", "RANKED_STATEMENTS", "RANK_TARGETS", "compare_markdown",
+           "paired_difference", "paired_differences", "paired_markdown", "rank_correlations", "rank_markdown",
+           "reference_row", "run_row", "summarise"]
 
 #: (key, column title, kind) of the table; kind "acc" is printed in %, "value" as a number
 COLUMNS: tuple[tuple[str, str, str], ...] = (
@@ -20,9 +21,11 @@ COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("medium_accuracy", "Medium", "acc"),
     ("few_accuracy", "Few", "acc"),
     ("worst_class_accuracy", "worst class", "acc"),
-    ("overall_bound", "bound (Thm 5.3)", "value"),
-    ("worst_class_bound", "worst-class bound (Cor 5.4)", "value"),
-    ("few_bound", "Few bound", "value"),
+    ("overall_bound", "Thm 5.3 bound (prior-weighted error)", "value"),
+    ("tightest_overall_bound", "tightest uniform bound (prior-weighted error)", "value"),
+    ("holdout_overall_bound", "hold-out certificate (prior-weighted error)", "value"),
+    ("worst_class_bound", "Cor 5.4 worst-class bound (worst-class error)", "value"),
+    ("few_bound", "Cor 5.4 Few bound (Few balanced error)", "value"),
     ("erc_penultimate", "ERC F_{N-1}", "value"),
     ("erc_final", "ERC F_N", "value"),
     ("erc_sum", "ERC sum", "value"),
@@ -49,7 +52,15 @@ def run_row(method: str, seed: int, metrics: Mapping[str, Any], bounds: Any) -> 
         "few_accuracy": groups.get("few"),
         "worst_class_accuracy": metrics["worst_class"]["accuracy"],
         "overall_bound": report.overall.bound,
-        "overall_test_error": report.overall.balanced_test_error,
+        "overall_test_error": report.overall.prior_weighted_test_error,  # the quantity Theorem 5.3 bounds
+        "balanced_test_error": report.overall.balanced_test_error,
+        "generalisation_gap": None if report.overall.prior_weighted_test_error is None or
+        report.overall.train_error is None else report.overall.prior_weighted_test_error - report.overall.train_error,
+        "tightest_overall_bound": _bound(report, "tightest_uniform", "overall"),
+        "tightest_few_bound": _bound(report, "tightest_uniform", "group:few"),
+        "holdout_overall_bound": _bound(report, "holdout_certificate", "overall"),
+        "holdout_few_bound": _bound(report, "holdout_certificate", "group:few"),
+        "pac_bayes_overall_bound": _bound(report, "pac_bayes", "overall"),
         "worst_class_bound": report.worst_class.bound,
         "worst_class_test_error": report.worst_class.test_error,
         "few_bound": None if few is None else few.bound,
@@ -60,6 +71,58 @@ def run_row(method: str, seed: int, metrics: Mapping[str, Any], bounds: Any) -> 
         "train_spectral_norm": (spectral.get("train") or {}).get("norm_2"),
         "alpha": report.run.alpha,
     }
+
+
+def _bound(report, name: str, target: str) -> float | None:
+    record = report.statement(name, target)
+    return None if record is None else record.bound
+
+
+#: (row key, what it is) of the statements ranked across runs, and of the errors they are ranked against
+RANKED_STATEMENTS: tuple[tuple[str, str], ...] = (
+    ("overall_bound", "Thm 5.3 (prior-weighted error)"), ("tightest_overall_bound", "tightest uniform (overall)"),
+    ("pac_bayes_overall_bound", "PAC-Bayes (overall)"), ("holdout_overall_bound", "hold-out certificate (overall)"),
+    ("few_bound", "Cor 5.4 Few mean"), ("tightest_few_bound", "tightest uniform (Few)"),
+    ("holdout_few_bound", "hold-out certificate (Few)"), ("worst_class_bound", "Cor 5.4 worst class"))
+RANK_TARGETS: tuple[tuple[str, str], ...] = (
+    ("balanced_test_error", "balanced test error"), ("few_test_error", "Few test error"),
+    ("generalisation_gap", "generalisation gap (prior-weighted test − train error)"))
+
+
+def rank_correlations(rows: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, dict[str, Any]]]:
+    """Kendall τ-b across runs (methods × seeds) between each statement's bound and each error (Jiang et al.
+    2020): does a smaller bound go with a smaller error? statement -> target -> {tau, p_value, n}."""
+    from scipy.stats import kendalltau
+
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    for key, _ in RANKED_STATEMENTS:
+        for target, _ in RANK_TARGETS:
+            pairs = [(r[key], r[target]) for r in rows if r.get(key) is not None and r.get(target) is not None]
+            tau = p = None
+            if len(pairs) >= 3 and len({a for a, _ in pairs}) > 1 and len({b for _, b in pairs}) > 1:
+                res = kendalltau(*zip(*pairs))
+                tau, p = float(res.statistic), float(res.pvalue)
+            if pairs:
+                out.setdefault(key, {})[target] = {"tau": tau, "p_value": p, "n": len(pairs)}
+    return out
+
+
+def rank_markdown(ranks: Mapping[str, Mapping[str, Mapping[str, Any]]]) -> str:
+    """The τ table of :func:`rank_correlations` (a section of compare.md)."""
+    titles = dict(RANKED_STATEMENTS)
+    lines = ["## Do the bounds predict the errors across runs? (Kendall τ, Jiang et al. 2020)", "",
+             "τ-b across all runs (methods × seeds) between each statement's value and each error; τ > 0: a smaller "
+             "bound goes with a smaller error. τ ≤ 0 says the statement does not rank the runs as their errors do.",
+             "", "| statement | " + " | ".join(t for _, t in RANK_TARGETS) + " |",
+             "|---|" + "---:|" * len(RANK_TARGETS)]
+    for key, by_target in ranks.items():
+        cells = []
+        for target, _ in RANK_TARGETS:
+            stat = by_target.get(target)
+            cells.append("—" if stat is None or stat["tau"] is None else
+                         f"{stat['tau']:+.2f} (p = {stat['p_value']:.2g}, n = {stat['n']})")
+        lines.append(f"| {titles.get(key, key)} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
 
 
 def _mean_std(values: Iterable[float | None]) -> dict[str, Any]:
