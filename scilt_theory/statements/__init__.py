@@ -15,6 +15,7 @@ from scilt_theory.schema import StatementRecord
 from scilt_theory.statements import certificates as _certificates  # noqa: F401  (registers the statements)
 from scilt_theory.statements import margin as _margin  # noqa: F401
 from scilt_theory.statements import weighted as _weighted  # noqa: F401
+from scilt_theory.statements import pacbayes as _pacbayes  # noqa: F401
 from scilt_theory.statements import tighter as _tighter  # noqa: F401  (last: tightest_uniform reads the others)
 from scilt_theory.statements.base import (STATEMENTS, Statement, evaluate_statements, get_statement,
                                           register_statement, select_statements)
