@@ -1,8 +1,10 @@
 """Compare methods on one data set: ``python -m experiments.compare --dataset NAME --methods a,b --seeds 0,1,2
 --out DIR``.
 
-Trains every method × seed with the same data, recipe and budget (``experiments.recipes.CPU_RECIPE`` unless
-overridden: any option of ``python -m experiments.train`` given here is passed to every run), runs
+Trains every method × seed with the same data, recipe and budget (``--recipe NAME`` of
+``experiments.recipes.RECIPES``, default the demo's ``dinov2-lora``; ``scratch`` is the first release's from-scratch
+ViT-Tiny; any option of ``python -m experiments.train`` given here is passed to every run and overrides the
+recipe), runs
 ``python -m experiments.bounds`` on each, and writes DIR/compare.json, DIR/compare.md (mean ± std over seeds of
 balanced accuracy, Many/Medium/Few, worst class, the overall and worst-class bounds, the ERCs) and
 DIR/compare_bound_vs_tail_error.png/.pdf.
@@ -49,6 +51,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = OneLineParser(prog="python -m experiments.compare", description=__doc__.split("\n\n")[0], allow_abbrev=False,
                       epilog="Any other option is an option of python -m experiments.train and applies to every run.")
     p.add_argument("--dataset", default="scitiles-lt", help="data set of every run (default: scitiles-lt)")
+    from experiments.recipes import DEFAULT_RECIPE, RECIPES
+
+    p.add_argument("--recipe", default=DEFAULT_RECIPE, metavar="NAME",
+                   help="training recipe of every run (experiments/recipes.py): "
+                        + "; ".join(f"{r.name}: {r.summary}" for r in RECIPES.values())
+                        + f" (default: {DEFAULT_RECIPE}; the DINOv2 recipes get --weights from experiments.weights)")
     p.add_argument("--methods", default="all",
                    help="comma-separated method names, or 'all' (default); see python -m experiments.train --help")
     p.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (default 0,1,2)")
@@ -86,8 +94,11 @@ def _names(text: str, what: str, convert=str) -> list:
 
 def parse(argv: list[str] | None):
     args, extra = build_parser().parse_known_args(argv)
+    from experiments.recipes import RECIPES, recipe_args
     from scilt_theory.methods import METHODS
 
+    if args.recipe not in RECIPES:
+        raise UserError(f"unknown recipe {args.recipe!r}; choose from {', '.join(RECIPES)}")
     methods = list(METHODS) if args.methods.strip() == "all" else _names(args.methods, "methods")
     unknown = [m for m in methods if m not in METHODS]
     if unknown:
@@ -115,6 +126,8 @@ def parse(argv: list[str] | None):
         raise UserError(f"{owned[0]} is set by compare for each run; leave it out")
     from experiments import train as train_cli
 
+    # checked with a stand-in weights path (no file is read); main() puts the real one in before any run
+    args.recipe_args = recipe_args(args.recipe, weights="WEIGHTS")
     for method in methods:  # every run's options are valid before the first one starts
         probe = train_cli.build_parser().parse_args(train_args(args, extra, method, seeds[0], "probe"))
         train_cli.refuse_contradictions(probe, train_cli.configs_from_args(probe)[3].method)
@@ -124,10 +137,8 @@ def parse(argv: list[str] | None):
 def train_args(args, extra: list[str], method: str, seed: int, out: str | Path) -> list[str]:
     """The arguments of ``python -m experiments.train`` for one run (later options win, so ``extra`` overrides
     the recipe)."""
-    from experiments.recipes import CPU_RECIPE
-
     epochs = ["--epochs", str(args.epochs)] if args.epochs is not None else []
-    return ["--dataset", args.dataset, *CPU_RECIPE, *epochs, *extra, "--method", method, "--seed", str(seed),
+    return ["--dataset", args.dataset, *args.recipe_args, *epochs, *extra, "--method", method, "--seed", str(seed),
             "--out", str(out)]
 
 
@@ -245,6 +256,9 @@ def probe_markdown(summary: dict, rows: list[dict], names: list[str]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args, extra, methods, seeds = parse(argv)
+    from experiments.recipes import recipe_args
+
+    args.recipe_args = recipe_args(args.recipe)  # a DINOv2 recipe fetches / converts (or reuses) the backbone here
     from scilt_theory.checkpoint import atomic_write_text, check_output_dir
     from scilt_theory.compare import compare_markdown, paired_differences, run_row, summarise
     from scilt_theory.methods import get_method
@@ -297,9 +311,10 @@ def main(argv: list[str] | None = None) -> int:
         notes.append("linear_probe[…] rows train nothing and have no bounds: logistic regression on the frozen "
                      "backbone's CLS features (runs' model config with adapter none), C by stratified CV; "
                      "the C = 1 numbers are in the table below and in compare.json")
-    title = f"Methods on {args.dataset}, seeds {','.join(map(str, seeds))}"
+    title = f"Methods on {args.dataset} (recipe {args.recipe}), seeds {','.join(map(str, seeds))}"
     recipe = train_args(args, extra, "METHOD", 0, "DIR")
-    payload = {"dataset": args.dataset, "methods": methods, "seeds": seeds, "train_args": recipe,
+    payload = {"dataset": args.dataset, "recipe": args.recipe, "methods": methods, "seeds": seeds,
+               "train_args": recipe,
                "references": references, "reference_rows": reference_names, "paired": paired,
                "summary": summary, "rows": rows, "runs": runs, "notes": notes,
                "methods_summary": {m: get_method(m).summary for m in methods},

@@ -19,8 +19,8 @@ TINY = ["--num-classes", "3", "--imbalance", "4", "--max-per-class", "24", "--te
 
 
 def _argv(out, methods="scilt,final_only", seeds="0,1", *extra):
-    return ["--dataset", "synthetic-lt", "--methods", methods, "--seeds", seeds, "--epochs", "1", "--draws", "40",
-            "--save-every", "2", "--quiet", "--out", str(out), *TINY, *extra]
+    return ["--dataset", "synthetic-lt", "--recipe", "scratch", "--methods", methods, "--seeds", seeds, "--epochs", "1",
+            "--draws", "40", "--save-every", "2", "--quiet", "--out", str(out), *TINY, *extra]
 
 
 def _rows():
