@@ -15,13 +15,20 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Sequence
 from contextlib import nullcontext
-from typing import Sequence
 
 import torch
 
-from benchmarks._common import (add_common_options, append_section, command_line, interleaved_medians,
-                                machine_line, resolve_device, set_threads)
+from benchmarks._common import (
+    add_common_options,
+    append_section,
+    command_line,
+    interleaved_medians,
+    machine_line,
+    resolve_device,
+    set_threads,
+)
 from scilt_theory.models import ModelConfig, build_model
 
 SECTION = "Dual-feature forward vs plain timm forward"

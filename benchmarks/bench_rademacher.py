@@ -20,13 +20,14 @@ import datetime as _dt
 import os
 import platform
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
 
-from scilt_theory.rademacher import (coupled_sup_cvxpy, linear_sup_cvxpy, rademacher_linear)
+from scilt_theory.rademacher import coupled_sup_cvxpy, linear_sup_cvxpy, rademacher_linear
 
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 SECTION = "## Rademacher estimators"
@@ -65,8 +66,8 @@ def bench_mc(n: int, d: int, m: int, repeats: int, seed: int = 0, device: str = 
     for _ in range(repeats):
         t_matmul = min(t_matmul, _best_time(lambda: psi.T @ signs, 1, dev))
         t_mc = min(t_mc, _best_time(run, 1, dev))
-    return {"kind": "mc", "device": dev.type, "n": n, "d": d, "m": m, "mc_s": t_mc, "matmul_s": t_matmul, "ratio": t_mc / t_matmul,
-            "value": result["r"].value, "stderr": result["r"].stderr}
+    return {"kind": "mc", "device": dev.type, "n": n, "d": d, "m": m, "mc_s": t_mc, "matmul_s": t_matmul,
+            "ratio": t_mc / t_matmul, "value": result["r"].value, "stderr": result["r"].stderr}
 
 
 def bench_exact(n: int, d: int, repeats: int, seed: int = 0) -> dict:
@@ -99,7 +100,8 @@ def format_table(rows: Sequence[dict]) -> str:
     lines = ["| what | shape | seconds | bare matmul s | ratio |", "| --- | --- | --- | --- | --- |"]
     for r in rows:
         if r["kind"] == "mc":
-            lines.append(f"| MC{' on ' + r['device'] if r.get('device', 'cpu') != 'cpu' else ''}, row class K=1 (value {r['value']:.4g} ± {r['stderr']:.2g}) "
+            where = " on " + r["device"] if r.get("device", "cpu") != "cpu" else ""
+            lines.append(f"| MC{where}, row class K=1 (value {r['value']:.4g} ± {r['stderr']:.2g}) "
                          f"| n={r['n']}, d={r['d']}, m={r['m']} | {r['mc_s']:.3f} | {r['matmul_s']:.3f} "
                          f"| **{r['ratio']:.2f}x** |")
         elif r["kind"] == "exact":

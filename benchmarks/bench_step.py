@@ -17,15 +17,22 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable, Sequence
 from contextlib import nullcontext
-from typing import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from benchmarks._common import (add_common_options, append_section, command_line, interleaved_medians,
-                                machine_line, resolve_device, set_threads)
+from benchmarks._common import (
+    add_common_options,
+    append_section,
+    command_line,
+    interleaved_medians,
+    machine_line,
+    resolve_device,
+    set_threads,
+)
 from scilt_theory.losses import logit_adjusted_cross_entropy
 from scilt_theory.models import ModelConfig, build_model
 from scilt_theory.models.adapters import apply_adapter

@@ -11,7 +11,8 @@ import argparse
 import dataclasses
 import os
 import sys
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from scilt_theory.constraints import Boolean, Choice, NoneOr
 

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from experiments._cli import OneLineParser, UserError, add_dataclass_options, dataclass_from_args, run_main
 
+
 def build_parser() -> argparse.ArgumentParser:
     from scilt_theory.bounds_pipeline import BoundsSettings
 

@@ -23,8 +23,14 @@ import dataclasses
 import sys
 from pathlib import Path
 
-from experiments._cli import OneLineParser, UserError, add_dataclass_options, dataclass_from_args, given_options, \
-    run_main
+from experiments._cli import (
+    OneLineParser,
+    UserError,
+    add_dataclass_options,
+    dataclass_from_args,
+    given_options,
+    run_main,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

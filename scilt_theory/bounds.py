@@ -28,8 +28,9 @@ from __future__ import annotations
 
 import math
 import numbers
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
-from typing import Any, Callable, Iterator, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -205,7 +206,7 @@ class ErcSummary:
             raise ValueError(f"a Rademacher upper value must be >= 0, got {up}.")
 
     @classmethod
-    def from_result(cls, result: Any) -> "ErcSummary":
+    def from_result(cls, result: Any) -> ErcSummary:
         """Build from a ``RademacherResult`` (or its ``to_dict()``) of ``scilt_theory.rademacher``."""
         if isinstance(result, ErcSummary):
             return result
@@ -676,7 +677,7 @@ class BoundGrid:
 
     @classmethod
     def geometric(cls, rho_min: float, rho_max: float, num: int, *, radii_penult: Sequence[float] | None = None,
-                  radii_final: Sequence[float] | None = None) -> "BoundGrid":
+                  radii_final: Sequence[float] | None = None) -> BoundGrid:
         """``num`` rho values spaced geometrically in ``[rho_min, rho_max]`` (``numpy.geomspace``)."""
         return cls(rhos=_geometric(rho_min, rho_max, num, "rho"), radii_penult=radii_penult,
                    radii_final=radii_final)

@@ -13,7 +13,6 @@ on (THEORY §6; scilt_theory/car.py), next to Corollary 5.4's worst-class bound.
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,7 +33,6 @@ from scilt_theory.schema import BoundsReport, Coupled, RunInfo
 from scilt_theory.statements import FusedBounds, Views, fused_model_bounds
 from scilt_theory.statements.views import attach_comparisons, certificate_block, delta_budget, rank_correlations
 from scilt_theory.training import resolve_device
-
 
 MODES = {
     "diagnostic": "features from the model as trained. The backbone and adapters were fitted on the same sample "

@@ -8,7 +8,8 @@ spread is the sample standard deviation (ddof = 1; none with one seed).
 from __future__ import annotations
 
 import math
-from typing import Any, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 __all__ = ["ACCURACY_KEYS", "COLUMNS", "PAIRED_KEYS", "RANKED_STATEMENTS", "RANK_TARGETS", "compare_markdown",
            "paired_difference", "paired_differences", "paired_markdown", "rank_correlations", "rank_markdown",

@@ -24,8 +24,8 @@ import numbers
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Boolean", "Choice", "Constraint", "InstanceOf", "Interval", "NoneOr", "Text", "TupleOf", "check_fields", "constraint_of",
-           "option"]
+__all__ = ["Boolean", "Choice", "Constraint", "InstanceOf", "Interval", "NoneOr", "Text", "TupleOf", "check_fields",
+           "constraint_of", "option"]
 
 
 class Constraint:

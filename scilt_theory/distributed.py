@@ -25,9 +25,9 @@ With one process (no ``WORLD_SIZE`` > 1 in the environment) every helper here is
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Iterator, Sequence
 
 import torch
 import torch.distributed as dist
@@ -108,9 +108,9 @@ class DistContext:
         statistics), ``model`` itself with one process."""
         if not self.enabled:
             return model
-        from torch.nn.parallel import DistributedDataParallel
-
         import inspect
+
+        from torch.nn.parallel import DistributedDataParallel
 
         ids = [device.index] if device.type == "cuda" else None
         # gradients as views of the all-reduce buckets: no second copy of the gradients in memory

@@ -167,7 +167,7 @@ class ViewFeatures:
     def nbytes(self) -> int:
         return self.phi_penult.numel() * self.phi_penult.element_size() * 2
 
-    def to(self, device: torch.device | str) -> "ViewFeatures":
+    def to(self, device: torch.device | str) -> ViewFeatures:
         return ViewFeatures(self.phi_penult.to(device), self.phi_final.to(device))
 
     def select(self, index: torch.Tensor, views: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

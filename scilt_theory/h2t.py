@@ -22,9 +22,10 @@ must say so; :data:`PIF_IS_RECONSTRUCTION` and :data:`PIF_NOTE` exist for that.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from fractions import Fraction
-from typing import Any, Callable
+from typing import Any
 
 import torch
 import torch.nn.functional as F

@@ -16,7 +16,8 @@ The numeric functions accept numpy arrays and torch tensors; they return the sam
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch

@@ -18,9 +18,10 @@ The supervised part of every objective is THEORY §1's dual logit-adjusted CE,
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import MISSING, dataclass, field, fields, replace
 from types import MappingProxyType
-from typing import Any, Mapping
+from typing import Any
 
 import torch
 
@@ -76,7 +77,7 @@ class Method:
         """(ModelConfig, TrainConfig) with this method's fixed settings applied."""
         return replace(model_config, **self.model), replace(train_config, **self.train)
 
-    def prepare_model(self, model, config: "MethodConfig") -> None:
+    def prepare_model(self, model, config: MethodConfig) -> None:
         """Attach the components the model carries in its forward (PI-H2T: PIF during training)."""
         if self.pif:
             kwargs = {"temperature": config.h2t.pif_temperature} if config.h2t.pif == "similarity" else {}
@@ -146,7 +147,7 @@ class MethodConfig:
                 "h2t": {f.name: getattr(self.h2t, f.name) for f in fields(H2TConfig)}}
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any] | None) -> "MethodConfig":
+    def from_dict(cls, data: Mapping[str, Any] | None) -> MethodConfig:
         """Inverse of :meth:`to_dict`; None (a run from before methods existed) is SciLT with defaults."""
         if not data:
             return cls()

@@ -8,7 +8,7 @@ computes the confusion matrix and the balanced accuracy; everything else is read
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 from sklearn.metrics import balanced_accuracy_score, confusion_matrix

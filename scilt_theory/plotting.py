@@ -23,8 +23,8 @@ import contextlib
 import math
 import os
 import tempfile
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Iterator, Sequence
 
 import matplotlib
 import matplotlib.ticker
@@ -35,6 +35,7 @@ from matplotlib.patches import Patch
 from matplotlib.transforms import blended_transform_factory
 
 from scilt_theory.schema import BoundsReport
+
 CEILING = 1.05  # display height of vacuous (> 1) bounds; they are clipped here and marked
 Y_TOP = 1.2  # top of the y-axes that show probabilities: room for the ceiling markers and their values
 SINGLE_COLUMN_IN = 3.4
@@ -603,13 +604,13 @@ TERM_STYLE = (("train margin loss", C_MARGIN, ""), ("complexity term", C_COMPLEX
 def figure_bound_decomposition(report: BoundsReport | dict) -> Figure:
     """Stacked bars of the three terms of the bound per group and overall (Theorem 5.3, Corollary 5.4).
 
-    bound = R̂_{S,ρ}(f) [train margin loss] + (4/ρ)[R̂ᵛ(F_{N-1}) + R̂ᵛ(F_N)] [complexity]
-    + 3 sqrt(ln(2/δ)/(2n)) [confidence; ln(2K/δ) and n_c per class]; a group's terms are the means over its
-    classes. Each bar stands beside the test-split value of the quantity it bounds: a group's balanced error,
-    the overall prior-weighted error (THEORY §4, "What it bounds"). Stacked bars are only honest on a linear axis, so when some bound exceeds the probability range
-    the figure has two linear panels: the full scale (totals written on top) and a zoom where the test error and
-    margin loss are visible; bars taller than ``CEILING`` are cut there in the zoom and carry an upward triangle
-    and their value. The dashed line is y = 1: above it a bound is vacuous.
+    bound = R̂_{S,ρ}(f) [train margin loss] + (4/ρ)[R̂ᵛ(F_{N-1}) + R̂ᵛ(F_N)] [complexity] + 3 sqrt(ln(2/δ)/(2n))
+    [confidence; ln(2K/δ) and n_c per class]; a group's terms are the means over its classes. Each bar stands beside the
+    test-split value of the quantity it bounds: a group's balanced error, the overall prior-weighted error (THEORY §4,
+    "What it bounds"). Stacked bars are only honest on a linear axis, so when some bound exceeds the probability range
+    the figure has two linear panels: the full scale (totals written on top) and a zoom where the test error and margin
+    loss are visible; bars taller than ``CEILING`` are cut there in the zoom and carry an upward triangle and their
+    value. The dashed line is y = 1: above it a bound is vacuous.
     """
     report = as_report(report)
     rows = _decomposition_rows(report)
@@ -632,7 +633,7 @@ def figure_bound_decomposition(report: BoundsReport | dict) -> Figure:
                 total = sum(r["terms"])
                 cut = zoom and total > CEILING  # the zoom cuts this bar at the ceiling and says so
                 bottom = 0.0
-                for value, (name, colour, hatch) in zip(r["terms"], TERM_STYLE):
+                for value, (_name, colour, hatch) in zip(r["terms"], TERM_STYLE):
                     shown = min(value, max(CEILING - bottom, 0.0)) if cut else value
                     if shown > 0:
                         ax.bar(x, shown, bottom=bottom, width=0.62, color=colour, hatch=hatch, edgecolor="#333333",
@@ -703,10 +704,11 @@ def run_labels(reports: Sequence[BoundsReport | dict], labels: Sequence[str] | N
 def figure_overlay(reports: Sequence[BoundsReport | dict], labels: Sequence[str] | None = None) -> Figure:
     """Several runs on one figure: per-class bound and test error vs n_c (left), group values side by side (right).
 
-    Each run has one colour and one marker; a filled marker is the Corollary 5.4 bound, an open marker the class's
-    test error; on the right each group's Corollary 5.4 bound stands beside its balanced test error and Theorem 5.3
-    beside the prior-weighted test error (bars); bounds above 1 are drawn at ``CEILING`` as upward triangles in the run's colour with the value above.
-    Runs are shifted by a small factor along the log axis so that classes with equal n_c do not hide each other.
+    Each run has one colour and one marker; a filled marker is the Corollary 5.4 bound, an open marker the class's test
+    error; on the right each group's Corollary 5.4 bound stands beside its balanced test error and Theorem 5.3 beside
+    the prior-weighted test error (bars); bounds above 1 are drawn at ``CEILING`` as upward triangles in the run's
+    colour with the value above. Runs are shifted by a small factor along the log axis so that classes with equal n_c do
+    not hide each other.
     """
     if not reports:
         raise ValueError("an overlay needs at least one bounds report")

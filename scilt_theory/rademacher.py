@@ -41,8 +41,9 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, fields
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -137,10 +138,10 @@ class RademacherResult:
     """An ERC value with its valid upper (and lower) values (THEORY §5).
 
     ``value`` is the estimate: exact for ``method="exact"``, the MC mean for ``"mc"`` and ``"cvxpy"``, and the
-    closed-form *upper* value for ``"closed"`` (there it is not an estimate). ``upper`` is always a valid upper
-    value: = value (exact), the closed form (closed, cvxpy), or min(McDiarmid certificate, closed form) (mc;
-    valid w.p. >= 1 - delta_mc; for finite classes min(certificate, Massart)). ``lower`` is the Khintchine-Kahane lower value of THEORY §3a where known,
-    = value for exact, else None.
+    closed-form *upper* value for ``"closed"`` (there it is not an estimate). ``upper`` is always a valid upper value: =
+    value (exact), the closed form (closed, cvxpy), or min(McDiarmid certificate, closed form) (mc; valid w.p. >= 1 -
+    delta_mc; for finite classes min(certificate, Massart)). ``lower`` is the Khintchine-Kahane lower value of THEORY
+    §3a where known, = value for exact, else None.
     """
 
     value: float = field(metadata={"help": "estimate (exact for exact; closed-form upper for closed)"})

@@ -88,8 +88,9 @@ def _headline(report: BoundsReport) -> list[str]:
               "for every classifier of its class at this n, K, radii and grid (uniform bounds), or with zero errors "
               "(certificates); a floor ≥ 1 means vacuous by construction. *n for bound < 1*: the bound-sample size at "
               "which the bound would drop below 1 if the margin losses stayed as they are and the complexity and "
-              "confidence terms shrank like 1/√n (class proportions fixed); — when the margin losses alone keep it "
-              "≥ 1. *certificate*: valid as a certificate in this run (uniform bounds: features fixed before the "
+              "confidence terms shrank like 1/√n (class proportions fixed) — for PAC-Bayes the Gibbs loss and the KL "
+              "stay as they are; — when the losses alone keep it ≥ 1. *certificate*: valid as a certificate in this "
+              "run (uniform bounds: features fixed before the "
               "sample; hold-out / test-set: the classifier fixed before that sample, and the sample drawn from the "
               "training distribution).", ""]
     return lines
@@ -125,8 +126,9 @@ def _ranks(report: BoundsReport) -> list[str]:
     lines = ["## Do the bounds rank the classes as their errors do? (Jiang et al. 2020)", "",
              "Kendall τ-b between each statement's per-class values and the per-class test errors they bound "
              "(class error, test split). A valid bound can still rank the classes wrongly: τ ≤ 0 says the statement "
-             "does not predict which classes generalise. The test-set certificate is computed from the very errors it is "
-             "compared with, so its τ is high by construction; the hold-out certificate's comes from another sample.",
+             "does not predict which classes generalise. The test-set certificate is computed from the very errors it "
+             "is compared with, so its τ is high by construction; the hold-out certificate's comes from another "
+             "sample.",
              "",
              "| statement | Kendall τ | p-value | classes |", "|---|---:|---:|---:|"]
     for rc in report.rank_correlation:
@@ -249,7 +251,8 @@ def bounds_markdown(report: BoundsReport) -> str:
         f"ρ = {_num(report.margin['chosen'])}.",
         "",
         f"The test split {'is' if report.test_same_distribution else 'is NOT'} drawn from the training distribution "
-        f"class by class, so class-level comparisons with it are {'like with like' if report.test_same_distribution else 'only indicative'}. "
+        f"class by class, so class-level comparisons with it are "
+        f"{'like with like' if report.test_same_distribution else 'only indicative'}. "
         f"Theorem 5.3 (n = {report.n}): bound {_num(o.bound)} = train margin loss {_num(o.train_margin_loss)} + "
         f"complexity {_num(o.complexity)} + confidence {_num(o.confidence)}; it bounds the prior-weighted error, "
         f"which is {_num(o.prior_weighted_test_error)} on the test split (the balanced test error, "

@@ -27,8 +27,9 @@ from typing import Any
 
 from scilt_theory.bounds import ErcSummary as Erc  # an ERC record: the one definition, shared with the formulas
 
-__all__ = ["SCHEMA_VERSION", "QUANTITIES", "BoundsReport", "CertificateBlock", "CertificateRow", "ClassRademacher", "ClassRow", "Comparison", "Coupled", "DeltaEvent", "RankCorrelation", "Erc", "GroupRow", "OverallRow", "ReportError",
-           "RunInfo", "StatementRecord", "WorstClassRow", "read_report", "schema_text"]
+__all__ = ["QUANTITIES", "SCHEMA_VERSION", "BoundsReport", "CertificateBlock", "CertificateRow", "ClassRademacher",
+           "ClassRow", "Comparison", "Coupled", "DeltaEvent", "Erc", "GroupRow", "OverallRow", "RankCorrelation",
+           "ReportError", "RunInfo", "StatementRecord", "WorstClassRow", "read_report", "schema_text"]
 
 SCHEMA_VERSION = 2
 
@@ -357,7 +358,7 @@ class BoundsReport:
         return json.dumps(self.to_json(), indent=2, allow_nan=False) + "\n"
 
     @classmethod
-    def from_json(cls, data: Any, *, source: str = "bounds report") -> "BoundsReport":
+    def from_json(cls, data: Any, *, source: str = "bounds report") -> BoundsReport:
         """Read a bounds.json object; a version other than 2 or a malformed field is one :class:`ReportError`."""
         if not isinstance(data, dict):
             raise ReportError(f"{source} is not a JSON object")

@@ -31,9 +31,10 @@ the uninterrupted run, bit for bit on the same machine (CPU; ``tests/test_resume
 from __future__ import annotations
 
 import random
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import numpy as np
 import torch
@@ -98,7 +99,7 @@ class Progress:
         return out
 
     @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> "Progress":
+    def from_dict(cls, values: dict[str, Any]) -> Progress:
         known = {f.name for f in fields(cls)} - {"pending_rng"}
         return cls(**{k: v for k, v in values.items() if k in known})
 

@@ -5,13 +5,14 @@ prediction = argmax(s1 + s2). The loop is small on purpose: data → model → o
 (scilt_theory/methods.py) changes it only through its settings, its :class:`~scilt_theory.methods.Objective`
 and, for H2T / PI-H2T, a classifier re-training stage after the loop.
 
-:func:`train` is three stages in data-flow order: :func:`set_up` → :func:`run_epoch` (per epoch, one
-:func:`train_step` per batch) → :func:`finish`, around one :class:`TrainingRun`. The fusion logit has an
-optimiser group of its own (``alpha_lr``, no weight decay; :func:`param_groups`) and α is recorded after every step
-(each epoch's ``history`` record holds its steps' α; :func:`alpha_trajectory` joins them). With a frozen backbone (adapter none, no drop path) batches carry CLS features
-instead of images: with ``feature_cache`` those of all 8 augmented views of every training image are extracted
-once (scilt_theory/features.py, one backbone pass per image), and each step picks the view the augmentation
-generator draws, so the run is bit for bit the one that computes them at every step (``feature_cache=False``).
+:func:`train` is three stages in data-flow order: :func:`set_up` → :func:`run_epoch` (per epoch, one :func:`train_step`
+per batch) → :func:`finish`, around one :class:`TrainingRun`. The fusion logit has an optimiser group of its own
+(``alpha_lr``, no weight decay; :func:`param_groups`) and α is recorded after every step (each epoch's ``history``
+record holds its steps' α; :func:`alpha_trajectory` joins them). With a frozen backbone (adapter none, no drop path)
+batches carry CLS features instead of images: with ``feature_cache`` those of all 8 augmented views of every training
+image are extracted once (scilt_theory/features.py, one backbone pass per image), and each step picks the view the
+augmentation generator draws, so the run is bit for bit the one that computes them at every step
+(``feature_cache=False``).
 """
 
 from __future__ import annotations
@@ -20,9 +21,9 @@ import json
 import math
 import random
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -33,14 +34,26 @@ from scilt_theory.checkpoint import atomic_write_text, check_output_dir, library
 from scilt_theory.constraints import Choice, Interval, NoneOr, Text, check_fields, option
 from scilt_theory.data import DataConfig, LongTailDataset, build_dataset, holdout_split, make_loader, row_range
 from scilt_theory.distributed import DistContext
-from scilt_theory.features import NUM_VIEWS, ViewFeatures, apply_view, backbone_is_frozen, batch_view_features, \
-    extract_features, extract_view_features
+from scilt_theory.features import (
+    NUM_VIEWS,
+    ViewFeatures,
+    apply_view,
+    backbone_is_frozen,
+    batch_view_features,
+    extract_features,
+    extract_view_features,
+)
 from scilt_theory.h2t import retrain_classifier
 from scilt_theory.methods import MethodConfig, Objective, supervised_loss
 from scilt_theory.metrics import evaluate_predictions, metrics_markdown
 from scilt_theory.models import ModelConfig, SciLTModel, build_model
-from scilt_theory.train_state import PeriodicCheckpointer, Progress, load_for_resume, non_finite_loss_error, \
-    restore_training
+from scilt_theory.train_state import (
+    PeriodicCheckpointer,
+    Progress,
+    load_for_resume,
+    non_finite_loss_error,
+    restore_training,
+)
 
 OPTIMIZERS = ("sgd", "adamw")
 DEVICES = ("auto", "cpu", "cuda")

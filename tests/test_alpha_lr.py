@@ -11,8 +11,16 @@ import torch
 from scilt_theory.checkpoint import load_run
 from scilt_theory.data import DataConfig
 from scilt_theory.models import ModelConfig, build_model
-from scilt_theory.training import ALPHA_GROUP, TrainConfig, alpha_trajectory, make_optimizer, make_scheduler, \
-    param_groups, set_up, train
+from scilt_theory.training import (
+    ALPHA_GROUP,
+    TrainConfig,
+    alpha_trajectory,
+    make_optimizer,
+    make_scheduler,
+    param_groups,
+    set_up,
+    train,
+)
 
 D = DataConfig(name="synthetic-lt", imbalance=4.0, max_per_class=24, test_per_class=4, image_size=16, num_classes=3)
 M = ModelConfig(num_classes=3, img_size=16, patch_size=4, depth=2, adapter="full")
@@ -84,7 +92,8 @@ def test_alpha_moves_with_its_own_lr_and_its_trajectory_is_recorded(tmp_path):
     assert trajectory["start"] == 0.5 and trajectory["every"] == 1
     assert [len(h["alpha_steps"]) for h in fast.history] == [6, 6]
     assert len(trajectory["values"]) == steps and trajectory["end"] == trajectory["values"][-1]
-    assert trajectory["min"] == min([0.5, *trajectory["values"]]) and trajectory["max"] == max([0.5, *trajectory["values"]])
+    assert trajectory["min"] == min([0.5, *trajectory["values"]])
+    assert trajectory["max"] == max([0.5, *trajectory["values"]])
     # the per-epoch α of the history is the step trajectory at the end of each epoch, the next epoch starts there
     assert [h["alpha"] for h in fast.history] == [trajectory["values"][5], trajectory["values"][11]]
     assert fast.history[1]["alpha_start"] == fast.history[0]["alpha"]

@@ -12,8 +12,8 @@ import contextlib
 import io
 import os
 import re
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import pytest
 import torch

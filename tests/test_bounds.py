@@ -19,12 +19,26 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from scilt_theory import bounds as B
-from scilt_theory.bounds import (BoundGrid, ErcSummary, class_groups_from_counts, confidence_split_from_parts,
-                                 confidence_term, contraction_factor, corollary54_all_classes,
-                                 corollary54_class_bound, envelope_bounds, lemma51_scale,
-                                 lemma51_sum, margin_lipschitz, split_confidence, theorem53_bound,
-                                 theorem53_bound_bounded_features, theorem53_grid_bound, uniform_deviation_bound,
-                                 vector_contraction)
+from scilt_theory.bounds import (
+    BoundGrid,
+    ErcSummary,
+    class_groups_from_counts,
+    confidence_split_from_parts,
+    confidence_term,
+    contraction_factor,
+    corollary54_all_classes,
+    corollary54_class_bound,
+    envelope_bounds,
+    lemma51_scale,
+    lemma51_sum,
+    margin_lipschitz,
+    split_confidence,
+    theorem53_bound,
+    theorem53_bound_bounded_features,
+    theorem53_grid_bound,
+    uniform_deviation_bound,
+    vector_contraction,
+)
 from scilt_theory.losses import margins, ramp_loss, zero_one_error
 from scilt_theory.statements import fused_model_bounds
 

@@ -18,8 +18,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from scilt_theory.car import (CARConfig, CARRegularizer, car_class_weights, confusion_rates, soft_confusion,
-                              spectral_figures, weighted_spectral_norm)
+from scilt_theory.car import (
+    CARConfig,
+    CARRegularizer,
+    car_class_weights,
+    confusion_rates,
+    soft_confusion,
+    spectral_figures,
+    weighted_spectral_norm,
+)
 
 # ----------------------------------------------------------------------------------------------- oracles
 

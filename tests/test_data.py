@@ -12,10 +12,30 @@ import torch.nn.functional as F
 from hypothesis import given
 from hypothesis import strategies as st
 
-from scilt_theory.data import (DATASETS, DataConfig, LongTailDataset, build_dataset, class_groups, head_first_order,
-                               longtail_counts, make_loader, normalize, register_dataset)
-from scilt_theory.data.scitiles import (BLOCK_SIZE, MIN_PATCH_STD, PATCH_SIZE, SCITILES_SOURCES, assign_blocks,
-                                        block_grid, cut_patches, load_source, num_test_blocks, orient)
+from scilt_theory.data import (
+    DATASETS,
+    DataConfig,
+    LongTailDataset,
+    build_dataset,
+    class_groups,
+    head_first_order,
+    longtail_counts,
+    make_loader,
+    normalize,
+    register_dataset,
+)
+from scilt_theory.data.scitiles import (
+    BLOCK_SIZE,
+    MIN_PATCH_STD,
+    PATCH_SIZE,
+    SCITILES_SOURCES,
+    assign_blocks,
+    block_grid,
+    cut_patches,
+    load_source,
+    num_test_blocks,
+    orient,
+)
 
 SMALL = {"synthetic-lt": {"num_classes": 4}, "digits-lt": {},
          "scitiles-lt": {"max_per_class": 60, "test_per_class": 10}}

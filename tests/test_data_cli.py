@@ -10,9 +10,9 @@ import sys
 from pathlib import Path
 
 import pytest
+import real_formats as rf
 import torch
 
-import real_formats as rf
 from experiments import data as data_cli
 from experiments._cli import run_main
 

@@ -6,9 +6,9 @@ import json
 from pathlib import Path
 
 import pytest
+import real_formats as rf
 import torch
 
-import real_formats as rf
 from scilt_theory.data import DATASETS, DataConfig, DatasetSpec, build_dataset, register_dataset
 from scilt_theory.data.registry import COMMON_OPTIONS, POOL_OPTIONS
 

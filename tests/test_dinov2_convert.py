@@ -21,10 +21,19 @@ from torch import nn
 from experiments import weights as weights_cli
 from experiments._cli import run_main
 from scilt_theory.models import ModelConfig
-from scilt_theory.models.backbone import (POS_EMBED_NO_ANTIALIAS, POS_EMBED_RESAMPLE_KEY, create_backbone,
-                                          load_weights_no_antialias)
-from scilt_theory.models.dinov2_onnx import (backbone_reference_model, convert_dinov2_onnx, create_timm_vit,
-                                             read_dinov2_hparams, safetensors_metadata)
+from scilt_theory.models.backbone import (
+    POS_EMBED_NO_ANTIALIAS,
+    POS_EMBED_RESAMPLE_KEY,
+    create_backbone,
+    load_weights_no_antialias,
+)
+from scilt_theory.models.dinov2_onnx import (
+    backbone_reference_model,
+    convert_dinov2_onnx,
+    create_timm_vit,
+    read_dinov2_hparams,
+    safetensors_metadata,
+)
 
 ort = pytest.importorskip("onnxruntime")
 transformers = pytest.importorskip("transformers")

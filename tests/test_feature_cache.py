@@ -20,9 +20,15 @@ import pytest
 import torch
 
 from scilt_theory.checkpoint import load_run
-from scilt_theory.data import DataConfig, build_dataset
-from scilt_theory.features import NUM_VIEWS, apply_view, backbone_is_frozen, batch_view_features, \
-    extract_view_features, view_features
+from scilt_theory.data import DataConfig
+from scilt_theory.features import (
+    NUM_VIEWS,
+    apply_view,
+    backbone_is_frozen,
+    batch_view_features,
+    extract_view_features,
+    view_features,
+)
 from scilt_theory.methods import MethodConfig
 from scilt_theory.models import ModelConfig, build_model
 from scilt_theory.training import TrainConfig, augment_batch, augment_views, train

@@ -17,8 +17,21 @@ import math
 import numpy as np
 import pytest
 from scipy.stats import binom
-from test_bound_validity import (B1, B2, DELTA, GRID, MU, NOISE, PRIOR, ROT, K, exact_risks, family_margins,
-                                 fixed_family, unit_rows)
+from test_bound_validity import (
+    B1,
+    B2,
+    DELTA,
+    GRID,
+    MU,
+    NOISE,
+    PRIOR,
+    ROT,
+    K,
+    exact_risks,
+    family_margins,
+    fixed_family,
+    unit_rows,
+)
 
 from scilt_theory.bounds import weighted_margin_bound
 from scilt_theory.losses import margins, ramp_loss

@@ -14,9 +14,21 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from scilt_theory.h2t import (PIF_IS_RECONSTRUCTION, PIF_NOTE, PIF_VARIANTS, H2TConfig, MeanPIF,
-                              PermutationInvariantFusion, SimilarityPIF, build_pif, class_balanced_indices,
-                              h2t_channels, h2t_fuse, instance_indices, retrain_classifier)
+from scilt_theory.h2t import (
+    PIF_IS_RECONSTRUCTION,
+    PIF_NOTE,
+    PIF_VARIANTS,
+    H2TConfig,
+    MeanPIF,
+    PermutationInvariantFusion,
+    SimilarityPIF,
+    build_pif,
+    class_balanced_indices,
+    h2t_channels,
+    h2t_fuse,
+    instance_indices,
+    retrain_classifier,
+)
 
 
 def gen(seed: int = 0) -> torch.Generator:

@@ -7,8 +7,14 @@ import pytest
 import torch
 
 from scilt_theory.data import DataConfig
-from scilt_theory.linear_probe import FEATURE_VIEWS, ProbeSettings, choose_c, fit_predict, probe_features, \
-    run_linear_probe
+from scilt_theory.linear_probe import (
+    FEATURE_VIEWS,
+    ProbeSettings,
+    choose_c,
+    fit_predict,
+    probe_features,
+    run_linear_probe,
+)
 from scilt_theory.models import ModelConfig
 from scilt_theory.training import TrainConfig, set_up
 
@@ -38,7 +44,7 @@ def test_the_probe_reads_the_runs_split_and_initial_backbone(tmp_path):
 def test_run_linear_probe_reports_cv_and_c1_with_the_projects_metrics():
     result = run_linear_probe(D, M, TrainConfig(quiet=True), settings=ProbeSettings(c_grid=(0.1, 10.0)))
     assert list(result["views"]) == list(FEATURE_VIEWS)
-    for view, entry in result["views"].items():
+    for entry in result["views"].values():
         cv, c1 = entry["cv"], entry["c1"]
         assert cv["C"] in (0.1, 10.0) and cv["folds"] == 5 and set(cv["scores"]) == {"0.1", "10.0"}
         assert c1["C"] == 1.0

@@ -12,8 +12,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from scilt_theory.losses import (COUNT_FLOOR, empirical_margin_loss, logit_adjusted_cross_entropy, margins,
-                                 ramp_loss, zero_one_error)
+from scilt_theory.losses import (
+    COUNT_FLOOR,
+    empirical_margin_loss,
+    logit_adjusted_cross_entropy,
+    margins,
+    ramp_loss,
+    zero_one_error,
+)
 
 
 def naive_margins(scores, labels):

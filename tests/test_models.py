@@ -12,10 +12,10 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import pytest
 import timm
-from hypothesis import given, settings
-from hypothesis import strategies as st
 import torch
 import torch.nn.functional as F
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from safetensors.torch import save_file
 
 from scilt_theory.models import MODEL_VARIANTS, ModelConfig, SciLTModel, SciLTOutput, build_model, weights_sha256

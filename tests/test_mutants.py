@@ -187,7 +187,8 @@ def apply_mutant(name: str, mp: pytest.MonkeyPatch) -> list[str]:
                                  _terms_mutant(lambda fn, a, k, t: {"confidence": t.confidence / 2}))
         assert bounds.theorem53_bound(0.1, 0.01, 0.02, 100, 0.5, 0.05).confidence == pytest.approx(t0.confidence / 2)
     elif name == "contraction_1_over_rho":
-        hits += patch_everywhere(mp, bounds, "contraction_factor", lambda fn: functools.wraps(fn)(lambda rho: 1.0 / rho))
+        hits += patch_everywhere(mp, bounds, "contraction_factor",
+                                 lambda fn: functools.wraps(fn)(lambda rho: 1.0 / rho))
         assert bounds.theorem53_bound(0.1, 0.01, 0.02, 100, 0.5, 0.05).complexity == pytest.approx(t0.complexity / 2)
     elif name == "mc_deviation_half":
         # every MC certificate (linear, finite, coupled) takes its McDiarmid step from mcdiarmid_deviation

@@ -12,8 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from scilt_theory.rademacher import (_SignStream, rademacher_coupled_scilt, rademacher_linear,
-                                     rademacher_signs)
+from scilt_theory.rademacher import _SignStream, rademacher_coupled_scilt, rademacher_linear, rademacher_signs
 
 CUDA = torch.cuda.is_available()
 

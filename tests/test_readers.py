@@ -8,10 +8,10 @@ import pickle
 
 import numpy as np
 import pytest
+import real_formats as rf
 import torch
 from PIL import Image
 
-import real_formats as rf
 from scilt_theory.data import DataConfig, LazyImages, build_dataset, longtail_counts, make_loader, row_range
 from scilt_theory.data.images import Preprocess, load_image, model_preprocessing
 from scilt_theory.data.lazy import FileStore, GeneratedStore
@@ -379,8 +379,9 @@ def test_each_reader_trains_an_epoch_and_runs_the_bounds_command(tmp_path, name)
     out = tmp_path / "run"
     dataset = name.split("[")[0]
     extra = ["--test-per-class", "2"] if name == "bloodmnist[pbc]" else []  # PBC has no official split
-    assert train_cli.main(["--dataset", dataset, "--data-root", str(root), *extra, "--profile", "natural", "--img-size", "16",
-                           "--patch-size", "8", "--depth", "2", "--adapter", "full", "--epochs", "1",
+    assert train_cli.main(["--dataset", dataset, "--data-root", str(root), *extra, "--profile", "natural",
+                           "--img-size", "16", "--patch-size", "8", "--depth", "2", "--adapter", "full",
+                           "--epochs", "1",
                            "--batch-size", "8", "--optimizer", "adamw", "--lr", "1e-3", "--warmup-epochs", "0",
                            "--out", str(out), "--quiet"]) == 0
     record = torch.load(out / "run.pt", weights_only=True)

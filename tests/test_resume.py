@@ -2,8 +2,8 @@
 
 The run is a real ``python -m experiments.train`` subprocess; the test polls for a periodic checkpoint inside the
 second epoch (no fixed sleeps) and kills it there: past the first epoch, a wrong data order or RNG state on
-resume would show (in epoch 1 a freshly seeded loader happens to be right). On a machine fast enough to finish before the
-kill lands, it tries again with more epochs.
+resume would show (in epoch 1 a freshly seeded loader happens to be right). On a machine fast enough to finish
+before the kill lands, it tries again with more epochs.
 """
 
 from __future__ import annotations

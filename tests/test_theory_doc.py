@@ -73,6 +73,6 @@ def test_every_named_theorem_is_stated_in_the_document():
 
 @pytest.mark.parametrize("pattern", [r"\.\./shared", r"shared/THEORY", r"shared/DESIGN", r"shared/PEERS"])
 def test_nothing_in_the_repository_points_outside_it(pattern):
-    offenders = [str(p.relative_to(ROOT)) for p in _tracked_text_files()
-                 if p.name != Path(__file__).name and re.search(pattern, p.read_text(encoding="utf-8", errors="replace"))]
+    offenders = [str(p.relative_to(ROOT)) for p in _tracked_text_files() if p.name != Path(__file__).name
+                 and re.search(pattern, p.read_text(encoding="utf-8", errors="replace"))]
     assert not offenders, offenders

@@ -52,7 +52,8 @@ def test_data_radii_grid_is_fixed_by_the_class_radii_and_covers_the_trained_norm
     assert b1 == pytest.approx(np.linalg.norm(u, axis=1).max()) and b2 == pytest.approx(S * 0.6)
     r = rep.record("theorem53_data_radii")
     t = r.terms
-    assert t["radius_penult"] >= b1 and t["radius_penult"] / RADII_RATIO < b1 or t["radius_penult"] == grid.radii_penult[0]
+    smallest = grid.radii_penult[0]
+    assert t["radius_penult"] >= b1 and (t["radius_penult"] / RADII_RATIO < b1 or t["radius_penult"] == smallest)
     # by hand: min over covering points of loss + (4/ρ)(B₁ r₁ + B₂ r₂) + 3 sqrt(ln(2|G|/δ)/(2n))
     r1 = envelope_bounds(psi1, 1.0, 3, "row")[1]
     r2 = envelope_bounds(psi2, 1.0, 3, "row")[1]

@@ -71,7 +71,8 @@ def test_train_help_documents_every_option():
     from experiments.train import build_parser
 
     help_text = build_parser().format_help()
-    for cls, skip, rename in ((DataConfig, {"image_size"}, {"name": "dataset", "seed": "split_seed"}), (ModelConfig, {"num_classes"}, {}),
+    for cls, skip, rename in ((DataConfig, {"image_size"}, {"name": "dataset", "seed": "split_seed"}),
+                              (ModelConfig, {"num_classes"}, {}),
                               (TrainConfig, set(), {})):
         for f in dataclasses.fields(cls):
             if f.name not in skip:

@@ -24,8 +24,8 @@ import numpy as np
 from scilt_theory.data.config import DataConfig
 from scilt_theory.data.dataset import LongTailDataset
 from scilt_theory.data.files import data_root
-from scilt_theory.data.images import preprocess_from_config
 from scilt_theory.data.imagefolder import pool_from_class_folders
+from scilt_theory.data.images import preprocess_from_config
 from scilt_theory.data.lazy import ArrayStore
 from scilt_theory.data.split import SourcePool, build_longtail
 

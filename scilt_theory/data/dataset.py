@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Any, Mapping, Union
+from typing import Any
 
 import numpy as np
 import torch
@@ -12,7 +13,7 @@ from scilt_theory.data.config import DataConfig
 from scilt_theory.data.lazy import LazyImages
 from scilt_theory.data.longtail import class_groups
 
-Images = Union[torch.Tensor, LazyImages]
+Images = torch.Tensor | LazyImages
 
 
 @dataclass(frozen=True, eq=False)

@@ -8,8 +8,8 @@ from __future__ import annotations
 import csv
 import gzip
 import io
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 from scilt_theory.data.config import DataConfig
 from scilt_theory.data.images import IMAGE_SUFFIXES

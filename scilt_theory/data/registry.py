@@ -14,8 +14,8 @@ resize settings exactly for the specs with ``timm_preprocessing``.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Callable, Iterable
 
 from scilt_theory.data.blood import build_bloodmnist
 from scilt_theory.data.config import DataConfig

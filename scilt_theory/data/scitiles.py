@@ -202,7 +202,7 @@ def build_scitiles(config: DataConfig) -> LongTailDataset:
         grid = block_grid(image.shape)
         is_test = assign_blocks(len(grid), np.random.default_rng([config.seed, _ASSIGN, c]))
         ids = offset + np.arange(len(grid))
-        for split, rows, n, stream, out, crops_out, blocks_out in (
+        for _split, rows, n, stream, out, crops_out, blocks_out in (
                 ("train", np.flatnonzero(~is_test), int(counts[c]), _TRAIN, train_x[train_at:train_at + int(counts[c])],
                  train_crops, train_blocks),
                 ("test", np.flatnonzero(is_test), n_test, _TEST, test_x[c * n_test:(c + 1) * n_test],

@@ -6,7 +6,7 @@ register a builder here from their own module; the training loop only ever calls
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from scilt_theory.models.config import ModelConfig
 from scilt_theory.models.scilt import SciLTModel

@@ -8,17 +8,24 @@ proof in proofs/ and its tests.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any
 
 from scilt_theory.schema import StatementRecord
 from scilt_theory.statements import certificates as _certificates  # noqa: F401  (registers the statements)
 from scilt_theory.statements import margin as _margin  # noqa: F401
-from scilt_theory.statements import weighted as _weighted  # noqa: F401
 from scilt_theory.statements import pacbayes as _pacbayes  # noqa: F401
 from scilt_theory.statements import tighter as _tighter  # noqa: F401  (last: tightest_uniform reads the others)
-from scilt_theory.statements.base import (STATEMENTS, Statement, evaluate_statements, get_statement,
-                                          register_statement, select_statements)
+from scilt_theory.statements import weighted as _weighted  # noqa: F401
+from scilt_theory.statements.base import (
+    STATEMENTS,
+    Statement,
+    evaluate_statements,
+    get_statement,
+    register_statement,
+    select_statements,
+)
 from scilt_theory.statements.context import VALIDITY, BoundContext, build_context
 from scilt_theory.statements.views import Views, build_views
 

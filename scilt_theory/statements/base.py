@@ -9,7 +9,8 @@ pick it up through the registry and the records.
 
 from __future__ import annotations
 
-from typing import ClassVar, Iterable
+from collections.abc import Iterable
+from typing import ClassVar
 
 from scilt_theory.schema import StatementRecord
 from scilt_theory.statements.context import BoundContext

@@ -8,13 +8,24 @@ complexity (scilt_theory.rademacher.select_estimator), splits δ_mc among the Mo
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
-from scilt_theory.bounds import (BoundGrid, ConfidenceSplit, ErcSummary, _check_count, _check_delta, _check_features,
-                                 _check_nonneg, _check_norm, _resolve_groups, confidence_split_from_parts)
+from scilt_theory.bounds import (
+    BoundGrid,
+    ConfidenceSplit,
+    ErcSummary,
+    _check_count,
+    _check_delta,
+    _check_features,
+    _check_nonneg,
+    _check_norm,
+    _resolve_groups,
+    confidence_split_from_parts,
+)
 from scilt_theory.losses import margins as _margins
 from scilt_theory.rademacher import LIMITS, METHODS, independent_signs, select_estimator
 
@@ -56,7 +67,8 @@ class BoundContext:
     validity: str = field(default="diagnostic", metadata={"help": "a key of VALIDITY"})
     feature_norm_bound: float | None = field(default=None, metadata={
         "help": "r with ||ψ(x)|| <= r for every x (cosine heads: 1), None when not known"})
-    settings: Mapping[str, Any] = field(default_factory=dict, metadata={"help": "the estimator choices, for bounds.json"})
+    settings: Mapping[str, Any] = field(default_factory=dict, metadata={
+        "help": "the estimator choices, for bounds.json"})
     psi_penult: np.ndarray | None = field(default=None, repr=False, metadata={"help": "ψ₁ on S (n, d)"})
     psi_final: np.ndarray | None = field(default=None, repr=False, metadata={"help": "ψ₂ on S (n, d)"})
     max_feature_norms: tuple[float, float] = field(default=(1.0, 1.0), metadata={

@@ -14,13 +14,22 @@ of fixed second moment (Lemma 5.2(a)).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import replace
-from typing import Callable, Sequence
 
 import numpy as np
 
-from scilt_theory.bounds import (BoundGrid, BoundTerms, GridBoundResult, GridPoint, _grid_evaluate, _group_bound,
-                                 corollary54_all_classes, theorem53_bound_bounded_features, theorem53_grid_bound)
+from scilt_theory.bounds import (
+    BoundGrid,
+    BoundTerms,
+    GridBoundResult,
+    GridPoint,
+    _grid_evaluate,
+    _group_bound,
+    corollary54_all_classes,
+    theorem53_bound_bounded_features,
+    theorem53_grid_bound,
+)
 from scilt_theory.losses import ramp_loss
 from scilt_theory.schema import StatementRecord
 from scilt_theory.statements.base import Statement, register_statement

@@ -23,9 +23,17 @@ from scilt_theory.losses import ramp_loss
 from scilt_theory.schema import StatementRecord
 from scilt_theory.statements.base import STATEMENTS, Statement, register_statement
 from scilt_theory.statements.context import BoundContext
-from scilt_theory.statements.margin import (Corollary54, Corollary54BoundedFeatures, Theorem53,
-                                            Theorem53BoundedFeatures, class_family_records, grid_floor,
-                                            n_for_nonvacuous, scaling_curve, terms_of)
+from scilt_theory.statements.margin import (
+    Corollary54,
+    Corollary54BoundedFeatures,
+    Theorem53,
+    Theorem53BoundedFeatures,
+    class_family_records,
+    grid_floor,
+    n_for_nonvacuous,
+    scaling_curve,
+    terms_of,
+)
 from scilt_theory.statements.weighted import WeightedMargin
 
 __all__ = ["RADII_RATIO", "RADII_SPAN", "TIGHTEST_UNIFORM", "data_radii_grid", "trained_radii"]

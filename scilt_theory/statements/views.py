@@ -7,19 +7,31 @@ beside are passed in by the caller (they come from the test split, not from the 
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Mapping, Sequence
 
 import numpy as np
 
 from scilt_theory.bounds import lemma51_scale, lemma51_sum
-from scilt_theory.schema import (CertificateBlock, CertificateRow, ClassRademacher, ClassRow, Comparison, DeltaEvent,
-                                 GroupRow, OverallRow, Rademacher, RankCorrelation, StatementRecord, WorstClassRow)
+from scilt_theory.schema import (
+    CertificateBlock,
+    CertificateRow,
+    ClassRademacher,
+    ClassRow,
+    Comparison,
+    DeltaEvent,
+    GroupRow,
+    OverallRow,
+    Rademacher,
+    RankCorrelation,
+    StatementRecord,
+    WorstClassRow,
+)
 from scilt_theory.statements.context import BoundContext
 from scilt_theory.statements.margin import COROLLARY54, THEOREM53, class_target, group_target
 
-__all__ = ["Views", "attach_comparisons", "rank_correlations", "build_views", "certificate_block", "delta_budget", "find_record",
-           "mean_of_present", "prior_weighted"]
+__all__ = ["Views", "attach_comparisons", "build_views", "certificate_block", "delta_budget", "find_record",
+           "mean_of_present", "prior_weighted", "rank_correlations"]
 
 
 @dataclass(frozen=True)
