@@ -213,7 +213,8 @@ def run_reference(args, extra, name: str, seed: int, ref_dir: Path) -> dict:
         return {**result, "reused": True}
     if result_path.exists() and (saved or {}).get("train") != wanted:
         raise UserError(f"{ref_dir} holds a {name} result made with other settings; give another --out or delete it")
-    data_config, model_config, train_config, _ = train_cli.configs_from_args(train_cli.build_parser().parse_args(wanted))
+    parsed = train_cli.build_parser().parse_args(wanted)
+    data_config, model_config, train_config, _ = train_cli.configs_from_args(parsed)
     result = run_linear_probe(data_config, model_config, train_config)
     ref_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(json.dumps({"train": wanted}, indent=1) + "\n", sidecar)

@@ -100,7 +100,8 @@ def main(argv: list[str] | None = None) -> int:
             return code
         seconds.append(time.perf_counter() - begun)
     done = time.perf_counter()
-    print(f"[demo] done in {done - started:.0f} s (backbone {fetched - started:.0f} s, training {trained - fetched:.0f} s, "
+    print(f"[demo] done in {done - started:.0f} s (backbone {fetched - started:.0f} s, "
+          f"training {trained - fetched:.0f} s, "
           f"bounds {seconds[0]:.0f} s diagnostic + {seconds[1]:.0f} s certified)")
     print(f"[demo] metrics: {OUT}/metrics.md   bounds reports: {OUT}/bounds/report.md, "
           f"{OUT}/bounds_certified/report.md   plots: {OUT}/bounds*/*.png (and .pdf)")

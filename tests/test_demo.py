@@ -11,8 +11,7 @@ import pytest
 
 from experiments import bounds as bounds_cli
 from experiments import compare as compare_cli
-from experiments import demo
-from experiments import recipes
+from experiments import demo, recipes
 from experiments import train as train_cli
 from experiments import weights as weights_cli
 from experiments._cli import UserError, run_main
