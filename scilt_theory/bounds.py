@@ -71,6 +71,7 @@ __all__ = [
     "vector_contraction",
     "weighted_confidence_term",
     "weighted_margin_bound",
+    "weighted_margin_bound_bounded_features",
 ]
 
 
@@ -560,6 +561,41 @@ def weighted_margin_bound(train_margin_loss: float, rc_penult: float, rc_final: 
                       num_classes=int(num_targets), rc_penult=r1, rc_final=r2,
                       radius_penult=_opt_float(radius_penult), radius_final=_opt_float(radius_final),
                       statement="class-weighted margin bound")
+
+
+def weighted_margin_bound_bounded_features(train_margin_loss: float, sum_sq_weights: float, rho: float, delta: float,
+                                            *, radius_penult: float, radius_final: float, num_outputs: int,
+                                            feature_norm_bound: float = 1.0, grid_size: int = 1,
+                                            num_targets: int = 1) -> BoundTerms:
+    """The class-weighted margin bound with the expected complexity, when every ||psi(x)|| <= r (THEORY §8;
+    proofs/weighted_margin_bound.md, "Bounded features").
+
+    W.p. >= 1 - delta (labels fixed, a union over T targets and m grid points), for every f in F_{N-1} + F_N::
+
+        sum_c W_c err_c <= sum_i w_i Phi_rho(M_i) + (4/rho) (B_1 + B_2) K r sqrt(sum_i w_i^2)
+                           + sqrt(ln(T m/delta) sum_i w_i^2 / 2)
+
+    With ``w_i = 1/n`` it is :func:`theorem53_bound_bounded_features` (row norm).
+    """
+    e = _check_loss(train_margin_loss, "train_margin_loss")
+    s2 = _real(sum_sq_weights, "sum_sq_weights")
+    if s2 <= 0:
+        raise ValueError(f"sum_sq_weights must be positive, got {s2}.")
+    rho = _check_rho(rho)
+    delta = _check_delta(delta)
+    b1, b2 = _check_nonneg(radius_penult, "radius_penult"), _check_nonneg(radius_final, "radius_final")
+    k_out = _check_count(num_outputs, "num_outputs")
+    r = _check_nonneg(feature_norm_bound, "feature_norm_bound")
+    m = _check_count(grid_size, "grid_size")
+    t = _check_count(num_targets, "num_targets")
+    rc1, rc2 = b1 * k_out * r * math.sqrt(s2), b2 * k_out * r * math.sqrt(s2)
+    complexity = 2.0 * contraction_factor(rho) * (rc1 + rc2)
+    conf = math.sqrt(math.log(t * m / delta) * s2 / 2.0)
+    total = e + complexity + conf
+    return BoundTerms(train_margin_loss=e, complexity=complexity, confidence=conf, bound=total,
+                      vacuous=bool(total > 1.0), rho=rho, delta=delta, n=max(1, int(round(1.0 / s2))),
+                      grid_size=m, num_classes=t, rc_penult=rc1, rc_final=rc2, radius_penult=b1, radius_final=b2,
+                      statement="class-weighted margin bound (bounded features)")
 
 
 def theorem53_bound_bounded_features(train_margin_loss: float, n: int, rho: float, delta: float, *,

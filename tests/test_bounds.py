@@ -655,3 +655,28 @@ def test_weighted_statement_uses_class_weights_and_the_weighted_closed_form():
     tail = rep.record("weighted_margin", "group:tail")
     wt = np.where(labels > 0, 1.0 / (2 * counts[labels]), 0.0)
     assert tail.terms["sum_sq_weights"] == pytest.approx(np.sum(wt ** 2)) and tail.terms["classes"] == [1, 2]
+
+
+@given(st.floats(0, 1), st.integers(1, 10**6), st.floats(0.01, 10), st.floats(1e-6, 0.99), st.integers(1, 1000))
+def test_weighted_bounded_features_with_uniform_weights_is_the_bounded_features_theorem53(e, n, rho, delta, m):
+    a = theorem53_bound_bounded_features(e, n, rho, delta, radius_penult=2.0, radius_final=1.0, num_outputs=3,
+                                         grid_size=m)
+    b = B.weighted_margin_bound_bounded_features(e, 1.0 / n, rho, delta, radius_penult=2.0, radius_final=1.0,
+                                                 num_outputs=3, grid_size=m)
+    assert b.bound == pytest.approx(a.bound, rel=1e-12) and b.confidence == pytest.approx(a.confidence, rel=1e-12)
+
+
+def test_weighted_bounded_features_hand_value_and_statement():
+    s2 = (1 / 4) * (1 / 40 + 1 / 12)
+    t = B.weighted_margin_bound_bounded_features(0.1, s2, 0.5, 0.05, radius_penult=2.0, radius_final=1.0,
+                                                 num_outputs=3, grid_size=5, num_targets=4)
+    assert t.complexity == pytest.approx(4 / 0.5 * (2.0 + 1.0) * 3 * math.sqrt(s2))
+    assert t.confidence == pytest.approx(math.sqrt(math.log(4 * 5 / 0.05) * s2 / 2))
+    psi1, psi2, scores, labels = _fused_data()
+    rep = fused_model_bounds(psi1, psi2, scores, labels, num_classes=3, radius_penult=2.0, radius_final=1.0,
+                             grid=BoundGrid.geometric(0.2, 2.0, 3), n_draws=0, feature_norm_bound=1.0,
+                             statements=["weighted_margin_bounded_features"])
+    r = rep.record("weighted_margin_bounded_features", "balanced")
+    w = 1.0 / (3 * np.bincount(labels)[labels])
+    assert r.terms["sum_sq_weights"] == pytest.approx(np.sum(w ** 2)) and r.bounds_quantity == "balanced error"
+    assert not rep.context.weighted_unit  # the expected form needs no weighted complexity of the sample

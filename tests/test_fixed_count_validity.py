@@ -77,6 +77,7 @@ def run_trials() -> dict:
     targets = ["prior-weighted", "balanced", "group:head", "group:tail"]
     fails = {t: 0 for t in targets}
     mutant = {t: 0 for t in targets}
+    bounded_fails = 0
     for _ in range(T):
         psi1, psi2, y = draw_fixed_counts(rng)
         u = B1 * unit_rows(np.stack([psi1[y == c].mean(0) for c in range(K)]))
@@ -85,9 +86,12 @@ def run_trials() -> dict:
         scores = psi1 @ u.T + psi2 @ v.T
         rep = fused_model_bounds(psi1, psi2, scores, y, num_classes=K, radius_penult=B1, radius_final=B2,
                                  grid=GRID, delta=DELTA, n_draws=0, class_groups=list(GROUPS),
-                                 statements=["theorem53", "weighted_margin"])
+                                 feature_norm_bound=1.0,
+                                 statements=["theorem53", "weighted_margin", "weighted_margin_bounded_features"])
         failed = {"prior-weighted": rep.record("theorem53").bound < target_risk("prior-weighted", risk_c)}
         failed.update({t: rep.record("weighted_margin", t).bound < target_risk(t, risk_c) for t in targets[1:]})
+        bounded_fails += int(any(rep.record("weighted_margin_bounded_features", t).bound < target_risk(t, risk_c)
+                                 for t in targets[1:]))
         # the fixed family, same sample: its terms from the library's formula with closed-form complexities
         # (unit features: R^w <= K sqrt(sum w_i^2) at unit radius, Lemma 5.2(a))
         marg = np.concatenate([margins(scores, y)[:, None], family_margins(psi1, psi2, y, fam_u, fam_v)], axis=1)
@@ -110,7 +114,7 @@ def run_trials() -> dict:
             mutant[t] += int(np.any(best_mut < truth))
         for t in targets:
             fails[t] += int(failed[t])
-    return {"fails": fails, "mutant": mutant}
+    return {"fails": fails, "mutant": mutant, "bounded_fails": bounded_fails}
 
 
 @pytest.fixture(scope="module")
@@ -127,3 +131,7 @@ def test_statement_holds_for_its_own_quantity_with_fixed_class_counts(trials, ta
 def test_the_check_rejects_a_broken_bound_on_the_same_trials(trials, target):
     failures = trials["mutant"][target]
     assert failures > THRESHOLD and binom.sf(failures - 1, T, DELTA) < 1e-6, trials
+
+
+def test_the_bounded_features_form_holds_for_the_fitted_scorer(trials):
+    assert trials["bounded_fails"] <= THRESHOLD, trials

@@ -34,7 +34,7 @@ from scilt_theory.statements.margin import (
     scaling_curve,
     terms_of,
 )
-from scilt_theory.statements.weighted import WeightedMargin
+from scilt_theory.statements.weighted import WeightedMargin, WeightedMarginBoundedFeatures
 
 __all__ = ["RADII_RATIO", "RADII_SPAN", "TIGHTEST_UNIFORM", "data_radii_grid", "trained_radii"]
 
@@ -98,6 +98,12 @@ class WeightedMarginDataRadii(DataRadii, WeightedMargin):
     """The class-weighted statement on the data-dependent radii grid."""
 
     name = "weighted_margin_data_radii"
+
+
+class WeightedMarginBoundedDataRadii(DataRadii, WeightedMarginBoundedFeatures):
+    """The class-weighted bounded-features form on the data-dependent radii grid."""
+
+    name = "weighted_margin_bounded_features_data_radii"
 
 
 class Theorem53BoundedDataRadii(DataRadii, Theorem53BoundedFeatures):
@@ -204,7 +210,8 @@ class TightestUniform(Statement):
         return out
 
 
-for _statement in (Theorem53DataRadii(), Corollary54DataRadii(), WeightedMarginDataRadii(), Theorem53BoundedDataRadii(),
+for _statement in (Theorem53DataRadii(), Corollary54DataRadii(), WeightedMarginDataRadii(),
+                   WeightedMarginBoundedDataRadii(), Theorem53BoundedDataRadii(),
                    Corollary54BoundedDataRadii(), Theorem53Coupled(), Corollary54Coupled()):
     register_statement(_statement)
 TIGHTEST_UNIFORM = register_statement(TightestUniform())

@@ -15,7 +15,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from scilt_theory.bounds import BoundTerms, GridPoint, _grid_evaluate, weighted_margin_bound
+from scilt_theory.bounds import (
+    BoundTerms,
+    GridPoint,
+    _grid_evaluate,
+    weighted_margin_bound,
+    weighted_margin_bound_bounded_features,
+)
 from scilt_theory.losses import ramp_loss
 from scilt_theory.schema import StatementRecord
 from scilt_theory.statements.base import Statement, register_statement
@@ -35,30 +41,55 @@ class WeightedMargin(Statement):
     def grid_radii(self, ctx: BoundContext):
         return ctx.grid, ctx.radius_penult, ctx.radius_final
 
+    def terms_at(self, ctx: BoundContext, target: str, p: GridPoint, w: np.ndarray, delta: float, grid_size: int,
+                 num_targets: int) -> BoundTerms:
+        """The bound for one target at one grid point, with the context's weighted complexities of that target."""
+        rows = w > 0
+        r1, r2 = ctx.weighted_unit[target]
+        loss = min(1.0, float(np.sum(w[rows] * ramp_loss(ctx.margins[rows], p.rho))))  # a mean: <= 1 up to rounding
+        return weighted_margin_bound(loss, p.radius_penult * r1.upper, p.radius_final * r2.upper,
+                                     float(np.sum(w[rows] ** 2)), p.rho, delta, grid_size, num_targets,
+                                     p.radius_penult, p.radius_final)
+
     def evaluate(self, ctx: BoundContext, delta: float) -> list[StatementRecord]:
         grid, b1, b2 = self.grid_radii(ctx)
         targets = ctx.weighted_targets()
         records = []
         for target, w in targets.items():
-            rows = w > 0
-            r1, r2 = ctx.weighted_unit[target]
-            sum_sq = float(np.sum(w[rows] ** 2))
-
-            def at(p: GridPoint, rows=rows, w=w, r1=r1, r2=r2, sum_sq=sum_sq) -> BoundTerms:
-                loss = float(np.sum(w[rows] * ramp_loss(ctx.margins[rows], p.rho)))
-                return weighted_margin_bound(min(1.0, loss), p.radius_penult * r1.upper, p.radius_final * r2.upper,
-                                             sum_sq, p.rho, delta, grid.size, len(targets), p.radius_penult,
-                                             p.radius_final)
+            def at(p: GridPoint, target=target, w=w) -> BoundTerms:
+                return self.terms_at(ctx, target, p, w, delta, grid.size, len(targets))
 
             res = _grid_evaluate(at, grid, b1, b2)
-            members = sorted(int(c) for c in np.unique(ctx.labels[rows]))
+            members = sorted(int(c) for c in np.unique(ctx.labels[w > 0]))
             quantity = "balanced error" if target == "balanced" else "group balanced error"
-            terms = {**terms_of(res.best), "sum_sq_weights": sum_sq, "classes": members, "num_targets": len(targets),
-                     "curve": scaling_curve(ctx, res.evaluated)}
+            terms = {**terms_of(res.best), "sum_sq_weights": float(np.sum(w ** 2)), "classes": members,
+                     "num_targets": len(targets), "curve": scaling_curve(ctx, res.evaluated)}
             records.append(self.record(ctx, target, res.best.bound, delta, terms, quantity=quantity,
                                        floor=grid_floor(ctx, res.evaluated),
                                        n_for_nonvacuous=n_for_nonvacuous([res.evaluated], ctx.n, max)))
         return records
 
 
+class WeightedMarginBoundedFeatures(WeightedMargin):
+    """THEORY §8: the class-weighted statement with the expected complexity when every ||ψ(x)|| <= r (one McDiarmid
+    step: confidence sqrt(ln(Tm/δ) Σw²/2); complexity (4/ρ)(B₁ + B₂) K r sqrt(Σw²))."""
+
+    name = "weighted_margin_bounded_features"
+    theory = "THEORY §8, class-weighted margin bound (bounded features)"
+    needs = frozenset()
+
+    def applies(self, ctx: BoundContext) -> bool:
+        return ctx.feature_norm_bound is not None
+
+    def terms_at(self, ctx: BoundContext, target: str, p: GridPoint, w: np.ndarray, delta: float, grid_size: int,
+                 num_targets: int) -> BoundTerms:
+        rows = w > 0
+        loss = min(1.0, float(np.sum(w[rows] * ramp_loss(ctx.margins[rows], p.rho))))
+        return weighted_margin_bound_bounded_features(
+            loss, float(np.sum(w[rows] ** 2)), p.rho, delta, radius_penult=p.radius_penult,
+            radius_final=p.radius_final, num_outputs=ctx.num_classes, feature_norm_bound=float(ctx.feature_norm_bound),
+            grid_size=grid_size, num_targets=num_targets)
+
+
 WEIGHTED_MARGIN = register_statement(WeightedMargin())
+WEIGHTED_MARGIN_BOUNDED = register_statement(WeightedMarginBoundedFeatures())
