@@ -7,6 +7,7 @@ import math
 
 import pytest
 import torch
+from interrupt import train_until_saved
 
 from scilt_theory.checkpoint import load_run
 from scilt_theory.data import DataConfig
@@ -60,25 +61,8 @@ def test_a_bad_alpha_lr_is_refused_in_one_sentence(bad):
         TrainConfig(alpha_lr=bad)
 
 
-class _Stop(Exception):
-    pass
-
-
 def _interrupted(out, at_step: int, monkeypatch, **kw):
-    import scilt_theory.train_state as ts
-
-    original = ts.PeriodicCheckpointer.maybe_save
-
-    def stop_after(self, model, optimizer, scheduler, progress, aug):
-        saved = original(self, model, optimizer, scheduler, progress, aug)
-        if progress.global_step == at_step:
-            raise _Stop
-        return saved
-
-    monkeypatch.setattr(ts.PeriodicCheckpointer, "maybe_save", stop_after)
-    with pytest.raises(_Stop):
-        train(D, M, _config(out, **kw))
-    monkeypatch.setattr(ts.PeriodicCheckpointer, "maybe_save", original)
+    train_until_saved(lambda: train(D, M, _config(out, **kw)), at_step, monkeypatch)
     return out / "run.pt"
 
 

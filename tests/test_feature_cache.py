@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from interrupt import train_until_saved
 
 from scilt_theory.checkpoint import load_run
 from scilt_theory.data import DataConfig
@@ -124,27 +125,10 @@ def test_cache_on_and_off_train_the_same_run_bit_for_bit(tmp_path, method, augme
     assert _same_numbers(a) == _same_numbers(b)
 
 
-class _Stop(Exception):
-    pass
-
-
 @pytest.mark.parametrize("at_step", [4, STEPS_PER_EPOCH + 3])  # mid-epoch 1, mid-epoch 2
 def test_a_cached_run_resumes_bit_identically(tmp_path, monkeypatch, at_step):
-    import scilt_theory.train_state as ts
-
     reference = train(D, M, _config(tmp_path / "ref", save_every=1))
-    original = ts.PeriodicCheckpointer.maybe_save
-
-    def stop_after(self, model, optimizer, scheduler, progress, aug):
-        saved = original(self, model, optimizer, scheduler, progress, aug)
-        if progress.global_step == at_step:
-            raise _Stop
-        return saved
-
-    monkeypatch.setattr(ts.PeriodicCheckpointer, "maybe_save", stop_after)
-    with pytest.raises(_Stop):
-        train(D, M, _config(tmp_path / "cut", save_every=1))
-    monkeypatch.setattr(ts.PeriodicCheckpointer, "maybe_save", original)
+    train_until_saved(lambda: train(D, M, _config(tmp_path / "cut", save_every=1)), at_step, monkeypatch)
     ckpt = tmp_path / "cut" / "run.pt"
     assert load_run(ckpt, allow_unfinished=True)["train_state"]["progress"]["global_step"] == at_step
     resumed = train(D, M, _config(tmp_path / "cut", save_every=1), resume=ckpt)  # the cache is rebuilt

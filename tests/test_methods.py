@@ -11,6 +11,7 @@ from dataclasses import replace
 import pytest
 import torch
 import torch.nn.functional as F
+from interrupt import train_until_saved
 
 from scilt_theory import distributed
 from scilt_theory.data import DataConfig, build_dataset
@@ -206,23 +207,7 @@ def _train(name: str, out, **kw):
 
 def _interrupted(name: str, out, monkeypatch, *, at_step: int) -> None:
     """Train and stop right after the periodic save of optimiser step ``at_step`` (in-process stand-in for a kill)."""
-    import scilt_theory.train_state as ts
-
-    class Stop(Exception):
-        pass
-
-    original = ts.PeriodicCheckpointer.maybe_save
-
-    def stop(self, model, optimizer, scheduler, progress, aug):
-        saved = original(self, model, optimizer, scheduler, progress, aug)
-        if saved and progress.global_step == at_step:
-            raise Stop
-        return saved
-
-    monkeypatch.setattr(ts.PeriodicCheckpointer, "maybe_save", stop)
-    with pytest.raises(Stop):
-        _train(name, out, save_every=2)
-    monkeypatch.setattr(ts.PeriodicCheckpointer, "maybe_save", original)
+    train_until_saved(lambda: _train(name, out, save_every=2), at_step, monkeypatch)
 
 
 @pytest.mark.parametrize("name", ["final_only", "car", "pi_h2t"])

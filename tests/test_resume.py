@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from interrupt import train_until_saved
 
 from scilt_theory.checkpoint import CheckpointError, load_run
 from scilt_theory.data import DataConfig
@@ -117,26 +118,9 @@ def _config(out: Path, **kw) -> TrainConfig:
                           "out": str(out), "quiet": True, "save_every": 2, **kw})
 
 
-class _Stop(Exception):
-    pass
-
-
 def _interrupted(out: Path, at_step: int, monkeypatch) -> Path:
     """Train and stop right after the periodic save of ``at_step`` (in-process stand-in for a kill)."""
-    import scilt_theory.train_state as ts
-
-    original = ts.PeriodicCheckpointer.maybe_save
-
-    def stop_after(self, model, optimizer, scheduler, progress, aug):
-        saved = original(self, model, optimizer, scheduler, progress, aug)
-        if progress.global_step == at_step:
-            raise _Stop
-        return saved
-
-    monkeypatch.setattr(ts.PeriodicCheckpointer, "maybe_save", stop_after)
-    with pytest.raises(_Stop):
-        train(D, M, _config(out))
-    monkeypatch.setattr(ts.PeriodicCheckpointer, "maybe_save", original)
+    train_until_saved(lambda: train(D, M, _config(out)), at_step, monkeypatch)
     return out / "run.pt"
 
 
