@@ -164,6 +164,20 @@ def class_family_records(statement: Statement, ctx: BoundContext, delta: float,
     return records
 
 
+def per_class_grid_records(statement: Statement, ctx: BoundContext, delta: float,
+                           class_grid: Callable[[int], GridBoundResult]) -> list[StatementRecord]:
+    """:func:`class_family_records` of a statement whose class-c value is ``class_grid(c)``'s best grid point
+    (classes without training samples get no value)."""
+    per_class = []
+    for c in range(ctx.num_classes):
+        if ctx.class_counts[c] == 0:
+            per_class.append((c, None, (), "no training samples"))
+            continue
+        res = class_grid(c)
+        per_class.append((c, res.best, res.evaluated, None))
+    return class_family_records(statement, ctx, delta, per_class)
+
+
 class Corollary54(Statement):
     """THEORY §4, Corollary 5.4: every class with n_c >= 1 at δ/(K m); the balanced error, the group means and the
     worst class follow from the same event."""
@@ -235,16 +249,8 @@ class Corollary54BoundedFeatures(Statement):
         return ctx.feature_norm_bound is not None
 
     def evaluate(self, ctx: BoundContext, delta: float) -> list[StatementRecord]:
-        counts = ctx.class_counts
-        per_class = []
-        for c in range(ctx.num_classes):
-            if counts[c] == 0:
-                per_class.append((c, None, (), "no training samples"))
-                continue
-            res = _bounded_grid(ctx, ctx.class_margins(c), int(counts[c]), ctx.num_classes, delta,
-                                self.grid_radii(ctx))
-            per_class.append((c, res.best, res.evaluated, None))
-        return class_family_records(self, ctx, delta, per_class)
+        return per_class_grid_records(self, ctx, delta, lambda c: _bounded_grid(
+            ctx, ctx.class_margins(c), int(ctx.class_counts[c]), ctx.num_classes, delta, self.grid_radii(ctx)))
 
 
 THEOREM53 = register_statement(Theorem53())

@@ -28,9 +28,9 @@ from scilt_theory.statements.margin import (
     Corollary54BoundedFeatures,
     Theorem53,
     Theorem53BoundedFeatures,
-    class_family_records,
     grid_floor,
     n_for_nonvacuous,
+    per_class_grid_records,
     scaling_curve,
     terms_of,
 )
@@ -157,15 +157,8 @@ class Corollary54Coupled(_Coupled, Statement):
     name = "corollary54_coupled"
 
     def evaluate(self, ctx: BoundContext, delta: float) -> list[StatementRecord]:
-        counts = ctx.class_counts
-        per_class = []
-        for c in range(ctx.num_classes):
-            if counts[c] == 0:
-                per_class.append((c, None, (), "no training samples"))
-                continue
-            res = self.coupled_grid(ctx, ctx.class_margins(c), f"class:{c}", int(counts[c]), ctx.num_classes, delta)
-            per_class.append((c, res.best, res.evaluated, None))
-        return class_family_records(self, ctx, delta, per_class)
+        return per_class_grid_records(self, ctx, delta, lambda c: self.coupled_grid(
+            ctx, ctx.class_margins(c), f"class:{c}", int(ctx.class_counts[c]), ctx.num_classes, delta))
 
 
 class TightestUniform(Statement):
