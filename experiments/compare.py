@@ -31,6 +31,7 @@ differ from NAME's is paired on the common seeds only, and the table says so.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import time
@@ -43,7 +44,7 @@ REFERENCES = {"linear_probe": ("linear_probe[penultimate]", "linear_probe[final]
 
 #: train options that compare sets per run itself (so the arguments a run is identified by never hold --quiet or
 #: --save-every, the two that may differ between a run and its continuation)
-OWNED = ("--method", "--seed", "--out", "--resume", "--dataset", "--quiet", "--save-every")
+OWNED = ("--method", "--seed", "--out", "--resume", "--dataset", "--quiet", "--save-every", "--feature-store")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -75,6 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="periodic checkpoint every N optimiser steps, so a killed comparison resumes mid-run "
                         "(0 = off; default 20)")
     p.add_argument("--run-plots", action="store_true", help="also write each run's bounds figures")
+    p.add_argument("--no-feature-store", action="store_true",
+                   help="extract every run's features itself instead of sharing DIR/feature_store (same numbers)")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     return p
 
@@ -149,6 +152,13 @@ def _read_json(path: Path) -> dict | None:
         return None
 
 
+def feature_store(args) -> list[str]:
+    """The comparison's shared feature store (scilt_theory/feature_store.py) as options of train and bounds: runs
+    of one seed on a frozen backbone, and the two bounds passes of a run, extract their features once. It changes
+    no number, so it is not part of what identifies a run (compare_args.json)."""
+    return [] if args.no_feature_store else ["--feature-store", str(Path(args.out) / "feature_store")]
+
+
 def run_one(args, extra, method: str, seed: int, run_dir: Path) -> dict:
     """Train (or reuse / continue) one run and compute (or reuse) its bounds; returns what the table needs."""
     from experiments import bounds as bounds_cli
@@ -166,13 +176,14 @@ def run_one(args, extra, method: str, seed: int, run_dir: Path) -> dict:
             raise UserError(f"{run_dir} holds a run made with other settings; give another --out or delete it")
         record = load_run(ckpt, allow_unfinished=True)
         if record.get("finished", True) is False:
-            train_cli.main(["--resume", str(ckpt), "--quiet", "--save-every", str(args.save_every)])
+            train_cli.main(["--resume", str(ckpt), "--quiet", "--save-every", str(args.save_every),
+                            *feature_store(args)])
         else:
             timing["reused_run"] = True
     else:
         run_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_text(json.dumps({"train": wanted}, indent=1) + "\n", sidecar)
-        train_cli.main([*wanted, "--quiet", "--save-every", str(args.save_every)])
+        train_cli.main([*wanted, "--quiet", "--save-every", str(args.save_every), *feature_store(args)])
     timing["train_seconds"] = time.perf_counter() - started
 
     bounds_dir = run_dir / "bounds"
@@ -188,7 +199,7 @@ def run_one(args, extra, method: str, seed: int, run_dir: Path) -> dict:
     if fresh:
         timing["reused_bounds"] = True
     else:
-        bounds_cli.main(bounds_argv)
+        bounds_cli.main([*bounds_argv, *feature_store(args)])
         report = _read_json(bounds_dir / "bounds.json")
         atomic_write_text(json.dumps({"train": wanted, "bounds": bounds_argv}, indent=1) + "\n",
                           sidecar)
@@ -215,6 +226,8 @@ def run_reference(args, extra, name: str, seed: int, ref_dir: Path) -> dict:
         raise UserError(f"{ref_dir} holds a {name} result made with other settings; give another --out or delete it")
     parsed = train_cli.build_parser().parse_args(wanted)
     data_config, model_config, train_config, _ = train_cli.configs_from_args(parsed)
+    store = feature_store(args)
+    train_config = dataclasses.replace(train_config, feature_store=store[1] if store else None)
     result = run_linear_probe(data_config, model_config, train_config)
     ref_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(json.dumps({"train": wanted}, indent=1) + "\n", sidecar)

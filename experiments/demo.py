@@ -40,9 +40,12 @@ def train_args(weights: str | Path) -> list[str]:
 
 
 def bounds_args() -> list[list[str]]:
-    """The two bounds commands: diagnostic (runs/demo/bounds/) and certified (runs/demo/bounds_certified/)."""
-    ckpt = f"{OUT}/run.pt"
-    return [["--ckpt", ckpt], ["--ckpt", ckpt, "--mode", "certified", "--out", f"{OUT}/bounds_certified"]]
+    """The two bounds commands: diagnostic (runs/demo/bounds/) and certified (runs/demo/bounds_certified/). They
+    share a feature store (scilt_theory/feature_store.py): the certified pass reads back the features of the images
+    the diagnostic pass extracted with the same model (the hold-out and test images), bit for bit."""
+    ckpt, store = f"{OUT}/run.pt", ["--feature-store", f"{OUT}/feature_store"]
+    return [["--ckpt", ckpt, *store], ["--ckpt", ckpt, "--mode", "certified", "--out", f"{OUT}/bounds_certified",
+                                       *store]]
 
 
 def get_weights() -> Path:

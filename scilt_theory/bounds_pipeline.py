@@ -25,6 +25,7 @@ from scilt_theory import distributed
 from scilt_theory.bounds import BoundGrid
 from scilt_theory.checkpoint import CheckpointError
 from scilt_theory.constraints import Choice, Interval, NoneOr, Text, TupleOf, check_fields, option
+from scilt_theory.feature_store import FeatureStore
 from scilt_theory.features import FeatureSet, extract_features_distributed
 from scilt_theory.methods import get_method
 from scilt_theory.rademacher import independent_signs, rademacher_coupled_scilt, select_estimator
@@ -73,6 +74,9 @@ class BoundsSettings:
     test_root: str | None = option(None, "imagefolder runs: where the test tree lies now", NoneOr(Text()))
     weights: str | None = option(None, "where the run's pretrained weights file lies now, when it moved (its "
                                  "sha256 is still checked against run.pt)", NoneOr(Text()))
+    feature_store: str | None = option(None, "folder of a content-addressed store of extracted features "
+                                       "(scilt_theory/feature_store.py): the same model and images are read back "
+                                       "instead of extracted again (same numbers); none = no store", NoneOr(Text()))
     statements: tuple[str, ...] = option((), "bound statements to evaluate (names registered in "
                                          "scilt_theory/statements/; none given = every default one)",
                                          TupleOf(Text(), min_len=0))
@@ -211,6 +215,7 @@ def compute_bounds_report(ckpt: Path, settings: BoundsSettings) -> BoundsReport 
     started = time.perf_counter()
 
     fit, held = bound_sample_indices(record, data)
+    store = None if settings.feature_store is None or ctx.enabled else FeatureStore(settings.feature_store)
     if settings.mode == "certified" and held.numel() == 0:
         raise CheckpointError("--mode certified needs a run trained with --holdout-fraction > 0 (its backbone "
                               "must not have seen the sample the bound is evaluated on)")
@@ -219,7 +224,7 @@ def compute_bounds_report(ckpt: Path, settings: BoundsSettings) -> BoundsReport 
         images, labels = (data.test_images, data.test_labels) if index is None else \
             (data.train_images[index], data.train_labels[index])
         return extract_features_distributed(model, images, labels, batch_size=settings.batch_size, device=device,
-                                            progress=settings.progress, desc=desc)
+                                            progress=settings.progress, desc=desc, store=store)
 
     train_features = extract(held if settings.mode == "certified" else fit, "train features")
     held_features = train_features if settings.mode == "certified" else \

@@ -20,6 +20,7 @@ from scilt_theory.data import row_range
 from scilt_theory.data.lazy import LazyImages
 from scilt_theory.distributed import DistContext
 from scilt_theory.distributed import current as current_context
+from scilt_theory.feature_store import FeatureStore
 from scilt_theory.models import SciLTModel
 
 
@@ -48,10 +49,12 @@ class FeatureSet:
 @torch.no_grad()
 def extract_features(model: SciLTModel, images: torch.Tensor, labels: torch.Tensor, *, batch_size: int = 256,
                      device: torch.device | str = "cpu", progress: bool = True, desc: str = "features",
-                     dtype: torch.dtype = torch.float64) -> FeatureSet:
+                     dtype: torch.dtype = torch.float64, store: FeatureStore | None = None) -> FeatureSet:
     """Run the model once over ``images`` in batches and keep features, head inputs and scores (on CPU).
 
-    Features are stored in ``dtype`` (float64 by default) so the Rademacher estimators accumulate exactly.
+    Features are stored in ``dtype`` (float64 by default) so the Rademacher estimators accumulate exactly. With a
+    ``store`` (scilt_theory/feature_store.py) the backbone's φ of the same model and images are read back instead of
+    recomputed; the heads still run batch by batch on them, so the result is bit for bit the same.
     """
     if images.shape[0] != labels.shape[0]:
         raise ValueError(f"{images.shape[0]} images but {labels.shape[0]} labels")
@@ -60,19 +63,28 @@ def extract_features(model: SciLTModel, images: torch.Tensor, labels: torch.Tens
     n = images.shape[0]
     if n == 0:
         raise ValueError("no images to extract features from")
+    key = None if store is None else store.key(model, images, "batches", batch_size=batch_size,
+                                                device=device.type, dtype=str(dtype))
+    stored = None if store is None else store.load(key)
     # Outputs are allocated once at their final size and filled batch by batch: no list of parts and no
     # concatenation, so the working memory beyond the n-row results is one batch's activations.
     out: dict[str, torch.Tensor] = {}
     for start in tqdm(range(0, n, batch_size), desc=desc, leave=False, disable=not progress or None):
-        x = images[start:start + batch_size].to(device, non_blocking=True)
-        # Features in float32 even on GPU: bf16 would blur the norms the bounds depend on.
-        phi1, phi2 = model.features(x)
+        if stored is not None:  # φ as the backbone computed them (float32, held exactly in dtype)
+            phi1 = stored["phi1"][start:start + batch_size].to(device, torch.float32)
+            phi2 = stored["phi2"][start:start + batch_size].to(device, torch.float32)
+        else:
+            x = images[start:start + batch_size].to(device, non_blocking=True)
+            # Features in float32 even on GPU: bf16 would blur the norms the bounds depend on.
+            phi1, phi2 = model.features(x)
         res = model.output_from_features(phi1, phi2)
         for key, value in (("phi1", phi1), ("phi2", phi2), ("psi1", res.psi1), ("psi2", res.psi2),
                            ("scores", res.logits)):
             if key not in out:
                 out[key] = torch.empty((n, *value.shape[1:]), dtype=dtype)
             out[key][start:start + value.shape[0]].copy_(value.detach())
+    if store is not None and stored is None and dtype in (torch.float32, torch.float64):  # both hold φ exactly
+        store.save(key, {"phi1": out["phi1"], "phi2": out["phi2"]})
     return FeatureSet(phi_penult=out["phi1"], phi_final=out["phi2"], psi_penult=out["psi1"], psi_final=out["psi2"],
                       scores=out["scores"], labels=labels.to(torch.int64).cpu())
 
@@ -194,11 +206,18 @@ def batch_view_features(model: SciLTModel, images: torch.Tensor, views: torch.Te
 
 def extract_view_features(model: SciLTModel, images: torch.Tensor, num_views: int, *,
                           device: torch.device | str = "cpu", batch_size: int = 256, progress: bool = True,
-                          desc: str = "feature cache", context: DistContext | None = None) -> ViewFeatures:
+                          desc: str = "feature cache", context: DistContext | None = None,
+                          store: FeatureStore | None = None) -> ViewFeatures:
     """:class:`ViewFeatures` of ``images`` (a tensor or LazyImages, decoded ``batch_size`` at a time), one
     :func:`view_features` pass per image. Under torchrun each process extracts its contiguous shard and the rows
-    are gathered in rank order: the same numbers as one process (an image's features depend on it alone)."""
+    are gathered in rank order: the same numbers as one process (an image's features depend on it alone). With a
+    ``store`` the views of the same model and images are read back instead of recomputed (bit for bit the same)."""
     ctx = context if context is not None else current_context()
+    key = None if store is None or ctx.enabled else store.key(model, images, "views", num_views=num_views,
+                                                               device=torch.device(device).type)
+    stored = None if store is None else store.load(key)
+    if stored is not None:
+        return ViewFeatures(stored["phi1"], stored["phi2"])
     start, stop = ctx.shard(images.shape[0])
     d = model.feature_dim
     phi1 = torch.empty(stop - start, num_views, d)
@@ -209,4 +228,7 @@ def extract_view_features(model: SciLTModel, images: torch.Tensor, num_views: in
         chunk = chunk.load() if isinstance(chunk, LazyImages) else chunk
         for j, image in enumerate(chunk):
             phi1[lo - start + j], phi2[lo - start + j] = view_features(model, image, num_views, device)
-    return ViewFeatures(ctx.gather_rows(phi1), ctx.gather_rows(phi2))
+    features = ViewFeatures(ctx.gather_rows(phi1), ctx.gather_rows(phi2))
+    if store is not None:
+        store.save(key, {"phi1": features.phi_penult, "phi2": features.phi_final})
+    return features

@@ -107,8 +107,11 @@ def probe_features(data_config, model_config, train_config, *, data=None,
     device = resolve_device(train_config.device)
     model = build_model(model_config).to(device)
     split = fit_split(data, train_config)
+    from scilt_theory.feature_store import FeatureStore
+
+    store = None if train_config.feature_store is None else FeatureStore(train_config.feature_store)
     kwargs = dict(batch_size=train_config.eval_batch_size, device=device, progress=log is not None,
-                  dtype=torch.float64)
+                  dtype=torch.float64, store=store)
     fit = extract_features(model, split.images, split.labels, desc="probe features (fit)", **kwargs)
     test = extract_features(model, data.test_images, data.test_labels, desc="probe features (test)", **kwargs)
 

@@ -42,7 +42,7 @@ import torch
 from scilt_theory.checkpoint import CheckpointError, load_run, save_run
 
 #: TrainConfig fields that may differ between a checkpoint and its resumption (they change no number).
-RESUME_FREE_FIELDS = ("out", "quiet", "save_every")
+RESUME_FREE_FIELDS = ("out", "quiet", "save_every", "feature_store")
 
 
 # ---- RNG states ---------------------------------------------------------------------------------------------
@@ -233,7 +233,7 @@ def load_for_resume(path: str | Path, *, data_config: dict[str, Any], model_conf
              + (_method_differences(record.get("method_config"), method_config) if method_config else []))
     if diffs:
         raise CheckpointError(f"cannot resume {path} with settings other than its own: {'; '.join(diffs)} "
-                              f"(only --out, --quiet and --save-every may change)")
+                              f"(only --out, --quiet, --save-every and --feature-store may change)")
     return record
 
 

@@ -34,6 +34,7 @@ from scilt_theory.checkpoint import atomic_write_text, check_output_dir, library
 from scilt_theory.constraints import Choice, Interval, NoneOr, Text, check_fields, option
 from scilt_theory.data import DataConfig, LongTailDataset, build_dataset, holdout_split, make_loader, row_range
 from scilt_theory.distributed import DistContext
+from scilt_theory.feature_store import FeatureStore
 from scilt_theory.features import (
     NUM_VIEWS,
     ViewFeatures,
@@ -101,6 +102,10 @@ class TrainConfig:
         True, "when the backbone is frozen (adapter none, no drop path): extract the CLS features of every training "
               "image once (all 8 augmented views when augment is on) and train fusion and heads on them; false "
               "computes the same per-image features at every step instead (same numbers, slower)")
+    feature_store: str | None = option(
+        None, "folder of a content-addressed store of extracted features (scilt_theory/feature_store.py): runs of "
+              "the same frozen backbone and images read them back instead of extracting them again (same numbers); "
+              "none = no store", NoneOr(Text()))
     save_every: int = option(
         0, "write the full training state to OUT/run.pt (marked unfinished) every N optimiser steps, for --resume "
            "after a crash or kill; 0 = only the final run.pt", Interval(int, 0, None))
@@ -439,9 +444,10 @@ class FeatureHeads(torch.nn.Module):
 def cache_features(run: TrainingRun, log: Callable[[str], None] = print) -> None:
     """Extract every view of every fit image once with the frozen backbone (run.view_features)."""
     started = time.perf_counter()
+    store = None if run.config.feature_store is None else FeatureStore(run.config.feature_store)
     features = extract_view_features(run.model, run.split.images, run.num_views, device=run.device,
                                      batch_size=run.config.eval_batch_size, progress=not run.config.quiet,
-                                     context=run.ctx)
+                                     context=run.ctx, store=store)
     run.view_features = features.to(run.device)
     # no wall-clock time in the metrics entry: it stays equal between a run and its resumption (train_seconds and
     # the log line have it)
@@ -631,7 +637,8 @@ def retrain_heads_h2t(model: SciLTModel, images: torch.Tensor, labels: torch.Ten
     without logit adjustment (balanced sampling already removes the prior). Deterministic given the seed."""
     model.train_feature_fusion = None  # PIF belongs to representation learning, not to this stage
     feats = extract_features(model, images, labels, batch_size=config.eval_batch_size, device=device,
-                             progress=not config.quiet, desc="H2T features", dtype=torch.float32)
+                             progress=not config.quiet, desc="H2T features", dtype=torch.float32,
+                             store=None if config.feature_store is None else FeatureStore(config.feature_store))
     counts = class_counts.to(device)
 
     def loss_fn(output, targets):
