@@ -63,9 +63,9 @@ def extract_features(model: SciLTModel, images: torch.Tensor, labels: torch.Tens
     n = images.shape[0]
     if n == 0:
         raise ValueError("no images to extract features from")
-    key = None if store is None else store.key(model, images, "batches", batch_size=batch_size,
-                                                device=device.type, dtype=str(dtype))
-    stored = None if store is None else store.load(key)
+    store_key = None if store is None else store.key(model, images, "batches", batch_size=batch_size,
+                                                      device=device.type, dtype=str(dtype))
+    stored = None if store is None else store.load(store_key)
     # Outputs are allocated once at their final size and filled batch by batch: no list of parts and no
     # concatenation, so the working memory beyond the n-row results is one batch's activations.
     out: dict[str, torch.Tensor] = {}
@@ -84,7 +84,7 @@ def extract_features(model: SciLTModel, images: torch.Tensor, labels: torch.Tens
                 out[key] = torch.empty((n, *value.shape[1:]), dtype=dtype)
             out[key][start:start + value.shape[0]].copy_(value.detach())
     if store is not None and stored is None and dtype in (torch.float32, torch.float64):  # both hold φ exactly
-        store.save(key, {"phi1": out["phi1"], "phi2": out["phi2"]})
+        store.save(store_key, {"phi1": out["phi1"], "phi2": out["phi2"]})
     return FeatureSet(phi_penult=out["phi1"], phi_final=out["phi2"], psi_penult=out["psi1"], psi_final=out["psi2"],
                       scores=out["scores"], labels=labels.to(torch.int64).cpu())
 

@@ -46,7 +46,13 @@ def test_stored_features_give_the_extraction_bit_for_bit_and_a_broken_file_is_re
     plain = extract_features(model, images, labels, batch_size=4, progress=False)
     first = extract_features(model, images, labels, batch_size=4, progress=False, store=store)
     (path,) = tmp_path.glob("*.safetensors")
+    assert path == store.path(FeatureStore.key(model, images, "batches", batch_size=4, device="cpu",
+                                               dtype=str(torch.float64)))  # filed under its content key
+    backbone_calls = []
+    model.features = lambda x: backbone_calls.append(x) or (_ for _ in ()).throw(AssertionError("recomputed"))
     second = extract_features(model, images, labels, batch_size=4, progress=False, store=store)
+    assert not backbone_calls  # read back: the backbone did not run
+    del model.features
     for a, b, c in zip(plain.__dict__.values(), first.__dict__.values(), second.__dict__.values()):
         assert torch.equal(a, b) and torch.equal(a, c)
     path.write_bytes(b"not a safetensors file")
@@ -66,7 +72,7 @@ def test_frozen_runs_and_their_bounds_read_the_store_and_change_no_number(tmp_pa
         assert plain.model.trainable_state_dict().keys() == result.model.trainable_state_dict().keys()
         for key, value in plain.model.trainable_state_dict().items():
             assert torch.equal(value, result.model.trainable_state_dict()[key]), key
-    reports = []
+    reports, stored_files = [], []
     for name, extra in (("a", []), ("b", ["--feature-store", str(store)]), ("c", ["--feature-store", str(store)])):
         out = tmp_path / f"bounds_{name}"
         assert bounds_cli.main(["--ckpt", str(tmp_path / "plain" / "run.pt"), "--draws", "50", "--no-plots",
@@ -74,5 +80,8 @@ def test_frozen_runs_and_their_bounds_read_the_store_and_change_no_number(tmp_pa
         report = json.loads((out / "bounds.json").read_text())
         report.pop("timing")
         reports.append(report)
+        stored_files.append(sorted(p.name for p in store.glob("*.safetensors")))
+    # pass b stored the fit, hold-out and test features under their keys; pass c read them all back
+    assert len(stored_files[1]) == len(files) + 3 and stored_files[2] == stored_files[1]
     assert reports[0]["statements"] == reports[1]["statements"] == reports[2]["statements"]
     assert reports[0] == reports[1] == reports[2]
