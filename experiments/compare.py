@@ -274,7 +274,14 @@ def main(argv: list[str] | None = None) -> int:
 
     args.recipe_args = recipe_args(args.recipe)  # a DINOv2 recipe fetches / converts (or reuses) the backbone here
     from scilt_theory.checkpoint import atomic_write_text, check_output_dir
-    from scilt_theory.compare import compare_markdown, paired_differences, run_row, summarise
+    from scilt_theory.compare import (
+        compare_markdown,
+        paired_differences,
+        rank_correlations,
+        rank_markdown,
+        run_row,
+        summarise,
+    )
     from scilt_theory.methods import get_method
     from scilt_theory.plotting import plot_compare
 
@@ -319,6 +326,7 @@ def main(argv: list[str] | None = None) -> int:
     summary = summarise(rows, compared)
     paired_ref = args.paired_reference or ("final_only" if "final_only" in compared else None)
     paired = paired_differences(rows, compared, reference=paired_ref) if paired_ref is not None else None
+    ranks = rank_correlations(rows)  # the references' rows have no bounds and drop out
     seconds = time.perf_counter() - started
     notes = sorted({note for m in methods for note in get_method(m).notes})
     if reference_names:
@@ -330,11 +338,12 @@ def main(argv: list[str] | None = None) -> int:
     payload = {"dataset": args.dataset, "recipe": args.recipe, "methods": methods, "seeds": seeds,
                "train_args": recipe,
                "references": references, "reference_rows": reference_names, "paired": paired,
-               "summary": summary, "rows": rows, "runs": runs, "notes": notes,
+               "summary": summary, "rank_correlation": ranks, "rows": rows, "runs": runs, "notes": notes,
                "methods_summary": {m: get_method(m).summary for m in methods},
                "seconds": seconds, "trained_seconds": sum(r["train_seconds"] for r in runs if not r["reused_run"])}
     atomic_write_text(json.dumps(payload, indent=2, allow_nan=False) + "\n", out / "compare.json")
     sections = [probe_markdown(summary, rows, reference_names)] if reference_names else []
+    sections.append(rank_markdown(ranks))
     atomic_write_text(compare_markdown(summary, title=title, notes=[
         f"recipe: python -m experiments.train {' '.join(recipe)}", *notes], paired=paired, sections=sections),
         out / "compare.md")

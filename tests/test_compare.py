@@ -12,7 +12,7 @@ import pytest
 from experiments import compare as compare_cli
 from experiments._cli import UserError, run_main
 from scilt_theory.checkpoint import load_run
-from scilt_theory.compare import COLUMNS, compare_markdown, summarise
+from scilt_theory.compare import COLUMNS, compare_markdown, rank_correlations, summarise
 
 TINY = ["--num-classes", "3", "--imbalance", "4", "--max-per-class", "24", "--test-per-class", "4", "--img-size", "16",
         "--patch-size", "4", "--depth", "2", "--batch-size", "8", "--h2t-epochs", "1", "--warmup-epochs", "0"]
@@ -78,6 +78,9 @@ def test_compare_writes_the_table_the_json_and_the_figure_from_the_runs(first):
     assert payload["summary"]["scilt"]["erc_penultimate"]["mean"] > 0
     table = (out / "compare.md").read_text()
     assert "| scilt | 2 |" in table and "| final_only | 2 |" in table
+    # the τ across runs is computed from the rows it reports (4 runs: scilt and final_only, 2 seeds)
+    assert payload["rank_correlation"] == rank_correlations(payload["rows"])
+    assert "Kendall τ" in table and "| Thm 5.3 (prior-weighted error) |" in table
     for ext in ("png", "pdf"):
         assert (out / f"compare_bound_vs_tail_error.{ext}").stat().st_size > 1000
 
