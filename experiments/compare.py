@@ -2,11 +2,10 @@
 --out DIR``.
 
 Trains every method × seed with the same data, recipe and budget (``--recipe NAME`` of
-``experiments.recipes.RECIPES``, default the demo's ``dinov2-lora``; ``scratch`` is the first release's from-scratch
-ViT-Tiny; any option of ``python -m experiments.train`` given here is passed to every run and overrides the
-recipe), runs
-``python -m experiments.bounds`` on each, and writes DIR/compare.json, DIR/compare.md (mean ± std over seeds of
-balanced accuracy, Many/Medium/Few, worst class, the overall and worst-class bounds, the ERCs) and
+``experiments.recipes.RECIPES``, default the demo's ``dinov2-adaptformer``; ``scratch`` is the first release's
+from-scratch ViT-Tiny; any option of ``python -m experiments.train`` given here is passed to every run and overrides
+the recipe), runs ``python -m experiments.bounds`` on each, and writes DIR/compare.json, DIR/compare.md (mean ± std
+over seeds of balanced accuracy, Many/Medium/Few, worst class, the overall and worst-class bounds, the ERCs) and
 DIR/compare_bound_vs_tail_error.png/.pdf.
 
 Resumable: each run lives in DIR/runs/METHOD/seedS with the arguments it was made with; a finished run or bounds
