@@ -353,6 +353,44 @@ def contraction_factor(rho: float) -> float:
     return vector_contraction(margin_lipschitz(rho), 1.0)
 
 
+def classwise_contraction_factor(rho: float) -> float:
+    """The class-wise contraction (THEORY §8; proofs/classwise_contraction.md): ``1/rho``.
+
+    ``Phi_rho`` is ``1/rho``-Lipschitz, so Talagrand's scalar contraction gives ``R_hat_S(Phi_rho o M o F) <=
+    (1/rho) R_hat_S(M o F)``; the margin class is then split row by row (the label row on the points of its class,
+    every row as a competitor on the points of the other classes) instead of through Maurer's vector contraction.
+    """
+    return 1.0 / _check_rho(rho)
+
+
+def classwise_geometry(sq_weights_by_class: Sequence[float]) -> float:
+    """``sum_c (sqrt(a_c) + sqrt(A - a_c))``, ``a_c = sum_{i: y_i = c} w_i^2``, ``A = sum_c a_c`` (THEORY §8).
+
+    With every ``||psi|| <= 1`` and unit radius it bounds the class-wise complexity (label part + competitor part)
+    of every sample with these labels (Jensen: ``E||sum_{i in T} sigma_i w_i psi_i|| <= sqrt(sum_{i in T} w_i^2)``).
+    ``w_i = 1/n``: ``sum_c (sqrt(n_c) + sqrt(n - n_c)) / n``; a one-class sample S_c (``w_i = 1/n_c``): ``K/sqrt(n_c)``.
+    """
+    a = np.asarray([_check_nonneg(v, "sq_weights_by_class") for v in sq_weights_by_class], dtype=np.float64)
+    if a.size < 2:
+        raise ValueError(f"sq_weights_by_class needs one entry per class (K >= 2), got {a.size}.")
+    total = float(a.sum())
+    if total <= 0:
+        raise ValueError("sq_weights_by_class must not be all zero.")
+    return float(np.sum(np.sqrt(a) + np.sqrt(np.maximum(total - a, 0.0))))
+
+
+def _margin_complexity(rho: float, r1: float, r2: float, label_penult: float | None,
+                       label_final: float | None) -> float:
+    """The complexity term of a margin bound. Without label parts: Lemma 5.1 + Lemma 5.2(b) + the 2 of Lemma
+    5.2(c), ``2 (2/rho)(r1 + r2)``. With them (the class-wise contraction, THEORY §8): ``2 (1/rho)(r1 + r2 + l1 + l2)``,
+    ``r_j`` the competitor parts (every row on the sample; upper values) and ``l_j`` the label parts."""
+    if label_penult is None and label_final is None:
+        return 2.0 * contraction_factor(rho) * lemma51_sum(r1, r2)
+    l1 = _check_nonneg(label_penult or 0.0, "label_penult")
+    l2 = _check_nonneg(label_final or 0.0, "label_final")
+    return 2.0 * classwise_contraction_factor(rho) * (r1 + r2 + l1 + l2)
+
+
 @dataclass(frozen=True)
 class DeviationBound:
     """Terms of Lemma 5.2(c): ``E g <= E_hat g + 2 R_hat_S(G) + 3 sqrt(ln(2/delta)/(2n))``."""
@@ -423,6 +461,10 @@ class BoundTerms:
     radius_penult: float | None = field(default=None, metadata={"help": "B_1 of the class (None if not known)"})
     radius_final: float | None = field(default=None, metadata={"help": "B_2 of the class (None if not known)"})
     statement: str = field(default="Theorem 5.3", metadata={"help": "THEORY statement the terms come from"})
+    label_penult: float | None = field(default=None, metadata={
+        "help": "class-wise contraction only: the label part of the penultimate complexity (None: Lemma 5.2(b))"})
+    label_final: float | None = field(default=None, metadata={
+        "help": "class-wise contraction only: the label part of the final complexity (None: Lemma 5.2(b))"})
 
     def to_dict(self) -> dict:
         return _clean({f.name: getattr(self, f.name) for f in fields(self)})
@@ -430,21 +472,22 @@ class BoundTerms:
 
 def _margin_bound(statement: str, train_margin_loss: float, rc_penult: float, rc_final: float, n: int,
                   rho: float, delta: float, grid_size: int, num_classes: int,
-                  radius_penult: float | None = None, radius_final: float | None = None) -> BoundTerms:
+                  radius_penult: float | None = None, radius_final: float | None = None,
+                  label_penult: float | None = None, label_final: float | None = None) -> BoundTerms:
     e = _check_loss(train_margin_loss, "train_margin_loss")
     r1 = _check_nonneg(rc_penult, "rc_penult")
     r2 = _check_nonneg(rc_final, "rc_final")
     rho = _check_rho(rho)
     # Lemma 5.2(c) doubles the loss-class complexity, Lemma 5.2(b) contracts it by 2/rho and
-    # Lemma 5.1 sums the two classes: 2 * (2/rho) * (r1 + r2) = (4/rho)(r1 + r2).
-    complexity = 2.0 * contraction_factor(rho) * lemma51_sum(r1, r2)
+    # Lemma 5.1 sums the two classes: 2 * (2/rho) * (r1 + r2) = (4/rho)(r1 + r2); or the class-wise contraction.
+    complexity = _margin_complexity(rho, r1, r2, label_penult, label_final)
     conf = confidence_term(n, delta, grid_size=grid_size, num_classes=num_classes)
     total = e + complexity + conf
     return BoundTerms(train_margin_loss=e, complexity=complexity, confidence=conf, bound=total,
                       vacuous=bool(total > 1.0), rho=rho, delta=float(delta), n=int(n), grid_size=int(grid_size),
                       num_classes=int(num_classes), rc_penult=r1, rc_final=r2,
                       radius_penult=_opt_float(radius_penult), radius_final=_opt_float(radius_final),
-                      statement=statement)
+                      statement=statement, label_penult=_opt_float(label_penult), label_final=_opt_float(label_final))
 
 
 def theorem53_bound(train_margin_loss: float, rc_penult: float, rc_final: float, n: int, rho: float,
@@ -535,7 +578,8 @@ def weighted_confidence_term(sum_sq_weights: float, delta: float, grid_size: int
 
 def weighted_margin_bound(train_margin_loss: float, rc_penult: float, rc_final: float, sum_sq_weights: float,
                           rho: float, delta: float, grid_size: int = 1, num_targets: int = 1,
-                          radius_penult: float | None = None, radius_final: float | None = None) -> BoundTerms:
+                          radius_penult: float | None = None, radius_final: float | None = None,
+                          label_penult: float | None = None, label_final: float | None = None) -> BoundTerms:
     """The class-weighted margin bound (THEORY §8; proofs/weighted_margin_bound.md).
 
     Conditionally on the labels, with sample weights ``w_i >= 0`` that depend on the labels only, w.p. >= 1 - delta,
@@ -546,13 +590,15 @@ def weighted_margin_bound(train_margin_loss: float, rc_penult: float, rc_final: 
 
     with ``R^w(F) = E_sigma sup_f sum_i sum_c sigma_ic w_i f_c(x_i)`` the weighted complexity (``rc_*`` are its
     upper values at the class radii). ``w_i = 1/n`` is Theorem 5.3 read conditionally (the prior-weighted error);
-    ``w_i = 1/(|C| n_{y_i})`` on a set C of classes bounds their balanced error.
+    ``w_i = 1/(|C| n_{y_i})`` on a set C of classes bounds their balanced error. With ``label_*`` the class-wise
+    contraction replaces Lemma 5.2(b): complexity ``(2/rho)(rc_penult + rc_final + label_penult + label_final)``
+    (THEORY §8; proofs/classwise_contraction.md).
     """
     e = _check_loss(train_margin_loss, "train_margin_loss")
     r1 = _check_nonneg(rc_penult, "rc_penult")
     r2 = _check_nonneg(rc_final, "rc_final")
     rho = _check_rho(rho)
-    complexity = 2.0 * contraction_factor(rho) * lemma51_sum(r1, r2)
+    complexity = _margin_complexity(rho, r1, r2, label_penult, label_final)
     conf = weighted_confidence_term(sum_sq_weights, delta, grid_size, num_targets)
     total = e + complexity + conf
     return BoundTerms(train_margin_loss=e, complexity=complexity, confidence=conf, bound=total,
@@ -560,13 +606,15 @@ def weighted_margin_bound(train_margin_loss: float, rc_penult: float, rc_final: 
                       n=max(1, int(round(1.0 / float(sum_sq_weights)))), grid_size=int(grid_size),
                       num_classes=int(num_targets), rc_penult=r1, rc_final=r2,
                       radius_penult=_opt_float(radius_penult), radius_final=_opt_float(radius_final),
-                      statement="class-weighted margin bound")
+                      statement="class-weighted margin bound", label_penult=_opt_float(label_penult),
+                      label_final=_opt_float(label_final))
 
 
 def weighted_margin_bound_bounded_features(train_margin_loss: float, sum_sq_weights: float, rho: float, delta: float,
                                             *, radius_penult: float, radius_final: float, num_outputs: int,
                                             feature_norm_bound: float = 1.0, grid_size: int = 1,
-                                            num_targets: int = 1) -> BoundTerms:
+                                            num_targets: int = 1,
+                                            class_sq_weights: Sequence[float] | None = None) -> BoundTerms:
     """The class-weighted margin bound with the expected complexity, when every ||psi(x)|| <= r (THEORY §8;
     proofs/weighted_margin_bound.md, "Bounded features").
 
@@ -575,7 +623,9 @@ def weighted_margin_bound_bounded_features(train_margin_loss: float, sum_sq_weig
         sum_c W_c err_c <= sum_i w_i Phi_rho(M_i) + (4/rho) (B_1 + B_2) K r sqrt(sum_i w_i^2)
                            + sqrt(ln(T m/delta) sum_i w_i^2 / 2)
 
-    With ``w_i = 1/n`` it is :func:`theorem53_bound_bounded_features` (row norm).
+    With ``w_i = 1/n`` it is :func:`theorem53_bound_bounded_features` (row norm). With ``class_sq_weights``
+    (``a_c = sum_{i: y_i = c} w_i^2`` for every class) the class-wise contraction replaces Lemma 5.2(b): complexity
+    ``(2/rho)(B_1 + B_2) r sum_c (sqrt(a_c) + sqrt(A - a_c))`` (:func:`classwise_geometry`; THEORY §8).
     """
     e = _check_loss(train_margin_loss, "train_margin_loss")
     s2 = _real(sum_sq_weights, "sum_sq_weights")
@@ -588,20 +638,36 @@ def weighted_margin_bound_bounded_features(train_margin_loss: float, sum_sq_weig
     r = _check_nonneg(feature_norm_bound, "feature_norm_bound")
     m = _check_count(grid_size, "grid_size")
     t = _check_count(num_targets, "num_targets")
-    rc1, rc2 = b1 * k_out * r * math.sqrt(s2), b2 * k_out * r * math.sqrt(s2)
-    complexity = 2.0 * contraction_factor(rho) * (rc1 + rc2)
+    rc1, rc2, label1, label2 = _bounded_parts(b1, b2, r, r, k_out * math.sqrt(s2), class_sq_weights)
+    complexity = _margin_complexity(rho, rc1, rc2, label1, label2)
     conf = math.sqrt(math.log(t * m / delta) * s2 / 2.0)
     total = e + complexity + conf
     return BoundTerms(train_margin_loss=e, complexity=complexity, confidence=conf, bound=total,
                       vacuous=bool(total > 1.0), rho=rho, delta=delta, n=max(1, int(round(1.0 / s2))),
                       grid_size=m, num_classes=t, rc_penult=rc1, rc_final=rc2, radius_penult=b1, radius_final=b2,
-                      statement="class-weighted margin bound (bounded features)")
+                      statement="class-weighted margin bound (bounded features)", label_penult=label1,
+                      label_final=label2)
+
+
+def _bounded_parts(b1: float, b2: float, r1: float, r2: float, vector_geometry: float,
+                   class_sq_weights: Sequence[float] | None) -> tuple[float, float, float | None, float | None]:
+    """(competitor parts, label parts) of a bounded-features complexity: ``B_j r_j`` times ``vector_geometry``
+    (``c_K sqrt(sum w^2)``, Lemma 5.2(b)) and no label parts, or the class-wise split of
+    :func:`classwise_geometry` (THEORY §8)."""
+    if class_sq_weights is None:
+        return b1 * r1 * vector_geometry, b2 * r2 * vector_geometry, None, None
+    a = np.asarray(class_sq_weights, dtype=np.float64)
+    classwise_geometry(a)  # validates
+    competitors = float(np.sum(np.sqrt(np.maximum(a.sum() - a, 0.0))))
+    label = float(np.sum(np.sqrt(a)))
+    return b1 * r1 * competitors, b2 * r2 * competitors, b1 * r1 * label, b2 * r2 * label
 
 
 def theorem53_bound_bounded_features(train_margin_loss: float, n: int, rho: float, delta: float, *,
                                      radius_penult: float, radius_final: float, num_outputs: int,
                                      feature_norm_bound: float | tuple[float, float] = 1.0, norm: str = "row",
-                                     grid_size: int = 1, num_classes: int = 1) -> BoundTerms:
+                                     grid_size: int = 1, num_classes: int = 1,
+                                     class_sq_weights: Sequence[float] | None = None) -> BoundTerms:
     """A tighter proved form of Theorem 5.3 / Corollary 5.4 when feature norms are bounded a.s. (not THEORY's).
 
     If ``||psi_1(x)|| <= r_1`` and ``||psi_2(x)|| <= r_2`` for every x (cosine heads: r = 1), then, w.p.
@@ -619,6 +685,10 @@ def theorem53_bound_bounded_features(train_margin_loss: float, n: int, rho: floa
     S, hence also in expectation. Union over the m grid points and K classes (each at ``delta/(K m)``),
     and ``1{error} <= Phi_rho(M)``, finish the proof. The statement needs the norm bound for *every* x
     (not only the sample), which cosine heads guarantee.
+
+    With ``class_sq_weights`` (row norm only; ``a_c = n_c/n^2`` for the sample, ``1/n_c`` at class c and 0 elsewhere
+    for S_c) the class-wise contraction replaces Lemma 5.2(b): complexity ``(2/rho)(B_1 r_1 + B_2 r_2)
+    sum_c (sqrt(a_c) + sqrt(A - a_c))`` (:func:`classwise_geometry`; THEORY §8, proofs/classwise_contraction.md).
     """
     e = _check_loss(train_margin_loss, "train_margin_loss")
     n = _check_count(n, "n")
@@ -635,14 +705,17 @@ def theorem53_bound_bounded_features(train_margin_loss: float, n: int, rho: floa
     else:
         r1 = r2 = _check_nonneg(feature_norm_bound, "feature_norm_bound")
     c_k = k_out if norm == "row" else math.sqrt(k_out)
-    rc1, rc2 = b1 * r1 * c_k / math.sqrt(n), b2 * r2 * c_k / math.sqrt(n)
-    complexity = 2.0 * contraction_factor(rho) * (rc1 + rc2)
+    if class_sq_weights is not None and norm != "row":
+        raise ValueError("the class-wise contraction is implemented for the row norm only.")
+    rc1, rc2, label1, label2 = _bounded_parts(b1, b2, r1, r2, c_k / math.sqrt(n), class_sq_weights)
+    complexity = _margin_complexity(rho, rc1, rc2, label1, label2)
     conf = math.sqrt(math.log(k * m / delta) / (2.0 * n))
     total = e + complexity + conf
     statement = "Theorem 5.3 (bounded features)" if k == 1 else "Corollary 5.4 (bounded features)"
     return BoundTerms(train_margin_loss=e, complexity=complexity, confidence=conf, bound=total,
                       vacuous=bool(total > 1.0), rho=rho, delta=delta, n=n, grid_size=m, num_classes=k,
-                      rc_penult=rc1, rc_final=rc2, radius_penult=b1, radius_final=b2, statement=statement)
+                      rc_penult=rc1, rc_final=rc2, radius_penult=b1, radius_final=b2, statement=statement,
+                      label_penult=label1, label_final=label2)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -703,6 +776,9 @@ class BoundGrid:
         default=None, metadata={"help": "radii B_1 of F_{N-1} (None: the radius is fixed outside the grid)"})
     radii_final: tuple[float, ...] | None = field(
         default=None, metadata={"help": "radii B_2 of F_N (None: the radius is fixed outside the grid)"})
+    radii_pairs: tuple[tuple[float, float], ...] | None = field(
+        default=None, metadata={"help": "radii (B_1, B_2) given as pairs instead of two axes (e.g. one per interval "
+                                        "of the fusion weight α); m = |rhos| · |pairs|"})
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "rhos", _positive_tuple(self.rhos, "rhos"))
@@ -710,6 +786,17 @@ class BoundGrid:
             value = getattr(self, name)
             if value is not None:
                 object.__setattr__(self, name, _positive_tuple(value, name))
+        if self.radii_pairs is not None:
+            if self.radii_penult is not None or self.radii_final is not None:
+                raise ValueError("give the radii either as axes or as pairs, not both.")
+            try:
+                pairs = tuple((_real(a, "radii_pairs"), _real(b, "radii_pairs")) for a, b in self.radii_pairs)
+            except (TypeError, ValueError):
+                raise ValueError(f"radii_pairs must be a sequence of (B_1, B_2) pairs, got {self.radii_pairs!r}."
+                                 ) from None
+            if not pairs or any(a < 0 or b < 0 for a, b in pairs) or len(set(pairs)) != len(pairs):
+                raise ValueError("radii_pairs must be distinct non-negative (B_1, B_2) pairs, at least one.")
+            object.__setattr__(self, "radii_pairs", pairs)
 
     @classmethod
     def geometric(cls, rho_min: float, rho_max: float, num: int, *, radii_penult: Sequence[float] | None = None,
@@ -726,10 +813,17 @@ class BoundGrid:
     @property
     def size(self) -> int:
         """``m``, the number of grid points paid for in the confidence term."""
+        if self.radii_pairs is not None:
+            return len(self.rhos) * len(self.radii_pairs)
         return (len(self.rhos) * (len(self.radii_penult) if self.radii_penult else 1)
                 * (len(self.radii_final) if self.radii_final else 1))
 
     def points(self) -> Iterator[GridPoint]:
+        if self.radii_pairs is not None:
+            for b1, b2 in self.radii_pairs:
+                for rho in self.rhos:
+                    yield GridPoint(rho, b1, b2)
+            return
         for b1 in self.radii_penult or (None,):
             for b2 in self.radii_final or (None,):
                 for rho in self.rhos:
@@ -754,7 +848,8 @@ class BoundGrid:
 
     def to_dict(self) -> dict:
         return _clean({"rhos": list(self.rhos), "radii_penult": self.radii_penult,
-                       "radii_final": self.radii_final, "grid_size": self.size})
+                       "radii_final": self.radii_final, "grid_size": self.size,
+                       **({"radii_pairs": self.radii_pairs} if self.radii_pairs is not None else {})})
 
 
 @dataclass(frozen=True)
@@ -800,7 +895,8 @@ def _as_margins(margins_or_scores: Any, labels: Any = None) -> np.ndarray:
 
 
 def theorem53_grid_bound(margins: Any, rc_penult_unit: float, rc_final_unit: float, delta: float,
-                         grid: BoundGrid, radius_penult: float, radius_final: float) -> GridBoundResult:
+                         grid: BoundGrid, radius_penult: float, radius_final: float,
+                         label_unit: tuple[float, float] | None = None) -> GridBoundResult:
     """Theorem 5.3 over the grid of THEORY §4: ``min`` over covering points of the bound at ``delta/m``.
 
     ``bound(rho, B_1, B_2) = R_hat_{S,rho}(f) + (4/rho)(B_1 r_1 + B_2 r_2) + 3 sqrt(ln(2m/delta)/(2n))``
@@ -815,6 +911,9 @@ def theorem53_grid_bound(margins: Any, rc_penult_unit: float, rc_final_unit: flo
         Upper values of ``R_hat^v_S`` of the unit-radius classes.
     radius_penult, radius_final : float
         Class radii when the grid has no radii axis, else the trained weights' norms to be covered.
+    label_unit : (float, float), optional
+        Unit-radius label parts of the class-wise contraction (THEORY §8): with them the complexity is
+        ``(2/rho)(B_1 (r_1 + l_1) + B_2 (r_2 + l_2))`` instead of Lemma 5.2(b)'s ``(4/rho)(B_1 r_1 + B_2 r_2)``.
     """
     m = _as_margins(margins)
     n = m.shape[0]
@@ -825,8 +924,10 @@ def theorem53_grid_bound(margins: Any, rc_penult_unit: float, rc_final_unit: flo
 
     def at(p: GridPoint) -> BoundTerms:
         emp = float(np.mean(ramp_loss(m, p.rho)))
+        labels = (None, None) if label_unit is None else (p.radius_penult * label_unit[0],
+                                                          p.radius_final * label_unit[1])
         return _margin_bound("Theorem 5.3", emp, p.radius_penult * r1, p.radius_final * r2, n, p.rho, delta,
-                             grid.size, 1, p.radius_penult, p.radius_final)
+                             grid.size, 1, p.radius_penult, p.radius_final, *labels)
 
     return _grid_evaluate(at, grid, radius_penult, radius_final)
 
@@ -956,7 +1057,7 @@ def corollary54_all_classes(margins: Any, labels: Any, rc_penult_unit: Sequence[
                             radius_final: float, class_names: Sequence[str] | None = None,
                             class_groups: Sequence[str] | Mapping[int, str] | None = None,
                             class_counts: Sequence[int] | None = None, many_threshold: int = 100,
-                            few_threshold: int = 20) -> Corollary54Result:
+                            few_threshold: int = 20, classwise: bool = False) -> Corollary54Result:
     """Corollary 5.4 for every class, the group means and the worst class (THEORY §4).
 
     For each class with n_c >= 1, the smallest over covering grid points of::
@@ -979,6 +1080,9 @@ def corollary54_all_classes(margins: Any, labels: Any, rc_penult_unit: Sequence[
     class_groups : optional
         Group name of each class (sequence or mapping); default: thresholds on ``class_counts``
         (the training counts; default the counts in ``labels``).
+    classwise : bool
+        The class-wise contraction in place of Lemma 5.2(b) (THEORY §8): on the one-class sample S_c the label row
+        and the K - 1 competitor rows each see S_c once, so the complexity is ``(2/rho)(B_1 r_1^c + B_2 r_2^c)``.
     """
     m = _as_margins(margins)
     k = _check_count(num_classes, "num_classes")
@@ -1010,8 +1114,9 @@ def corollary54_all_classes(margins: Any, labels: Any, rc_penult_unit: Sequence[
 
         def at(p: GridPoint, mc=mc, e1=e1, e2=e2, nc=int(n_c[c])) -> BoundTerms:
             emp = float(np.mean(ramp_loss(mc, p.rho)))
+            labels = (0.0, 0.0) if classwise else (None, None)  # S_c: rows + label part = R̂ᵛ_{S_c} exactly
             return _margin_bound("Corollary 5.4", emp, p.radius_penult * e1.upper, p.radius_final * e2.upper, nc,
-                                 p.rho, delta, grid.size, k, p.radius_penult, p.radius_final)
+                                 p.rho, delta, grid.size, k, p.radius_penult, p.radius_final, *labels)
 
         res = _grid_evaluate(at, grid, radius_penult, radius_final)
         best = res.best

@@ -30,12 +30,19 @@ def _v1(mode: str) -> dict:
     return json.loads((FIXTURE / f"bounds_{mode}.json").read_text())
 
 
+#: relative tolerance of the comparison: 1e-12 on the stored features; end to end the ViT forward runs again, and
+#: another CPU type changes its last bits (measured on an AMD EPYC: 1.6e-8 relative in an ERC; 2.4e-5 in a margin loss
+#: after the certified refit, whose 300 AdamW steps amplify them), hence REL["end_to_end"]
+REL = {"features": 1e-12, "end_to_end": 1e-3}
+_TOL = {"rel": REL["features"]}  # the tolerance in force (the end-to-end test raises it)
+
+
 def _close(a, b, where: str) -> None:
     if isinstance(a, bool) or isinstance(b, bool) or a is None or b is None or isinstance(a, str):
         assert a == b, f"{where}: v1 {a!r} != v2 {b!r}"
     elif isinstance(a, (int, float)):
         assert isinstance(b, (int, float)), f"{where}: v1 {a!r} != v2 {b!r}"
-        assert math.isclose(a, b, rel_tol=1e-12, abs_tol=1e-15), f"{where}: v1 {a!r} != v2 {b!r}"
+        assert math.isclose(a, b, rel_tol=_TOL["rel"], abs_tol=1e-15), f"{where}: v1 {a!r} != v2 {b!r}"
     elif isinstance(a, list):
         assert isinstance(b, list) and len(a) == len(b), f"{where}: lengths differ"
         for i, (x, y) in enumerate(zip(a, b)):
@@ -150,12 +157,13 @@ def json_run(v1: dict):
 
 
 @pytest.mark.parametrize("mode", MODES)
-def test_the_bounds_command_reproduces_schema_1_on_the_fixture_run(mode, tmp_path):
+def test_the_bounds_command_reproduces_schema_1_on_the_fixture_run(mode, tmp_path, monkeypatch):
     """End to end: run.pt → python -m experiments.bounds → bounds.json v2, every v1 number at its v2 place.
 
-    Feature extraction runs the ViT again; where that reproduces the stored features bit for bit (this machine
-    type, this torch) the comparison is exact to 1e-12, which is what CI checks.
+    Feature extraction runs the ViT again, whose last bits depend on the CPU type, so this checks the wiring to
+    rel 1e-3; the numbers themselves are checked to 1e-12 on the stored features by the test above.
     """
+    monkeypatch.setitem(_TOL, "rel", REL["end_to_end"])
     v1 = _v1(mode)
     # schema 1 computed Theorem 5.3 and Corollary 5.4 only; the other statements add Monte Carlo certificates that
     # share δ_mc (THEORY §5), so the comparison selects the schema-1 statements

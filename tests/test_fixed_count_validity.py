@@ -40,6 +40,8 @@ from scilt_theory.statements import fused_model_bounds
 COUNTS = np.array([1500, 600, 150])  # fixed by design, not drawn
 N, T = int(COUNTS.sum()), 100
 GROUPS = ("head", "tail", "tail")
+CLASSWISE = ("theorem53_classwise", "weighted_margin_classwise", "theorem53_classwise_bounded_data_radii",
+             "weighted_margin_classwise_bounded_data_radii")
 THRESHOLD = int(binom.ppf(0.999, T, DELTA))
 P_Z_GIVEN_Y = (PRIOR[:, None] * NOISE) / (PRIOR[:, None] * NOISE).sum(axis=0, keepdims=True)  # [z, y]
 
@@ -78,6 +80,7 @@ def run_trials() -> dict:
     fails = {t: 0 for t in targets}
     mutant = {t: 0 for t in targets}
     bounded_fails = 0
+    classwise_fails = 0
     for _ in range(T):
         psi1, psi2, y = draw_fixed_counts(rng)
         u = B1 * unit_rows(np.stack([psi1[y == c].mean(0) for c in range(K)]))
@@ -86,12 +89,17 @@ def run_trials() -> dict:
         scores = psi1 @ u.T + psi2 @ v.T
         rep = fused_model_bounds(psi1, psi2, scores, y, num_classes=K, radius_penult=B1, radius_final=B2,
                                  grid=GRID, delta=DELTA, n_draws=0, class_groups=list(GROUPS),
-                                 feature_norm_bound=1.0,
-                                 statements=["theorem53", "weighted_margin", "weighted_margin_bounded_features"])
+                                 feature_norm_bound=1.0, head_weights=(u, v),
+                                 statements=["theorem53", "weighted_margin", "weighted_margin_bounded_features",
+                                             *CLASSWISE])
         failed = {"prior-weighted": rep.record("theorem53").bound < target_risk("prior-weighted", risk_c)}
         failed.update({t: rep.record("weighted_margin", t).bound < target_risk(t, risk_c) for t in targets[1:]})
         bounded_fails += int(any(rep.record("weighted_margin_bounded_features", t).bound < target_risk(t, risk_c)
                                  for t in targets[1:]))
+        # the class-wise contraction forms (THEORY §8), each for its own quantity
+        classwise_fails += int(any(
+            rep.record(name, "overall" if t == "prior-weighted" else t).bound < target_risk(t, risk_c)
+            for name in CLASSWISE for t in (["prior-weighted"] if name.startswith("theorem53") else targets[1:])))
         # the fixed family, same sample: its terms from the library's formula with closed-form complexities
         # (unit features: R^w <= K sqrt(sum w_i^2) at unit radius, Lemma 5.2(a))
         marg = np.concatenate([margins(scores, y)[:, None], family_margins(psi1, psi2, y, fam_u, fam_v)], axis=1)
@@ -114,7 +122,7 @@ def run_trials() -> dict:
             mutant[t] += int(np.any(best_mut < truth))
         for t in targets:
             fails[t] += int(failed[t])
-    return {"fails": fails, "mutant": mutant, "bounded_fails": bounded_fails}
+    return {"fails": fails, "mutant": mutant, "bounded_fails": bounded_fails, "classwise_fails": classwise_fails}
 
 
 @pytest.fixture(scope="module")
@@ -135,3 +143,7 @@ def test_the_check_rejects_a_broken_bound_on_the_same_trials(trials, target):
 
 def test_the_bounded_features_form_holds_for_the_fitted_scorer(trials):
     assert trials["bounded_fails"] <= THRESHOLD, trials
+
+
+def test_the_classwise_forms_hold_for_the_fitted_scorer(trials):
+    assert trials["classwise_fails"] <= THRESHOLD, trials

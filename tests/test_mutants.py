@@ -13,7 +13,9 @@ every name the code (and the checks) call it by:
 (d) ``mc_deviation_half``     the McDiarmid deviation of the MC certificate / 2 (``rademacher.mcdiarmid_deviation``,
                               the one step every certificate takes: linear, finite and coupled classes);
 (e) ``union_dropped``         ``num_classes -> 1`` in the confidence term (Corollary 5.4's union over K classes;
-                              also in the bounded-features form).
+                              also in the bounded-features form);
+(f) ``classwise_contraction_half`` ``classwise_contraction_factor(rho) = 1/(2 rho)`` instead of ``1/rho`` (the
+                              class-wise contraction of THEORY §8, behind every ``*_classwise*`` statement).
 
 For each mutant the curated list of checks below (plain functions that raise AssertionError: the new tests of
 tests/test_tight_constants.py and fixture-free tests of tests/test_bounds.py and tests/test_rademacher.py) is
@@ -36,6 +38,7 @@ from collections.abc import Callable
 
 import pytest
 import test_bounds as tb
+import test_classwise as tcw
 import test_rademacher as tr
 import test_tight_constants as tc
 
@@ -57,6 +60,7 @@ POWER = {   # tight cases: a wrong constant makes a true inequality false
     "tight:mc_seeded_repetitions": tc.test_mc_certificate_coverage_in_seeded_repetitions_of_the_library_stream,
     "tight:corollary54_union_large_k": tc.test_corollary54_union_over_classes_is_needed_at_large_k,
     "tight:switch_class_per_point": tc.test_margin_switch_class_complexity_decomposes_per_point,
+    "tight:classwise_attained": tcw.test_lemma_is_attained_on_one_class,
 }
 DERIVATION = {   # the constant recomputed from the proof's steps
     "derived:lemma52b_constants": tc.test_lemma52b_constants_from_the_proof_steps,
@@ -66,6 +70,7 @@ DERIVATION = {   # the constant recomputed from the proof's steps
     "derived:margin_bound_complexity": tc.test_margin_bound_complexity_from_the_proof_steps,
     "derived:bounded_features": tc.test_bounded_features_form_from_the_proof_steps,
     "derived:mc_deviation": tc.test_mc_deviation_from_bounded_differences,
+    "derived:classwise_factor": tcw.test_classwise_factor_is_one_over_rho_and_half_of_lemma_52b,
 }
 EXISTING = {   # fixture-free tests that were there before (hand values, random cases, coverage rates)
     "test_bounds::test_lemma52b_constants": tb.test_lemma52b_constants,
@@ -87,6 +92,11 @@ EXISTING = {   # fixture-free tests that were there before (hand values, random 
         tr.test_mc_certificate_covers_exact(*case) for case in tr.MC_CASES],
     "test_rademacher::test_mc_certificate_coverage_rate_scalar_class":
         tr.test_mc_certificate_coverage_rate_scalar_class,
+    "test_classwise::test_theorem53_classwise_by_hand": tcw.test_theorem53_classwise_by_hand,
+    "test_classwise::test_corollary54_classwise_halves_every_class_complexity":
+        tcw.test_corollary54_classwise_halves_every_class_complexity,
+    "test_classwise::test_bounded_data_radii_classwise_forms_by_hand":
+        tcw.test_bounded_data_radii_classwise_forms_by_hand,
 }
 CHECKS: dict[str, Callable[[], object]] = {**POWER, **DERIVATION, **EXISTING}
 
@@ -199,6 +209,10 @@ def apply_mutant(name: str, mp: pytest.MonkeyPatch) -> list[str]:
         hits += patch_everywhere(mp, bounds, "theorem53_bound_bounded_features", _terms_mutant(_bounded_without_union))
         assert bounds.confidence_term(100, 0.05, num_classes=7) == pytest.approx(bounds.confidence_term(100, 0.05))
         assert bounds.confidence_term(100, 0.05, num_classes=7) < conf0
+    elif name == "classwise_contraction_half":
+        hits += patch_everywhere(mp, bounds, "classwise_contraction_factor",
+                                 lambda fn: functools.wraps(fn)(lambda rho: 0.5 / rho))
+        assert bounds.classwise_contraction_factor(2.0) == pytest.approx(0.25)
     else:
         raise KeyError(name)
     return hits
@@ -218,6 +232,9 @@ EXPECTED = {
     "mc_deviation_half": {"tight:mc_exact_coverage", "tight:mc_seeded_repetitions", "derived:mc_deviation"},
     "union_dropped": {"tight:corollary54_union_large_k", "derived:grid_and_class_unions",
                       "derived:bounded_features"},
+    "classwise_contraction_half": {"tight:classwise_attained", "derived:classwise_factor",
+                                   "test_classwise::test_theorem53_classwise_by_hand",
+                                   "test_classwise::test_bounded_data_radii_classwise_forms_by_hand"},
 }
 #: mutants for which no tight case can exist (see the module docstring)
 NO_TIGHT_CASE = {"confidence_half"}

@@ -14,6 +14,7 @@ from typing import Any
 
 from scilt_theory.schema import StatementRecord
 from scilt_theory.statements import certificates as _certificates  # noqa: F401  (registers the statements)
+from scilt_theory.statements import classwise as _classwise  # noqa: F401
 from scilt_theory.statements import margin as _margin  # noqa: F401
 from scilt_theory.statements import pacbayes as _pacbayes  # noqa: F401
 from scilt_theory.statements import tighter as _tighter  # noqa: F401  (last: tightest_uniform reads the others)

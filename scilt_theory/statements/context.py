@@ -118,6 +118,29 @@ class BoundContext:
             out[target] = w
         return out
 
+    def class_sq_weights(self, w: np.ndarray) -> np.ndarray:
+        """a_c = Σ_{i: y_i = c} w_i² for every class (the class-wise contraction's bounded-features form)."""
+        return np.bincount(self.labels, weights=np.asarray(w, dtype=np.float64) ** 2, minlength=self.num_classes)
+
+    def classwise_label_unit(self, w: np.ndarray) -> tuple[float, float]:
+        """Unit-radius label parts of the class-wise contraction for sample weights w (THEORY §8; row norm):
+        Σ_c E‖Σ_{i∈S_c} σ_i w_i ψ(x_i)‖ = Σ_c W_c · R̂ᵛ_{S_c}(W_row(1)) / K with W_c = Σ_{i∈S_c} w_i (w is constant
+        on each class), the per-class upper values of both feature maps."""
+        if self.norm != "row":
+            raise ValueError("the class-wise contraction is implemented for the row norm only.")
+        w = np.asarray(w, dtype=np.float64)
+        mass = np.bincount(self.labels, weights=w, minlength=self.num_classes)
+        parts = [0.0, 0.0]
+        for c in range(self.num_classes):
+            if mass[c] <= 0:
+                continue
+            rows = w[self.labels == c]
+            if not np.allclose(rows, rows[0]):
+                raise ValueError("class-wise label parts need weights that are constant on each class.")
+            for j, units in enumerate((self.class_unit_penult, self.class_unit_final)):
+                parts[j] += float(mass[c]) * units[c].upper / self.num_classes
+        return parts[0], parts[1]
+
     @property
     def n(self) -> int:
         return int(self.margins.shape[0])
@@ -357,4 +380,4 @@ def build_context(psi_penult: Any, psi_final: Any, scores: Any, labels: Any, *, 
                    settings=settings, psi_penult=psi1, psi_final=psi2, max_feature_norms=norms,
                    weighted_unit=weighted_unit, certificate_samples=dict(certificate_samples or {}),
                    head_weights=weights, prior_head_weights=prior, scale=None if scale is None else float(scale),
-                   coupled_scale=None if not coupled_unit else float(coupled_scale), coupled_unit=coupled_unit)
+                   coupled_scale=None if coupled_scale is None else float(coupled_scale), coupled_unit=coupled_unit)

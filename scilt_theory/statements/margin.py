@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import replace
+from typing import ClassVar
 
 import numpy as np
 
@@ -109,6 +110,8 @@ class Theorem53(Statement):
 
     name = "theorem53"
     theory = "THEORY §4, Theorem 5.3"
+    #: the class-wise contraction in place of Lemma 5.2(b) (statements/classwise.py sets it)
+    classwise: ClassVar[bool] = False
 
     def grid_radii(self, ctx: BoundContext) -> tuple[BoundGrid, float, float]:
         """The grid fixed before the data, and the radii (or the trained norms a grid radius must cover)."""
@@ -116,7 +119,9 @@ class Theorem53(Statement):
 
     def grid_result(self, ctx: BoundContext, delta: float) -> GridBoundResult:
         grid, b1, b2 = self.grid_radii(ctx)
-        return theorem53_grid_bound(ctx.margins, ctx.unit_penult.upper, ctx.unit_final.upper, delta, grid, b1, b2)
+        label = ctx.classwise_label_unit(np.full(ctx.n, 1.0 / ctx.n)) if self.classwise else None
+        return theorem53_grid_bound(ctx.margins, ctx.unit_penult.upper, ctx.unit_final.upper, delta, grid, b1, b2,
+                                    label_unit=label)
 
     def evaluate(self, ctx: BoundContext, delta: float) -> list[StatementRecord]:
         res = self.grid_result(ctx, delta)
@@ -185,13 +190,14 @@ class Corollary54(Statement):
     name = "corollary54"
     theory = "THEORY §4, Corollary 5.4"
     grid_radii = Theorem53.grid_radii
+    classwise: ClassVar[bool] = False
 
     def evaluate(self, ctx: BoundContext, delta: float) -> list[StatementRecord]:
         grid, b1, b2 = self.grid_radii(ctx)
         res = corollary54_all_classes(
             ctx.margins, ctx.labels, ctx.class_unit_penult, ctx.class_unit_final, num_classes=ctx.num_classes,
             delta=delta, grid=grid, radius_penult=b1, radius_final=b2, class_names=ctx.class_names,
-            class_groups=ctx.class_groups)
+            class_groups=ctx.class_groups, classwise=self.classwise)
         records = class_family_records(self, ctx, delta, [(pc.class_index, pc.terms, pc.evaluated, pc.reason)
                                                           for pc in res.per_class])
         # the group view of bounds.json also shows the mean terms and the bound counting a class without samples as 1
@@ -208,7 +214,8 @@ class Corollary54(Statement):
 
 
 def _bounded_grid(ctx: BoundContext, margins: np.ndarray, n: int, union: int, delta: float,
-                  grid_radii: tuple[BoundGrid, float, float]) -> GridBoundResult:
+                  grid_radii: tuple[BoundGrid, float, float], class_sq_weights: np.ndarray | None = None
+                  ) -> GridBoundResult:
     r = float(ctx.feature_norm_bound)
     grid, b1, b2 = grid_radii
 
@@ -216,7 +223,7 @@ def _bounded_grid(ctx: BoundContext, margins: np.ndarray, n: int, union: int, de
         return theorem53_bound_bounded_features(
             float(np.mean(ramp_loss(margins, p.rho))), n, p.rho, delta, radius_penult=p.radius_penult,
             radius_final=p.radius_final, num_outputs=ctx.num_classes, feature_norm_bound=r, norm=ctx.norm,
-            grid_size=grid.size, num_classes=union)
+            grid_size=grid.size, num_classes=union, class_sq_weights=class_sq_weights)
 
     return _grid_evaluate(at, grid, b1, b2)
 
@@ -227,12 +234,14 @@ class Theorem53BoundedFeatures(Statement):
     name = "theorem53_bounded_features"
     theory = "THEORY §8, tighter forms (bounded features)"
     grid_radii = Theorem53.grid_radii
+    classwise: ClassVar[bool] = False
 
     def applies(self, ctx: BoundContext) -> bool:
         return ctx.feature_norm_bound is not None
 
     def evaluate(self, ctx: BoundContext, delta: float) -> list[StatementRecord]:
-        res = _bounded_grid(ctx, ctx.margins, ctx.n, 1, delta, self.grid_radii(ctx))
+        sq = ctx.class_sq_weights(np.full(ctx.n, 1.0 / ctx.n)) if self.classwise else None
+        res = _bounded_grid(ctx, ctx.margins, ctx.n, 1, delta, self.grid_radii(ctx), sq)
         return [self.record(ctx, "overall", res.best.bound, delta, terms_of(res.best),
                             quantity="prior-weighted error", floor=grid_floor(ctx, res.evaluated),
                             n_for_nonvacuous=n_for_nonvacuous([res.evaluated], ctx.n, max))]
@@ -244,13 +253,21 @@ class Corollary54BoundedFeatures(Statement):
     name = "corollary54_bounded_features"
     theory = "THEORY §8, tighter forms (bounded features)"
     grid_radii = Theorem53.grid_radii
+    classwise: ClassVar[bool] = False
+
+    def class_sq_weights(self, ctx: BoundContext, c: int) -> np.ndarray | None:
+        """S_c with w_i = 1/n_c: a = 1/n_c at c, 0 elsewhere (class-wise contraction only)."""
+        if not self.classwise:
+            return None
+        return np.eye(ctx.num_classes)[c] / float(ctx.class_counts[c])
 
     def applies(self, ctx: BoundContext) -> bool:
         return ctx.feature_norm_bound is not None
 
     def evaluate(self, ctx: BoundContext, delta: float) -> list[StatementRecord]:
         return per_class_grid_records(self, ctx, delta, lambda c: _bounded_grid(
-            ctx, ctx.class_margins(c), int(ctx.class_counts[c]), ctx.num_classes, delta, self.grid_radii(ctx)))
+            ctx, ctx.class_margins(c), int(ctx.class_counts[c]), ctx.num_classes, delta, self.grid_radii(ctx),
+            self.class_sq_weights(ctx, c)))
 
 
 THEOREM53 = register_statement(Theorem53())

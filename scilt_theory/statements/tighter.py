@@ -34,52 +34,10 @@ from scilt_theory.statements.margin import (
     scaling_curve,
     terms_of,
 )
+from scilt_theory.statements.radii import RADII_RATIO, RADII_SPAN, DataRadii, data_radii_grid, trained_radii
 from scilt_theory.statements.weighted import WeightedMargin, WeightedMarginBoundedFeatures
 
 __all__ = ["RADII_RATIO", "RADII_SPAN", "TIGHTEST_UNIFORM", "data_radii_grid", "trained_radii"]
-
-#: the data-dependent radii grid: from the class radius B down to B/RADII_SPAN in steps of RADII_RATIO
-RADII_RATIO = 2.0 ** 0.25
-RADII_SPAN = 8.0
-
-
-def _radii_axis(b: float) -> tuple[float, ...] | None:
-    if b <= 0:
-        return None  # a class radius of 0 (e.g. final-only's F_{N-1}) stays fixed at 0
-    num = int(round(np.log(RADII_SPAN) / np.log(RADII_RATIO))) + 1
-    return tuple(float(b) * RADII_RATIO ** -k for k in range(num))[::-1]
-
-
-def data_radii_grid(ctx: BoundContext) -> BoundGrid:
-    """(ρ, B₁, B₂): the context's ρ values times radii axes fixed before the data (they depend on the class radii
-    only, which depend on s and the method)."""
-    return BoundGrid(rhos=ctx.grid.rhos, radii_penult=_radii_axis(ctx.radius_penult),
-                     radii_final=_radii_axis(ctx.radius_final))
-
-
-def trained_radii(ctx: BoundContext) -> tuple[float, float]:
-    """max_c ‖u_c‖, max_c ‖v_c‖ of the trained heads (0 for a fixed zero radius)."""
-    u, v = ctx.head_weights
-    b1 = float(np.linalg.norm(u, axis=1).max()) if ctx.radius_penult > 0 else 0.0
-    b2 = float(np.linalg.norm(v, axis=1).max()) if ctx.radius_final > 0 else 0.0
-    return b1, b2
-
-
-class DataRadii:
-    """Mixin: the statement on the data-dependent radii grid, covering the trained heads' norms."""
-
-    theory: ClassVar[str] = "THEORY §8, tighter forms (data-dependent radii)"
-
-    def applies(self, ctx: BoundContext) -> bool:
-        if ctx.head_weights is None:
-            return False
-        b1, b2 = trained_radii(ctx)
-        within = b1 <= ctx.radius_penult * (1 + 1e-9) and b2 <= ctx.radius_final * (1 + 1e-9)
-        return within and super().applies(ctx)
-
-    def grid_radii(self, ctx: BoundContext) -> tuple[BoundGrid, float, float]:
-        b1, b2 = trained_radii(ctx)
-        return data_radii_grid(ctx), b1, b2
 
 
 class Theorem53DataRadii(DataRadii, Theorem53):

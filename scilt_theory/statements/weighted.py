@@ -13,6 +13,8 @@ classes' Corollary 5.4 bounds term by term except the margin loss (a common ρ i
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import numpy as np
 
 from scilt_theory.bounds import (
@@ -37,6 +39,8 @@ class WeightedMargin(Statement):
     name = "weighted_margin"
     theory = "THEORY §8, class-weighted margin bound"
     needs = frozenset({"weighted"})
+    #: the class-wise contraction in place of Lemma 5.2(b) (statements/classwise.py sets it)
+    classwise: ClassVar[bool] = False
 
     def grid_radii(self, ctx: BoundContext):
         return ctx.grid, ctx.radius_penult, ctx.radius_final
@@ -47,9 +51,13 @@ class WeightedMargin(Statement):
         rows = w > 0
         r1, r2 = ctx.weighted_unit[target]
         loss = min(1.0, float(np.sum(w[rows] * ramp_loss(ctx.margins[rows], p.rho))))  # a mean: <= 1 up to rounding
+        label = (None, None)
+        if self.classwise:
+            l1, l2 = ctx.classwise_label_unit(w)
+            label = (p.radius_penult * l1, p.radius_final * l2)
         return weighted_margin_bound(loss, p.radius_penult * r1.upper, p.radius_final * r2.upper,
                                      float(np.sum(w[rows] ** 2)), p.rho, delta, grid_size, num_targets,
-                                     p.radius_penult, p.radius_final)
+                                     p.radius_penult, p.radius_final, *label)
 
     def evaluate(self, ctx: BoundContext, delta: float) -> list[StatementRecord]:
         grid, b1, b2 = self.grid_radii(ctx)
@@ -88,7 +96,8 @@ class WeightedMarginBoundedFeatures(WeightedMargin):
         return weighted_margin_bound_bounded_features(
             loss, float(np.sum(w[rows] ** 2)), p.rho, delta, radius_penult=p.radius_penult,
             radius_final=p.radius_final, num_outputs=ctx.num_classes, feature_norm_bound=float(ctx.feature_norm_bound),
-            grid_size=grid_size, num_targets=num_targets)
+            grid_size=grid_size, num_targets=num_targets,
+            class_sq_weights=ctx.class_sq_weights(w) if self.classwise else None)
 
 
 WEIGHTED_MARGIN = register_statement(WeightedMargin())
