@@ -370,13 +370,19 @@ def classwise_geometry(sq_weights_by_class: Sequence[float]) -> float:
     of every sample with these labels (Jensen: ``E||sum_{i in T} sigma_i w_i psi_i|| <= sqrt(sum_{i in T} w_i^2)``).
     ``w_i = 1/n``: ``sum_c (sqrt(n_c) + sqrt(n - n_c)) / n``; a one-class sample S_c (``w_i = 1/n_c``): ``K/sqrt(n_c)``.
     """
+    competitors, label = classwise_parts(sq_weights_by_class)
+    return competitors + label
+
+
+def classwise_parts(sq_weights_by_class: Sequence[float]) -> tuple[float, float]:
+    """The two sums of :func:`classwise_geometry`: competitors ``sum_c sqrt(A - a_c)``, labels ``sum_c sqrt(a_c)``."""
     a = np.asarray([_check_nonneg(v, "sq_weights_by_class") for v in sq_weights_by_class], dtype=np.float64)
     if a.size < 2:
         raise ValueError(f"sq_weights_by_class needs one entry per class (K >= 2), got {a.size}.")
     total = float(a.sum())
     if total <= 0:
         raise ValueError("sq_weights_by_class must not be all zero.")
-    return float(np.sum(np.sqrt(a) + np.sqrt(np.maximum(total - a, 0.0))))
+    return float(np.sum(np.sqrt(np.maximum(total - a, 0.0)))), float(np.sum(np.sqrt(a)))
 
 
 def _margin_complexity(rho: float, r1: float, r2: float, label_penult: float | None,
@@ -656,10 +662,7 @@ def _bounded_parts(b1: float, b2: float, r1: float, r2: float, vector_geometry: 
     :func:`classwise_geometry` (THEORY §8)."""
     if class_sq_weights is None:
         return b1 * r1 * vector_geometry, b2 * r2 * vector_geometry, None, None
-    a = np.asarray(class_sq_weights, dtype=np.float64)
-    classwise_geometry(a)  # validates
-    competitors = float(np.sum(np.sqrt(np.maximum(a.sum() - a, 0.0))))
-    label = float(np.sum(np.sqrt(a)))
+    competitors, label = classwise_parts(class_sq_weights)
     return b1 * r1 * competitors, b2 * r2 * competitors, b1 * r1 * label, b2 * r2 * label
 
 
