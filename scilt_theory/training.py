@@ -58,6 +58,7 @@ from scilt_theory.train_state import (
 
 OPTIMIZERS = ("sgd", "adamw")
 DEVICES = ("auto", "cpu", "cuda")
+PRECISIONS = ("auto", "bf16", "fp32")
 
 
 @dataclass(frozen=True)
@@ -98,6 +99,9 @@ class TrainConfig:
               "(workers only for more than 2048 images read from files); the data order depends on the seed only, "
               "whatever this is", NoneOr(Interval(int, 0, None)))
     compile: bool = option(False, "torch.compile the training forward (first steps are slower while it compiles)")
+    precision: str = option(
+        "auto", "arithmetic of the training steps: bf16 (bfloat16 autocast, on any device), fp32 (no autocast; "
+                "TF32 matmuls on CUDA), auto (bf16 on CUDA, fp32 elsewhere)", Choice(PRECISIONS))
     feature_cache: bool = option(
         True, "when the backbone is frozen (adapter none, no drop path): extract the CLS features of every training "
               "image once (all 8 augmented views when augment is on) and train fusion and heads on them; false "
@@ -122,6 +126,12 @@ def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(name)
+
+
+def autocast_for(precision: str, device: torch.device) -> torch.autocast:
+    """The autocast context of TrainConfig.precision on ``device``: bfloat16 for bf16 (and auto on CUDA), else off."""
+    bf16 = precision == "bf16" or (precision == "auto" and device.type == "cuda")
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=bf16)
 
 
 def seed_everything(seed: int) -> None:
@@ -199,13 +209,14 @@ def make_optimizer(params: list[torch.nn.Parameter] | list[dict], config: TrainC
 
 
 @torch.no_grad()
-def predict(model: SciLTModel, images: torch.Tensor, batch_size: int, device: torch.device) -> torch.Tensor:
-    """Scores s1 + s2 for every image, computed in batches (CPU tensor (N, K))."""
+def predict(model: SciLTModel, images: torch.Tensor, batch_size: int, device: torch.device,
+            precision: str = "auto") -> torch.Tensor:
+    """Scores s1 + s2 for every image, computed in batches (CPU tensor (N, K)), in ``precision`` (autocast_for)."""
     model.eval()
     outputs = []
     for start in range(0, images.shape[0], batch_size):
         x = images[start:start + batch_size].to(device, non_blocking=True)
-        with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+        with autocast_for(precision, device):
             outputs.append(model(x).logits.float().cpu())
     return torch.cat(outputs) if outputs else torch.empty(0, model.config.num_classes)
 
@@ -526,7 +537,7 @@ def train_step(run: TrainingRun, images: torch.Tensor, labels: torch.Tensor) -> 
         (augment_batch(images, run.aug_generator, global_size, offset) if config.augment else images,)
     inputs = tuple(x.to(device, non_blocking=True) for x in inputs)
     labels = labels.to(device, non_blocking=True)
-    with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+    with autocast_for(config.precision, device):
         output = run.net(*inputs, labels)  # the labels only feed PI-H2T's feature fusion, if any
     # an empty shard (a last batch smaller than the process count) still joins DDP's all-reduce
     loss = run.objective(output, labels) if len(labels) else output.logits.sum() * 0.0
