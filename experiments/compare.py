@@ -50,7 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     # no abbreviations: "--seed 3" must reach the check that refuses train's --seed, not become "--seeds 3"
     p = OneLineParser(prog="python -m experiments.compare", description=__doc__.split("\n\n")[0], allow_abbrev=False,
                       epilog="Any other option is an option of python -m experiments.train and applies to every run.")
-    p.add_argument("--dataset", default="scitiles-lt", help="data set of every run (default: scitiles-lt)")
+    p.add_argument("--dataset", default="scitiles-pop", help="data set of every run (default: scitiles-pop)")
     from experiments.recipes import DEFAULT_RECIPE, RECIPES
 
     p.add_argument("--recipe", default=DEFAULT_RECIPE, metavar="NAME",

@@ -31,7 +31,7 @@ from experiments.recipes import DEFAULT_RECIPE, backbone_weights, recipe_args
 
 OUT = "runs/demo"
 RECIPE = DEFAULT_RECIPE
-DATA_ARGS = ["--dataset", "scitiles-lt", "--imbalance", "100"]
+DATA_ARGS = ["--dataset", "scitiles-pop", "--imbalance", "100"]
 
 
 def train_args(weights: str | Path) -> list[str]:

@@ -17,7 +17,8 @@ import math
 
 from scipy import optimize, stats
 
-__all__ = ["clopper_pearson_upper", "information_floor", "kl_bernoulli", "kl_upper"]
+__all__ = ["clopper_pearson_interval", "clopper_pearson_upper", "information_floor", "kl_bernoulli", "kl_interval",
+           "kl_upper", "max_rate_interval", "mean_rate_interval"]
 
 
 def _check(errors: int, n: int, delta: float) -> tuple[int, int, float]:
@@ -75,3 +76,53 @@ def kl_upper(errors: int, n: int, delta: float) -> float:
 def information_floor(n: int, delta: float) -> float:
     """The smallest certificate n draws can give: the Clopper–Pearson limit for zero errors, ``1 − δ^{1/n}``."""
     return clopper_pearson_upper(0, n, delta)
+
+
+def clopper_pearson_interval(errors: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
+    """Two-sided exact (Clopper–Pearson) interval of a binomial rate at ``confidence``, from
+    ``scipy.stats.binomtest(...).proportion_ci(method="exact")`` (THEORY §0, population estimates)."""
+    k, n, _ = _check(errors, n, 1.0 - confidence)
+    ci = stats.binomtest(k, n).proportion_ci(confidence_level=confidence, method="exact")
+    return float(ci.low), float(ci.high)
+
+
+def kl_interval(errors: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
+    """Two-sided Chernoff (kl) interval of the mean rate p̄ of n independent, not necessarily identical Bernoulli
+    draws with ``errors`` successes: [1 − kl_upper(n − k, n, α/2), kl_upper(k, n, α/2)], α = 1 − confidence. Each
+    end fails with probability ≤ α/2 (Chernoff's bound holds for the mean of independent Bernoullis)."""
+    k, n, _ = _check(errors, n, 1.0 - confidence)
+    half = (1.0 - confidence) / 2
+    return 1.0 - kl_upper(n - k, n, half), kl_upper(k, n, half)
+
+
+def mean_rate_interval(errors: list[int], counts: list[int], weights: list[float],
+                       confidence: float = 0.95) -> tuple[float, float]:
+    """Two-sided interval of Σ_c w_c p_c (Σ w_c = 1) from independent per-class counts errors[c] ~ Bin(counts[c], p_c)
+    (THEORY §0; proofs/population_intervals.md).
+
+    - weights proportional to the counts (a pooled rate, e.g. the balanced error on a balanced test split): the
+      Chernoff (kl) interval of the pooled count Σ errors[c] out of Σ counts[c] (:func:`kl_interval`). The pooled
+      count is Poisson-binomial, for which the exact binomial (Clopper–Pearson) interval can under-cover
+      (proofs/holdout_certificates.md); the kl interval cannot.
+    - other weights (e.g. the training prior): simultaneous per-class Clopper–Pearson intervals at
+      1 − (1 − confidence)/K, combined with the weights (a union bound; conservative).
+    """
+    if not (len(errors) == len(counts) == len(weights)) or not errors:
+        raise ValueError("errors, counts and weights need one entry per class")
+    total_n = sum(counts)
+    if len(errors) == 1:  # one class: i.i.d. draws, the exact interval
+        return clopper_pearson_interval(errors[0], counts[0], confidence)
+    if all(math.isclose(w, n / total_n, rel_tol=1e-9, abs_tol=1e-12) for w, n in zip(weights, counts)):
+        return kl_interval(sum(errors), total_n, confidence)
+    each = 1.0 - (1.0 - confidence) / len(errors)
+    parts = [clopper_pearson_interval(k, n, each) for k, n in zip(errors, counts)]
+    return (float(sum(w * lo for w, (lo, _) in zip(weights, parts))),
+            float(min(1.0, sum(w * hi for w, (_, hi) in zip(weights, parts)))))
+
+
+def max_rate_interval(errors: list[int], counts: list[int], confidence: float = 0.95) -> tuple[float, float]:
+    """Two-sided interval of max_c p_c (the worst-class error) from simultaneous per-class Clopper–Pearson intervals
+    at 1 − (1 − confidence)/K: [max_c low_c, max_c high_c] (proofs/population_intervals.md)."""
+    each = 1.0 - (1.0 - confidence) / len(errors)
+    parts = [clopper_pearson_interval(k, n, each) for k, n in zip(errors, counts)]
+    return max(lo for lo, _ in parts), max(hi for _, hi in parts)

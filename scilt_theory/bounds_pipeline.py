@@ -288,7 +288,8 @@ def compute_bounds_report(ckpt: Path, settings: BoundsSettings) -> BoundsReport 
         test_errors=test_errors, test_counts=torch.bincount(test_features.labels, minlength=num_classes).tolist(),
         train_error=float((_margins(train_features) <= 0).double().mean()))
     records = attach_comparisons(bounds.context, bounds.records, {"bounded": test_errors,
-                                                                  "trained": trained_test_errors}, same_distribution)
+                                                                  "trained": trained_test_errors}, same_distribution,
+                                 test_counts=torch.bincount(test_features.labels, minlength=num_classes).tolist())
     bounds = FusedBounds(context=bounds.context, records=tuple(records))
     spectral = spectral_report(record, train_features, test_features, data.class_counts, num_classes)
     spectral["corollary54_worst_class_bound"] = views.worst_class.bound  # CAR's figures beside it (THEORY §6)

@@ -4,6 +4,10 @@ Follows the LIFT/Decoupling convention: a class's group is decided by its *train
 (Many: n_c > 100, Few: n_c < 20, Medium otherwise; thresholds configurable), and group accuracy is
 the mean of the per-class accuracies of its classes (each class weighs the same). scikit-learn
 computes the confusion matrix and the balanced accuracy; everything else is read off the matrix.
+
+Every accuracy comes with a two-sided 95 % interval (``intervals``): it is an estimate of the population accuracy
+from a finite test sample, and the interval says how far it may be from it (THEORY §0; binomial.py: Clopper–Pearson
+for a class and for pooled rates, simultaneous per-class intervals for the worst class and for unequal weights).
 """
 
 from __future__ import annotations
@@ -12,6 +16,8 @@ from collections.abc import Sequence
 
 import numpy as np
 from sklearn.metrics import balanced_accuracy_score, confusion_matrix
+
+from scilt_theory.binomial import clopper_pearson_interval, max_rate_interval, mean_rate_interval
 
 GROUPS = ("many", "medium", "few")
 
@@ -53,6 +59,7 @@ def evaluate_predictions(y_true: Sequence[int], y_pred: Sequence[int], *, num_cl
         return float(np.mean(values)) if values else None
 
     worst = min(present, key=lambda c: per_class[c]) if present else None
+    errors = [int(support[c] - cm[c, c]) for c in range(num_classes)]
     return {
         "num_test": int(y_true.size),
         "accuracy": float((y_true == y_pred).mean()) if y_true.size else None,
@@ -69,11 +76,52 @@ def evaluate_predictions(y_true: Sequence[int], y_pred: Sequence[int], *, num_cl
         "test_counts": [int(n) for n in support],
         "confusion_matrix": cm.tolist(),
         "thresholds": {"many": many_threshold, "few": few_threshold},
+        "intervals": accuracy_intervals(errors, support.tolist(), groups),
     }
 
 
-def _fmt(value: float | None) -> str:
-    return "—" if value is None else f"{100 * value:.1f}"
+CONFIDENCE = 0.95
+
+
+def accuracy_intervals(errors: Sequence[int], support: Sequence[int], groups: Sequence[str],
+                       confidence: float = CONFIDENCE) -> dict:
+    """Two-sided ``confidence`` intervals [low, high] of the population accuracies that ``evaluate_predictions``
+    estimates (1 − the error intervals of binomial.py); None where a class has no test image."""
+    present = [c for c in range(len(errors)) if support[c]]
+
+    def flip(interval: tuple[float, float]) -> list[float]:
+        return [1.0 - interval[1], 1.0 - interval[0]]
+
+    def mean_of(classes: list[int]) -> list[float] | None:
+        classes = [c for c in classes if support[c]]
+        if not classes:
+            return None
+        return flip(mean_rate_interval([errors[c] for c in classes], [support[c] for c in classes],
+                                       [1.0 / len(classes)] * len(classes), confidence))
+
+    if not present:
+        return {"confidence": confidence}
+    total = sum(support[c] for c in present)
+    return {
+        "confidence": confidence,
+        "method": "Clopper-Pearson (scipy.stats.binomtest, exact) per class; the Chernoff (kl) interval for rates "
+                  "pooled over classes (a Poisson-binomial count); simultaneous per-class intervals (Bonferroni) for "
+                  "the worst class and for unequally weighted means",
+        "accuracy": flip(mean_rate_interval([errors[c] for c in present], [support[c] for c in present],
+                                            [support[c] / total for c in present], confidence)),
+        "balanced_accuracy": mean_of(present),
+        "per_class_accuracy": [flip(clopper_pearson_interval(errors[c], support[c], confidence)) if support[c]
+                               else None for c in range(len(errors))],
+        "group_accuracy": {g: mean_of([c for c in present if groups[c] == g]) for g in GROUPS},
+        "worst_class": flip(max_rate_interval([errors[c] for c in present], [support[c] for c in present],
+                                              confidence)),
+    }
+
+
+def _fmt(value: float | None, interval: Sequence[float] | None = None) -> str:
+    if value is None:
+        return "—"
+    return f"{100 * value:.1f}" + ("" if interval is None else f" [{100 * interval[0]:.1f}, {100 * interval[1]:.1f}]")
 
 
 def metrics_markdown(metrics: dict, title: str = "Evaluation") -> str:
@@ -81,18 +129,26 @@ def metrics_markdown(metrics: dict, title: str = "Evaluation") -> str:
     ga = metrics["group_accuracy"]
     gn = metrics["group_num_classes"]
     worst = metrics["worst_class"]
+    ci = metrics.get("intervals") or {}
+    gi = ci.get("group_accuracy") or {}
+    pci = ci.get("per_class_accuracy") or [None] * len(metrics["train_counts"])
     lines = [f"## {title}", "",
              "| balanced acc. | Many | Medium | Few | worst class |",
              "|---:|---:|---:|---:|---:|",
-             f"| {_fmt(metrics['balanced_accuracy'])} | {_fmt(ga['many'])} ({gn['many']}) | "
-             f"{_fmt(ga['medium'])} ({gn['medium']}) | {_fmt(ga['few'])} ({gn['few']}) | "
-             f"{_fmt(worst['accuracy']) if worst else '—'} ({worst['name'] if worst else '—'}) |",
+             f"| {_fmt(metrics['balanced_accuracy'], ci.get('balanced_accuracy'))} | "
+             f"{_fmt(ga['many'], gi.get('many'))} ({gn['many']}) | "
+             f"{_fmt(ga['medium'], gi.get('medium'))} ({gn['medium']}) | {_fmt(ga['few'], gi.get('few'))} "
+             f"({gn['few']}) | {_fmt(worst['accuracy'], ci.get('worst_class')) if worst else '—'} "
+             f"({worst['name'] if worst else '—'}) |",
              "", "Accuracies in %; (k) = number of classes in the group. Groups by training count: "
-             f"Many > {metrics['thresholds']['many']}, Few < {metrics['thresholds']['few']}.", "",
+             f"Many > {metrics['thresholds']['many']}, Few < {metrics['thresholds']['few']}."
+             + (" [low, high]: the population accuracy estimate's two-sided 95 % interval (Clopper–Pearson per "
+                "class, kl for pooled rates, simultaneous over the classes for the worst class)."
+                if ci.get("balanced_accuracy") else ""), "",
              "| class | name | n_train | n_test | group | accuracy |", "|---:|---|---:|---:|---|---:|"]
     order = sorted(range(len(metrics["train_counts"])), key=lambda c: -metrics["train_counts"][c])
     for c in order:
         lines.append(f"| {c} | {metrics['class_names'][c]} | {metrics['train_counts'][c]} | "
                      f"{metrics['test_counts'][c]} | {metrics['groups'][c]} | "
-                     f"{_fmt(metrics['per_class_accuracy'][c])} |")
+                     f"{_fmt(metrics['per_class_accuracy'][c], pci[c])} |")
     return "\n".join(lines) + "\n"

@@ -101,6 +101,11 @@ class Comparison:
     same_distribution: bool = _f("the split is drawn from the distribution the bound is about (class by class)")
     classifier: str = _f("which heads made the errors: the bounded ones, or the S_A-trained ones of a hold-out "
                          "certificate", "bounded")
+    n: int | None = _f("test samples the value was counted on (summed over the classes of an aggregate)", None)
+    interval_low: float | None = _f("lower end of the two-sided 95 % interval of the population error estimate "
+                                    "(Clopper-Pearson for a class, kl for a pooled rate, simultaneous over classes "
+                                    "for a max or an unequally weighted mean)", None)
+    interval_high: float | None = _f("upper end of that interval", None)
 
 
 @dataclass(frozen=True)

@@ -222,16 +222,32 @@ def predict(model: SciLTModel, images: torch.Tensor, batch_size: int, device: to
 
 
 def evaluate_model(model: SciLTModel, data: LongTailDataset, batch_size: int, device: torch.device) -> dict:
-    ctx = distributed.current()  # under torchrun each process scores its shard of the test split
-    start, stop = ctx.shard(len(data.test_images))
-    scores = ctx.gather_rows(predict(model, row_range(data.test_images, start, stop), batch_size, device))
-    return evaluate_test_predictions(data, scores.argmax(dim=1).numpy())
+    """The long-tail metrics of the model on the test split and, under ``splits``, on every extra split of the data
+    set (scitiles-pop: the validation draw, where recipes are chosen, and the out-of-population shift split)."""
+    metrics = evaluate_test_predictions(data, _predicted(model, data.test_images, batch_size, device))
+    out_of_population = set(data.provenance.get("out_of_population_splits", ()))
+    splits = {}
+    for name, (images, labels) in data.extra_splits.items():
+        splits[name] = {**evaluate_test_predictions(data, _predicted(model, images, batch_size, device), labels),
+                        "in_population": name not in out_of_population}
+    if splits:
+        metrics["splits"] = splits
+    return metrics
 
 
-def evaluate_test_predictions(data: LongTailDataset, predictions) -> dict:
-    """The long-tail metrics of predicted test labels (groups by the training counts of ``data``)."""
+def _predicted(model: SciLTModel, images, batch_size: int, device: torch.device) -> np.ndarray:
+    ctx = distributed.current()  # under torchrun each process scores its shard
+    start, stop = ctx.shard(len(images))
+    scores = ctx.gather_rows(predict(model, row_range(images, start, stop), batch_size, device))
+    return scores.argmax(dim=1).numpy()
+
+
+def evaluate_test_predictions(data: LongTailDataset, predictions, labels: torch.Tensor | None = None) -> dict:
+    """The long-tail metrics of predicted labels of the test split (or of ``labels``, another split's), with groups
+    by the training counts of ``data``."""
     cfg = data.config
-    return evaluate_predictions(data.test_labels.numpy(), predictions, num_classes=data.num_classes,
+    labels = data.test_labels if labels is None else labels
+    return evaluate_predictions(labels.numpy(), predictions, num_classes=data.num_classes,
                                 train_counts=data.class_counts.tolist(), class_names=data.class_names,
                                 many_threshold=cfg.many_threshold, few_threshold=cfg.few_threshold)
 
@@ -591,6 +607,10 @@ def write_run_files(run: TrainingRun, metrics: dict) -> Path:
                                                  "finished": True})
     atomic_write_text(json.dumps(_json_safe(metrics), indent=2) + "\n", run.out_dir / "metrics.json")
     text = metrics_markdown(metrics, title=f"{run.recipe.name} on {run.data.name} (test split, balanced)")
+    for name, split in metrics.get("splits", {}).items():
+        what = ("an independent i.i.d. draw of the same population" if split["in_population"] else
+                "OUT OF POPULATION: drawn from a region the population excludes; no bound covers this error")
+        text = text.rstrip("\n") + "\n\n" + metrics_markdown(split, title=f"{name} split ({what})")
     atomic_write_text(text.rstrip("\n") + "\n\n" + alpha_trajectory_markdown(alpha_trajectory(metrics["history"]))
                       + "\n", run.out_dir / "metrics.md")
     return run_path

@@ -115,11 +115,14 @@ def test_counts_balanced_test_split_and_tensors(name):
 
 
 def test_default_sizes():
-    tiles = build_dataset(DataConfig())
-    assert tiles.name == "scitiles-lt" and tiles.class_names == SCITILES_SOURCES
+    population = build_dataset(DataConfig())  # the embedded default: the stated law of scitiles-pop
+    assert population.name == "scitiles-pop" and population.class_names == SCITILES_SOURCES
+    assert population.class_counts.tolist() == [500, 281, 158, 88, 50, 28, 15, 8, 5]
+    assert population.test_counts.tolist() == [500] * 9 and population.train_images.shape[1:] == (3, 32, 32)
+    assert population.groups == ["many"] * 3 + ["medium"] * 3 + ["few"] * 3
+    tiles = build_dataset(DataConfig(name="scitiles-lt"))
     assert tiles.class_counts.tolist() == [500, 281, 158, 88, 50, 28, 15, 8, 5]
-    assert tiles.test_counts.tolist() == [50] * 9 and tiles.train_images.shape[1:] == (3, 32, 32)
-    assert tiles.groups == ["many"] * 3 + ["medium"] * 3 + ["few"] * 3
+    assert tiles.test_counts.tolist() == [50] * 9
     digits = build_dataset(DataConfig(name="digits-lt", image_size=8))
     assert digits.class_counts.tolist() == longtail_counts(144, 10, 100.0).tolist()
     assert digits.test_counts.tolist() == [30] * 10
@@ -151,7 +154,8 @@ def covered(crops: np.ndarray, shape: tuple[int, int], patch: int = PATCH_SIZE) 
 
 
 def test_scitiles_crops_lie_in_blocks_of_their_split_and_share_no_pixel():
-    data = build_dataset(DataConfig(max_per_class=200, test_per_class=40, imbalance=4.0, image_size=16))
+    data = build_dataset(DataConfig(name="scitiles-lt", max_per_class=200, test_per_class=40, imbalance=4.0,
+                                    image_size=16))
     prov = data.provenance
     patch, block = prov["patch_size"], prov["block_size"]
     assert (patch, block) == (PATCH_SIZE, BLOCK_SIZE) == (48, 96)
@@ -182,7 +186,8 @@ def test_scitiles_crops_lie_in_blocks_of_their_split_and_share_no_pixel():
 
 
 def test_scitiles_block_layout_per_class():
-    data = build_dataset(DataConfig(max_per_class=20, test_per_class=2, imbalance=4.0, image_size=8))
+    data = build_dataset(DataConfig(name="scitiles-lt", max_per_class=20, test_per_class=2, imbalance=4.0,
+                                    image_size=8))
     blocks = [len(block_grid(load_source(name).shape)) for name in SCITILES_SOURCES]
     assert blocks == [90, 30, 25, 196, 25, 12, 25, 25, 25]  # coins (303 x 384) is the smallest: 3 x 4 blocks
     tests = [num_test_blocks(b) for b in blocks]
@@ -197,7 +202,7 @@ def test_scitiles_block_layout_per_class():
 
 def test_scitiles_block_assignment_is_a_seeded_permutation_fixed_before_the_crops():
     def assignment(**kwargs):
-        return build_dataset(DataConfig(image_size=8, **kwargs)).provenance["block_is_test"]
+        return build_dataset(DataConfig(name="scitiles-lt", image_size=8, **kwargs)).provenance["block_is_test"]
 
     base = assignment(max_per_class=20, test_per_class=2, imbalance=4.0)
     assert np.array_equal(base, assignment(max_per_class=20, test_per_class=2, imbalance=4.0))  # same seed
@@ -206,8 +211,8 @@ def test_scitiles_block_assignment_is_a_seeded_permutation_fixed_before_the_crop
     other = assignment(max_per_class=20, test_per_class=2, imbalance=4.0, seed=1)
     assert not np.array_equal(base, other)
     # it is the permutation rule itself: the first ⌊B/4⌋ of np.random.default_rng([seed, 0, c]).permutation(B)
-    origins = build_dataset(DataConfig(max_per_class=20, test_per_class=2, imbalance=4.0, image_size=8,
-                                       seed=1)).provenance["block_origins"]
+    origins = build_dataset(DataConfig(name="scitiles-lt", max_per_class=20, test_per_class=2, imbalance=4.0,
+                                       image_size=8, seed=1)).provenance["block_origins"]
     for c in range(len(SCITILES_SOURCES)):
         mine = origins[:, 0] == c
         expected = assign_blocks(int(mine.sum()), np.random.default_rng([1, 0, c]))
@@ -219,8 +224,8 @@ def test_scitiles_block_assignment_is_a_seeded_permutation_fixed_before_the_crop
 
 
 def test_scitiles_test_set_is_fixed_and_training_sets_are_nested_across_sizes():
-    small = build_dataset(DataConfig(max_per_class=40, imbalance=10.0, image_size=8))
-    large = build_dataset(DataConfig(max_per_class=160, imbalance=10.0, image_size=8))
+    small = build_dataset(DataConfig(name="scitiles-lt", max_per_class=40, imbalance=10.0, image_size=8))
+    large = build_dataset(DataConfig(name="scitiles-lt", max_per_class=160, imbalance=10.0, image_size=8))
     assert torch.equal(small.test_images, large.test_images)  # the same test set for every training size
     for c in range(small.num_classes):
         a = small.provenance["train_crops"][small.train_labels.numpy() == c]
@@ -229,7 +234,7 @@ def test_scitiles_test_set_is_fixed_and_training_sets_are_nested_across_sizes():
 
 
 def test_scitiles_supports_a_head_of_4000_patches():
-    data = build_dataset(DataConfig(max_per_class=4000, imbalance=100.0, image_size=8))
+    data = build_dataset(DataConfig(name="scitiles-lt", max_per_class=4000, imbalance=100.0, image_size=8))
     assert data.class_counts.tolist() == longtail_counts(4000, 9, 100.0).tolist() == [4000, 2249, 1264, 711, 400,
                                                                                        224, 126, 71, 40]
     assert data.test_counts.tolist() == [50] * 9 and data.train_groups.shape == (9085,)

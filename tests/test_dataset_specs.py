@@ -16,7 +16,7 @@ READERS = {"nih-cxr-lt", "isic2019", "bloodmnist", "imagefolder"}
 
 
 def test_every_registered_name_has_a_spec_that_says_what_it_is():
-    assert set(DATASETS) == READERS | {"scitiles-lt", "digits-lt", "synthetic-lt", "nih-profile",
+    assert set(DATASETS) == READERS | {"scitiles-pop", "scitiles-lt", "digits-lt", "synthetic-lt", "nih-profile",
                                        "nih-profile-single"}
     for name, spec in DATASETS.items():
         assert isinstance(spec, DatasetSpec) and spec.name == name and spec.summary
@@ -24,6 +24,7 @@ def test_every_registered_name_has_a_spec_that_says_what_it_is():
         assert not spec.options & COMMON_OPTIONS
     for name in ("scitiles-lt", "digits-lt", "synthetic-lt"):
         assert DATASETS[name].options == frozenset()
+    assert DATASETS["scitiles-pop"].options == frozenset({"crop_size", "photons", "read_noise"})
     assert DATASETS["imagefolder"].options == POOL_OPTIONS | {"test_root", "data_root", "interpolation", "crop_pct"}
     assert "test_root" not in DATASETS["isic2019"].options
 

@@ -24,7 +24,7 @@ def test_metrics_hand_computed():
     assert m["worst_class"] == {"class": 2, "name": "c", "accuracy": 0.0}
     assert m["confusion_matrix"] == [[3, 1, 0], [1, 1, 0], [2, 0, 0]]
     assert m["accuracy"] == pytest.approx(4 / 8)
-    assert "| 2 | c | 5 | 2 | few | 0.0 |" in metrics_markdown(m)
+    assert "| 2 | c | 5 | 2 | few | 0.0 [0.0, 84.2] |" in metrics_markdown(m)  # [Clopper–Pearson 95 %] of 0/2
 
 
 def test_metrics_agree_with_sklearn_on_random_predictions():

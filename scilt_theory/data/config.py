@@ -29,7 +29,7 @@ class DataConfig:
     after a config was made), everything else here.
     """
 
-    name: str = option("scitiles-lt", "data set name (see the list above)", Text())
+    name: str = option("scitiles-pop", "data set name (see the list above)", Text())
     imbalance: float = option(100.0, "imbalance factor n_max / n_min of the training profile",
                               Interval(float, 1, None))
     max_per_class: int | None = option(None, "head-class size n_max (none = the data set's default)",
@@ -44,6 +44,13 @@ class DataConfig:
                                  Interval(int, 0, None))
     few_threshold: int = option(20, "Few-shot classes have fewer training images than this",
                                 Interval(int, 0, None))
+    crop_size: int | None = option(None, "scitiles-pop: crop side in source pixels of the stated law (none = 48)",
+                                   NoneOr(Interval(int, 8, 512)))
+    photons: float | None = option(None, "scitiles-pop: photons at full scale of the Poisson-Gaussian acquisition "
+                                         "noise (fewer = noisier; none = the default law)",
+                                   NoneOr(Interval(float, 0, None, closed="right")))
+    read_noise: float | None = option(None, "scitiles-pop: read-noise standard deviation of the acquisition noise "
+                                            "(none = the default law)", NoneOr(Interval(float, 0, 1)))
     data_root: str | None = option(None, "folder (or .npz file) of a real data set (nih-cxr-lt, isic2019, "
                                          "bloodmnist, imagefolder)", NoneOr(Text()))
     test_root: str | None = option(None, "imagefolder only: a separate class-folder tree holding the test images",

@@ -39,6 +39,10 @@ class LongTailDataset:
     ``train_groups`` (optional, int64, one per training image): images that share a group must stay on one side of
     any later split of the training set (scitiles-lt: the source block a crop was cut from, since crops of one
     block overlap); ``None`` means every image is its own group. ``scilt_theory.data.holdout`` keeps groups whole.
+
+    ``extra_splits`` (optional): further labelled splits by name, each (images, labels) with the contract above, e.g.
+    scitiles-pop's ``validation`` draw (where recipes are chosen) and its out-of-population ``shift`` split (named in
+    ``provenance["out_of_population_splits"]``); ``experiments.train`` reports the model's metrics on each.
     """
 
     name: str
@@ -50,13 +54,15 @@ class LongTailDataset:
     config: DataConfig
     provenance: Mapping[str, Any] = field(default_factory=dict)
     train_groups: torch.Tensor | None = None
+    extra_splits: Mapping[str, tuple[Images, torch.Tensor]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         k = len(self.class_names)
         if k < 2:
             raise ValueError(f"data set {self.name!r} needs at least 2 classes, got {k}")
+        extra = [(name, *pair) for name, pair in self.extra_splits.items()]
         for split, images, labels in (("train", self.train_images, self.train_labels),
-                                      ("test", self.test_images, self.test_labels)):
+                                      ("test", self.test_images, self.test_labels), *extra):
             if not isinstance(images, (torch.Tensor, LazyImages)):
                 raise ValueError(f"{split} images of {self.name!r} must be a tensor or LazyImages, got "
                                  f"{type(images).__name__}")
@@ -73,9 +79,10 @@ class LongTailDataset:
             if int(labels.min()) < 0 or int(labels.max()) >= k:
                 raise ValueError(f"{split} labels of {self.name!r} must lie in [0, {k}), got "
                                  f"[{int(labels.min())}, {int(labels.max())}]")
-        if self.train_images.shape[1:] != self.test_images.shape[1:]:
-            raise ValueError(f"train and test images of {self.name!r} differ in shape: "
-                             f"{tuple(self.train_images.shape[1:])} and {tuple(self.test_images.shape[1:])}")
+        for split, (images, _) in (("test", (self.test_images, None)), *self.extra_splits.items()):
+            if self.train_images.shape[1:] != images.shape[1:]:
+                raise ValueError(f"train and {split} images of {self.name!r} differ in shape: "
+                                 f"{tuple(self.train_images.shape[1:])} and {tuple(images.shape[1:])}")
         groups = self.train_groups
         if groups is not None and (not isinstance(groups, torch.Tensor) or groups.dtype != torch.int64
                                    or groups.shape != self.train_labels.shape):
@@ -120,4 +127,5 @@ class LongTailDataset:
                 "group_sizes": {g: groups.count(g) for g in ("many", "medium", "few")},
                 "num_train": int(counts.sum()), "num_test": int(self.test_counts.sum()),
                 "imbalance_factor": float(counts.max() / counts.min()), "seed": self.config.seed,
+                "extra_splits": {name: int(labels.numel()) for name, (_, labels) in self.extra_splits.items()},
                 "config": asdict(self.config)}

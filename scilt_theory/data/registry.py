@@ -24,6 +24,7 @@ from scilt_theory.data.digits import build_digits
 from scilt_theory.data.imagefolder import build_imagefolder
 from scilt_theory.data.isic import build_isic2019
 from scilt_theory.data.nih import build_nih_cxr_lt, build_nih_profile, build_nih_profile_single
+from scilt_theory.data.population import build_scitiles_pop
 from scilt_theory.data.scitiles import build_scitiles
 from scilt_theory.data.synthetic import build_synthetic
 
@@ -122,8 +123,12 @@ def register_dataset(spec: DatasetSpec | str, builder: Builder | None = None, *,
 
 
 for _spec in (
+        DatasetSpec("scitiles-pop", build_scitiles_pop, reads_files=False,
+                    options=frozenset({"crop_size", "photons", "read_noise"}),
+                    summary="a stated law of noisy crops of 9 of scikit-image's bundled scientific images; every split "
+                            "an i.i.d. draw (embedded, the default and the demo's)"),
         DatasetSpec("scitiles-lt", build_scitiles, reads_files=False,
-                    summary="patches of 9 of scikit-image's bundled scientific images (embedded, the demo's)"),
+                    summary="legacy: block-split patches of the same 9 images (splits not i.i.d.; kept for old runs)"),
         DatasetSpec("digits-lt", build_digits, reads_files=False,
                     summary="scikit-learn's bundled 8 x 8 handwritten digits (embedded)"),
         DatasetSpec("synthetic-lt", build_synthetic, reads_files=False,

@@ -12,6 +12,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from scilt_theory.binomial import clopper_pearson_interval, max_rate_interval, mean_rate_interval
 from scilt_theory.bounds import lemma51_scale, lemma51_sum
 from scilt_theory.schema import (
     CertificateBlock,
@@ -149,9 +150,10 @@ def _empirical(ctx: BoundContext, record: StatementRecord, errors: Sequence[floa
 
 
 def attach_comparisons(ctx: BoundContext, records: Sequence[StatementRecord],
-                       test_errors: Mapping[str, Sequence[float | None]], same_distribution: bool
-                       ) -> list[StatementRecord]:
-    """Every record with the empirical value of exactly the quantity it bounds, on the test split.
+                       test_errors: Mapping[str, Sequence[float | None]], same_distribution: bool,
+                       test_counts: Sequence[int] | None = None) -> list[StatementRecord]:
+    """Every record with the empirical value of exactly the quantity it bounds, on the test split, and (given
+    ``test_counts``) the two-sided 95 % interval of that population error estimate (THEORY §0).
 
     ``test_errors[classifier]`` are per-class test error rates of "bounded" (the classifier the uniform bounds
     and the test-set certificate are about) and of "trained" (the model as trained, which a hold-out certificate is
@@ -161,10 +163,40 @@ def attach_comparisons(ctx: BoundContext, records: Sequence[StatementRecord],
     for r in records:
         classifier = "trained" if r.family == "hold-out" else "bounded"
         value = _empirical(ctx, r, test_errors[classifier])
+        n, low, high = (None, None, None) if test_counts is None or value is None else \
+            _interval(ctx, r, test_errors[classifier], test_counts)
         out.append(replace(r, compared_with=Comparison(quantity=r.bounds_quantity, split="test", value=value,
                                                        same_distribution=same_distribution,
-                                                       classifier=classifier)))
+                                                       classifier=classifier, n=n, interval_low=low,
+                                                       interval_high=high)))
     return out
+
+
+def _interval(ctx: BoundContext, record: StatementRecord, errors: Sequence[float | None],
+              counts: Sequence[int]) -> tuple[int, float, float]:
+    """(n, low, high): the samples and the two-sided 95 % interval of the quantity ``_empirical`` computes from
+    per-class rates ``errors`` on ``counts`` test images (binomial.py; proofs/population_intervals.md)."""
+    q = record.bounds_quantity
+    present = [c for c in ctx.present_classes if counts[c] > 0 and errors[c] is not None]
+    k = {c: int(round(errors[c] * counts[c])) for c in present}
+    if q == "class error":
+        c = int(record.target.split(":", 1)[1])
+        return counts[c], *clopper_pearson_interval(k[c], counts[c])
+    if q == "worst-class error":
+        return sum(counts[c] for c in present), *max_rate_interval([k[c] for c in present],
+                                                                   [counts[c] for c in present])
+    if q == "prior-weighted error":
+        members = present
+        weights = [ctx.class_counts[c] / ctx.n for c in members]
+    else:
+        members = record.terms.get("classes")
+        if members is None:
+            members = present if q == "balanced error" else ctx.group_members(record.target.split(":", 1)[1])
+        members = [c for c in members if c in k]
+        weights = [1.0 / len(members)] * len(members)
+    total = sum(weights)
+    return (sum(counts[c] for c in members),
+            *mean_rate_interval([k[c] for c in members], [counts[c] for c in members], [w / total for w in weights]))
 
 
 def certificate_block(records: Sequence[StatementRecord], statement: str, sample) -> CertificateBlock | None:
