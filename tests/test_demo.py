@@ -27,7 +27,7 @@ def _configs(argv):
 def test_demo_trains_the_papers_recipe_with_a_frozen_backbone_an_adapter_and_a_moving_alpha(tmp_path):
     fake = tmp_path / "fake.safetensors"  # configs_from_args reads no file: any path checks the arguments
     data, model, train, method = _configs(demo.train_args(fake))
-    assert data.name == "scitiles-lt" and data.imbalance == 100
+    assert data.name == "scitiles-pop" and data.imbalance == 100  # the stated law, every split i.i.d.
     assert model.weights == str(fake) and model.arch == "vit_small_patch14_dinov2" and model.patch_size == 14
     assert model.img_size % model.patch_size == 0 and data.image_size == model.img_size
     assert model.adapter in ("lora", "adaptformer") and model.adapter != "full"
@@ -86,7 +86,7 @@ def test_recipes_are_registered_by_name_and_their_arguments_are_valid(tmp_path, 
     for name, recipe in recipes.RECIPES.items():
         assert recipe.name == name and recipe.summary
         argv = recipes.recipe_args(name, weights=fake)
-        _, model, _, _ = _configs(["--dataset", "scitiles-lt", *argv, "--out", str(tmp_path / name)])
+        _, model, _, _ = _configs(["--dataset", "scitiles-pop", *argv, "--out", str(tmp_path / name)])
         adapters[name] = model.adapter
         assert (model.weights == fake) == recipe.backbone
     assert adapters == {"dinov2-lora": "lora", "dinov2-adaptformer": "adaptformer", "dinov2-frozen": "none",

@@ -129,7 +129,8 @@ def _covered(crops: np.ndarray, shape) -> np.ndarray:
 
 
 def test_scitiles_hold_out_of_the_demo_config_shares_no_pixel_with_the_fitted_part():
-    data = build_dataset(DataConfig())  # the demo's data (image size aside): 9 classes, n_max 500, imbalance 100
+    # the legacy block split at the demo's sizes: 9 classes, n_max 500, imbalance 100
+    data = build_dataset(DataConfig(name="scitiles-lt"))
     parts = holdout_parts(data.train_labels, 0.3, 0, data.train_groups)
     labels, crops = data.train_labels.numpy(), data.provenance["train_crops"]
     held = np.bincount(labels[parts.held.numpy()], minlength=9)
@@ -154,7 +155,8 @@ def test_training_holds_out_whole_blocks_and_records_them(tmp_path):
     from scilt_theory.models import ModelConfig
     from scilt_theory.training import TrainConfig, train
 
-    data = DataConfig(max_per_class=40, test_per_class=4, imbalance=8.0, num_classes=4, image_size=16)
+    data = DataConfig(name="scitiles-lt", max_per_class=40, test_per_class=4, imbalance=8.0, num_classes=4,
+                      image_size=16)
     model = ModelConfig(num_classes=4, img_size=16, patch_size=4, depth=2, adapter="full")
     config = TrainConfig(epochs=1, batch_size=16, optimizer="adamw", lr=1e-3, warmup_epochs=0, out=str(tmp_path),
                          quiet=True, holdout_fraction=0.3)
