@@ -8,10 +8,13 @@ own validation decides what is a bad value, so the CLI and the library can never
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import os
 import sys
-from collections.abc import Callable, Iterable
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from scilt_theory.constraints import Boolean, Choice, NoneOr
@@ -133,8 +136,8 @@ def run_main(main: Callable[[list[str] | None], int], argv: list[str] | None = N
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as exc:  # Ctrl-C; a command may say what was kept and how to go on
+        print(f"error: {str(exc).strip() or 'interrupted'}", file=sys.stderr)
         return 130
     except (ValueError, FloatingPointError) as exc:
         # Library validation speaks in one sentence already; keep it to that line.
@@ -148,3 +151,59 @@ def run_main(main: Callable[[list[str] | None], int], argv: list[str] | None = N
     except MemoryError:
         print("error: out of memory; use a smaller data set, image size, model or batch size", file=sys.stderr)
         return 2
+
+
+class Heartbeat:
+    """What a long command is doing now (``phase``), for the lines :func:`heartbeat` prints."""
+
+    def __init__(self) -> None:
+        self.phase = ""
+
+
+#: seconds between two progress lines of a long command whose output is not a terminal
+HEARTBEAT_SECONDS = 10.0
+
+
+@contextlib.contextmanager
+def heartbeat(prog: str, *, enabled: bool = True, every: float | None = None, estimate: str = "",
+              stream: Any = None) -> Iterator[Heartbeat]:
+    """While the body runs, print ``[prog] still working: <phase>, <t> s elapsed`` every ``every`` seconds when the
+    output is not a terminal (a log file, a pipe, CI), where progress bars stay silent; nothing on a terminal."""
+    state = Heartbeat()
+    stream = sys.stdout if stream is None else stream
+    try:
+        interactive = stream.isatty()
+    except (AttributeError, ValueError):
+        interactive = False
+    if not enabled or interactive:
+        yield state
+        return
+    every = HEARTBEAT_SECONDS if every is None else every
+    started = time.monotonic()
+    stop = threading.Event()
+
+    def beat() -> None:
+        while not stop.wait(every):
+            phase = f"{state.phase}, " if state.phase else ""
+            try:
+                print(f"[{prog}] still working: {phase}{time.monotonic() - started:.0f} s elapsed{estimate}",
+                      file=stream, flush=True)
+            except (ValueError, OSError):  # the stream was closed under us
+                return
+
+    thread = threading.Thread(target=beat, name=f"{prog}-heartbeat", daemon=True)
+    thread.start()
+    try:
+        yield state
+    finally:
+        stop.set()
+        thread.join(timeout=1.0)
+
+
+def set_option_help(parser: argparse.ArgumentParser, option: str, text: str) -> None:
+    """Replace the help text of ``option`` (e.g. to state a command's own limit beside a generated option)."""
+    for action in parser._actions:
+        if option in action.option_strings:
+            action.help = text
+            return
+    raise KeyError(option)

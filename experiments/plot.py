@@ -69,6 +69,8 @@ def _run_name(source: Path) -> str:
 def _plot(argv: list[str] | None) -> int:
     args = build_parser().parse_args(argv)
     sources = [Path(d) for d in args.bounds]
+    if args.out:
+        _check_figure_path(_stem(Path(args.out)))  # a name clash is caught before anything is read or drawn
     reports = [read_report(s) for s in sources]
     if args.labels is not None and len(args.labels) != len(sources):
         raise UserError(f"--labels got {len(args.labels)} names for {len(sources)} runs; give one per --bounds DIR")
@@ -80,14 +82,11 @@ def _plot(argv: list[str] | None) -> int:
     except ValueError as exc:
         raise UserError(str(exc)) from None
     if args.out:
-        out = Path(args.out)
-        if out.suffix.lower() in SUFFIXES:
-            out = out.with_suffix("")
+        out = _stem(Path(args.out))
     else:
         first = sources[0] if sources[0].is_dir() else sources[0].parent
         out = first.resolve().parent / "overlay"
-    if out.exists() and out.is_dir():
-        raise UserError(f"--out {out} is a directory; give a file path without extension")
+    _check_figure_path(out)
     from scilt_theory.checkpoint import check_output_dir
 
     check_output_dir(out.parent)
@@ -98,6 +97,20 @@ def _plot(argv: list[str] | None) -> int:
     for path in written:
         print(path)
     return 0
+
+
+def _stem(out: Path) -> Path:
+    return out.with_suffix("") if out.suffix.lower() in SUFFIXES else out
+
+
+def _check_figure_path(out: Path) -> None:
+    """Refuse a figure stem that is a folder, or whose .png / .pdf is one."""
+    if out.exists() and out.is_dir():
+        raise UserError(f"--out {out} is a directory; give a file path without extension")
+    for suffix in SUFFIXES:
+        if out.with_name(out.name + suffix).is_dir():
+            raise UserError(f"--out {out}: {out.name + suffix} is a folder, so the figure cannot be written there; "
+                            f"choose another --out")
 
 
 def main(argv: list[str] | None = None) -> int:

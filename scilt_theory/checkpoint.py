@@ -27,11 +27,14 @@ Layout of the dictionary (``format_version`` 1)::
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pickle
+import shutil
+import signal
 import tempfile
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -146,6 +149,9 @@ def load_run(path: str | os.PathLike, *, map_location: str | torch.device = "cpu
     except (pickle.UnpicklingError, zipfile.BadZipFile, EOFError, RuntimeError, OSError, ValueError,
             AttributeError, TypeError, KeyError, IndexError) as exc:
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if "weights only" in first_line.lower() or "weights_only" in first_line:
+            # torch's own advice here is to load with weights_only=False, i.e. to run the file's code: never
+            first_line = "the safe (weights-only) loader cannot read it, and no other loader is ever used"
         raise CheckpointError(f"{path} is not a readable scilt-theory checkpoint (truncated, corrupt, or not a "
                               f"weights-only torch file): {first_line[:200]}") from None
     if not isinstance(record, dict) or record.get("format") != FORMAT:
@@ -187,3 +193,96 @@ def check_output_dir(path: str | os.PathLike, *, create: bool = False) -> Path:
         except OSError as exc:
             raise ValueError(f"output directory {path} is not writable: {exc.strerror or exc}") from None
     return path
+
+
+def _created_parents(path: Path) -> list[Path]:
+    """The folders ``path.mkdir(parents=True)`` would create, deepest first."""
+    missing = []
+    for folder in (path, *path.parents):
+        if folder.exists():
+            break
+        missing.append(folder)
+    return missing
+
+
+def remove_if_empty(folders: list[Path]) -> None:
+    """Remove each of ``folders`` (deepest first) that exists and is empty: what a failed run created and left
+    empty. A folder holding anything is kept."""
+    for folder in folders:
+        try:
+            folder.rmdir()
+        except OSError:
+            return
+
+
+@contextlib.contextmanager
+def _signals_deferred() -> Iterator[None]:
+    """Hold back Ctrl-C (SIGINT) and SIGTERM for the few renames that swap two folders, so an interrupt leaves
+    either the old folder or the new one in place, never neither."""
+    held = {signal.SIGINT, signal.SIGTERM}
+    try:
+        previous = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    except (AttributeError, ValueError, OSError):  # no signal masks here (e.g. Windows)
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+def foreign_entries(out: Path, owns: Callable[[str, bool], bool]) -> list[str]:
+    """Names in the existing folder ``out`` that the command writing it does not own (``owns(name, is_dir)``)."""
+    if not out.is_dir():
+        return []
+    return sorted(entry.name + ("/" if entry.is_dir() else "") for entry in out.iterdir()
+                  if not owns(entry.name, entry.is_dir()))
+
+
+def check_replaceable(out: str | os.PathLike, owns: Callable[[str, bool], bool], what: str) -> Path:
+    """Refuse, before any work, an ``out`` folder a run could not replace as a whole: a file, a path under a file,
+    or a folder holding something the command does not write (it would be deleted, or clash with a file the run
+    writes: a folder named ``statements.png``, a ``run.pt``)."""
+    out = check_output_dir(out)
+    foreign = foreign_entries(out, owns)
+    if foreign:
+        names = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
+        raise ValueError(f"output folder {out} holds {names}, which {'is' if len(foreign) == 1 else 'are'} not part "
+                         f"of {what}; each run replaces the whole folder, so choose a new or empty --out")
+    return out
+
+
+@contextlib.contextmanager
+def fresh_output_folder(out: str | os.PathLike, owns: Callable[[str, bool], bool], what: str) -> Iterator[Path]:
+    """Write a run's files into a fresh temporary folder beside ``out``, then move it into place as a whole.
+
+    The previous folder (if any) is swapped out and deleted only after the new one is complete, with Ctrl-C held
+    back during the renames: a folder never mixes the files of two runs, and an interrupt or an error leaves the old
+    folder as it was (and no temporary or empty folder behind). ``owns(name, is_dir)`` says which entries of an
+    existing ``out`` belong to the command; anything else is refused before the work (:func:`check_replaceable`).
+    """
+    out = check_replaceable(out, owns, what)
+    created = _created_parents(out.parent)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
+    except OSError as exc:
+        remove_if_empty(created)
+        raise ValueError(f"output directory {out} cannot be created: {exc.strerror or exc}") from None
+    try:
+        os.chmod(tmp, 0o777 & ~_current_umask())  # mkdtemp makes 0700; outputs should read like any folder
+        yield tmp
+        check_replaceable(out, owns, what)  # nothing foreign appeared meanwhile
+        with _signals_deferred():
+            old = None
+            if out.exists():
+                old = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".old", dir=out.parent))
+                os.replace(out, old / out.name)
+            os.replace(tmp, out)
+            _fsync_directory(out.parent)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        remove_if_empty(created)
+        raise

@@ -23,6 +23,7 @@ import contextlib
 import math
 import os
 import tempfile
+import textwrap
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -120,27 +121,37 @@ def _umask() -> int:
 
 
 def _save(fig: Figure, out_stem: Path) -> list[Path]:
-    """Write ``out_stem.png`` (dpi 200) and ``out_stem.pdf`` atomically (temp file + rename)."""
+    """Write ``out_stem.png`` (dpi 200) and ``out_stem.pdf`` as a pair: both are drawn into temporary files first,
+    then both renamed into place with Ctrl-C held back, so the two never come from different runs."""
+    from scilt_theory.checkpoint import _signals_deferred
+
     out_stem = Path(out_stem)
     out_stem.parent.mkdir(parents=True, exist_ok=True)
-    written = []
-    for ext in ("png", "pdf"):
-        path = out_stem.parent / f"{out_stem.name}.{ext}"
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        try:
+    paths = [out_stem.parent / f"{out_stem.name}.{ext}" for ext in ("png", "pdf")]
+    clash = [p for p in paths if p.is_dir()]
+    if clash:
+        raise ValueError(f"cannot write the figure {clash[0]}: a folder of that name is in the way")
+    temps: list[str] = []
+    try:
+        for path in paths:
+            ext = path.suffix[1:]
+            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+            temps.append(tmp)
             with os.fdopen(fd, "wb") as handle:
                 # Fixed metadata: the same report gives the same bytes (no creation date in the file).
                 metadata = {"Software": None} if ext == "png" else {"CreationDate": None, "Creator": None,
                                                                      "Producer": None}
                 fig.savefig(handle, format=ext, dpi=DPI, metadata=metadata)
             os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; figures get the usual permissions
-            os.replace(tmp, path)
-        except BaseException:
+        with _signals_deferred():
+            for tmp, path in zip(temps, paths):
+                os.replace(tmp, path)
+    except BaseException:
+        for tmp in temps:
             if os.path.exists(tmp):
                 os.unlink(tmp)
-            raise
-        written.append(path)
-    return written
+        raise
+    return paths
 
 
 class _TailAxis:
@@ -161,11 +172,13 @@ class _TailAxis:
     def x(self, n: int) -> float:
         return self.zero_x if n == 0 else float(n)
 
-    def decorate(self, ax, *, band_labels: bool = True) -> None:
+    def decorate(self, ax, *, band_labels: bool = True, bands: bool = True) -> None:
+        """Log axis with ticks; ``bands``: the Few / Medium / Many bands and their edges (only where the axis
+        shows the counts the groups are defined on)."""
         ax.set_xscale("log")
         edges = {"few": (self.lo, max(self.lo, self.few_edge)),
                  "medium": (max(self.lo, self.few_edge), min(self.hi, self.many_edge)),
-                 "many": (min(self.hi, self.many_edge), self.hi)}
+                 "many": (min(self.hi, self.many_edge), self.hi)} if bands else {}
         above = blended_transform_factory(ax.transData, ax.transAxes)
         for group, (a, b) in edges.items():
             if b <= a:
@@ -174,7 +187,7 @@ class _TailAxis:
             if band_labels:
                 ax.text(math.sqrt(a * b), 1.01, GROUP_TITLES[group], transform=above, ha="center", va="bottom",
                         fontsize=7, color="#333333")
-        for edge in (self.few_edge, self.many_edge):
+        for edge in (self.few_edge, self.many_edge) if bands else ():
             if self.lo < edge < self.hi:
                 ax.axvline(edge, color="#999999", lw=0.6, ls=(0, (2, 2)), zorder=0.5)
         decades = range(math.floor(math.log10(self.lo)), math.ceil(math.log10(self.hi)) + 1)
@@ -248,6 +261,23 @@ def _class_floors(report: BoundsReport, name: str) -> dict[int, float]:
             if r.target.startswith("class:") and r.floor is not None}
 
 
+#: how an empirical value with its interval is labelled (the interval of the population error estimate)
+INTERVAL_LABEL = "population error estimate, 95 % CI"
+
+
+def _interval(record) -> tuple[float, float] | None:
+    """(low, high) of the 95 % interval of the empirical value a record stands beside, when the report has one."""
+    comparison = None if record is None else record.compared_with
+    low, high = getattr(comparison, "interval_low", None), getattr(comparison, "interval_high", None)
+    return None if low is None or high is None else (float(low), float(high))
+
+
+def _band_of(count: int, many: int, few: int) -> str:
+    from scilt_theory.metrics import group_of
+
+    return group_of(int(count), many, few)
+
+
 def figure_bound_vs_tail_error(report: BoundsReport | dict) -> Figure:
     """Per class, what the data certify and what the theory adds (THEORY §4, §8), against the training count n_c.
 
@@ -262,6 +292,9 @@ def figure_bound_vs_tail_error(report: BoundsReport | dict) -> Figure:
     rows = report.per_class
     few, many = report.thresholds["few"], report.thresholds["many"]
     tail = _TailAxis([r.n_train for r in rows], few, many)
+    # the groups are defined on the training counts; the axis shows the bound sample's (the held-out part in
+    # certified mode): bands only where the two agree, else each group's segment spans its own classes
+    bands = all(_band_of(r.n_train, many, few) == r.group for r in rows if r.group)
     floors = _class_floors(report, "corollary54")
     cert_name = "holdout_certificate" if report.holdout is not None else "testset_certificate"
     certificates = _class_values(report, cert_name)
@@ -269,9 +302,11 @@ def figure_bound_vs_tail_error(report: BoundsReport | dict) -> Figure:
     with _style():
         fig = Figure(figsize=(DOUBLE_COLUMN_IN, 3.5), layout="constrained")
         ax = fig.add_subplot()
-        tail.decorate(ax)
+        tail.decorate(ax, bands=bands)
         _probability_axis(ax, label="class error: value, certificate, bound")
-        ax.set_xlabel("training examples of the class, $n_c$ (log scale)")
+        sample = "held-out part" if report.mode == "certified" else "n_c"
+        ax.set_xlabel("training examples of the class, $n_c$ (log scale)" if bands else
+                      f"examples of the class in the bound sample ({sample}; log scale); groups by training count")
         ax.set_title(_title(report, "Class error: test value, certificate, Cor. 5.4 bound and its floor"), pad=12)
 
         def xs_of(sel):
@@ -284,7 +319,14 @@ def figure_bound_vs_tail_error(report: BoundsReport | dict) -> Figure:
         handles = []
         ax.scatter(xs_of(tested), [r.test_error for r in tested], marker="s", s=16, color=C_TEST, zorder=4,
                    label=f"class error, {split}")
-        handles.append(Line2D([], [], ls="none", marker="s", color=C_TEST, label=f"class error, {split}"))
+        intervals = {r.class_index: _interval(report.statement("corollary54", f"class:{r.class_index}"))
+                     for r in tested}
+        with_ci = [r for r in tested if intervals[r.class_index] is not None]
+        for r in with_ci:
+            low, high = intervals[r.class_index]
+            ax.plot([tail.x(r.n_train)] * 2, [low, high], color=C_TEST, lw=0.8, zorder=3)
+        handles.append(Line2D([], [], ls="-" if with_ci else "none", lw=0.8, marker="s", color=C_TEST,
+                              label=f"class error, {split}" + (f"\n({INTERVAL_LABEL})" if with_ci else "")))
         certified = [r for r in rows if r.class_index in certificates]
         if certified:
             label = ("hold-out certificate (trained model)" if cert_name == "holdout_certificate" else
@@ -328,6 +370,10 @@ def figure_bound_vs_tail_error(report: BoundsReport | dict) -> Figure:
         groups = report.groups
         edges = {"few": (tail.lo, tail.few_edge), "medium": (tail.few_edge, tail.many_edge),
                  "many": (tail.many_edge, tail.hi)}
+        if not bands:  # each group's segment spans the bound-sample counts of its own classes
+            for g in GROUPS:
+                members = [tail.x(r.n_train) for r in rows if r.group == g]
+                edges[g] = (min(members) / 1.25, max(members) * 1.25) if members else (1.0, 1.0)
         drew_mean = False
         for g in GROUPS:
             info = groups.get(g)
@@ -335,6 +381,9 @@ def figure_bound_vs_tail_error(report: BoundsReport | dict) -> Figure:
             if info is not None and info.num_classes and info.test_error is not None and b > a:
                 ax.plot([a * 1.08, b / 1.08], [info.test_error] * 2, color=C_TEST, lw=1.0, ls=(0, (5, 2)),
                         zorder=2)
+                if not bands:
+                    ax.text(b / 1.08, info.test_error + 0.015, GROUP_TITLES[g], ha="right", va="bottom",
+                            fontsize=7, color=C_TEST)
                 drew_mean = True
         if drew_mean:
             handles.append(Line2D([], [], color=C_TEST, lw=1.0, ls=(0, (5, 2)),
@@ -344,63 +393,132 @@ def figure_bound_vs_tail_error(report: BoundsReport | dict) -> Figure:
     return fig
 
 
-def figure_bound_vs_n(report: BoundsReport | dict) -> Figure:
-    """Bound and floor against the bound-sample size n, with the model's n marked (THEORY §8, floors).
+#: the panels of the bound-vs-n figure: (target, title); a target without a stored curve is left out
+BOUND_VS_N_PANELS = (("overall", "overall (prior-weighted error)"), ("balanced", "balanced error"),
+                     ("group:many", "Many (group balanced error)"), ("group:medium", "Medium (group balanced error)"),
+                     ("group:few", "Few (group balanced error)"))
+#: the statement each panel draws first: the contract of its target
+BASE_STATEMENT = {"overall": "theorem53"}
+C_BASE, C_TIGHT = OKABE_ITO["blue"], OKABE_ITO["vermillion"]
 
-    For Theorem 5.3 (prior-weighted error) and the class-weighted statement's balanced and group targets, from the
-    grid terms stored in their records: at size n' every grid point is train margin loss + A·√(n/n') with A the
-    complexity + confidence at the model's n (margin losses fixed, the other terms ∝ 1/√n: the assumption of
-    ``n_for_nonvacuous``), the bound is the minimum over the grid, and the floor replaces the margin loss by the
-    smallest value any classifier of the class can have, max(0, 1 − M_max/ρ).
+
+def short_statement(name: str) -> str:
+    """A statement name in words short enough for a panel: 'weighted_margin_classwise_bounded_fusion_radii' ->
+    'class-weighted, class-wise, bounded, fusion radii'."""
+    words = {"theorem53": "Thm 5.3", "corollary54": "Cor. 5.4", "weighted_margin": "class-weighted",
+             "classwise": "class-wise", "bounded_features": "bounded", "bounded": "bounded", "data_radii": "data radii",
+             "fusion_radii": "fusion radii", "coupled": "coupled"}
+    parts, rest = [], name
+    for key in sorted(words, key=len, reverse=True):
+        if rest.startswith(key):
+            parts.append(words[key])
+            rest = rest[len(key):].lstrip("_")
+            break
+    while rest:
+        for key in sorted(words, key=len, reverse=True):
+            if rest.startswith(key):
+                parts.append(words[key])
+                rest = rest[len(key):].lstrip("_")
+                break
+        else:
+            parts.append(rest.replace("_", " "))
+            break
+    return ", ".join(parts)
+
+
+def _curve_values(curve, n0: float, ns: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    c = np.array(curve, dtype=float)  # rho, loss, A, floor part
+    scale = np.sqrt(n0 / ns)[:, None]
+    return (c[None, :, 1] + c[None, :, 2] * scale).min(axis=1), (c[None, :, 3] + c[None, :, 2] * scale).min(axis=1)
+
+
+def figure_bound_vs_n(report: BoundsReport | dict) -> Figure:
+    """Bound and floor against the bound-sample size n, with the model's n marked (THEORY §8, floors): one panel
+    per target (overall, balanced, each group), two statements per panel, one legend beside the panels.
+
+    In each panel: the contract of the target (Theorem 5.3 overall, the class-weighted statement for the balanced
+    and group errors; blue) and the statement with a stored curve that is smallest at the model's n (vermillion,
+    named in the panel), each as bound (solid) and floor (dashed). From the grid terms stored in the records: at
+    size n' every grid point is train margin loss + A·√(n/n') with A the complexity + confidence at the model's n
+    (margin losses fixed, the other terms ∝ 1/√n: the assumption of ``n_for_nonvacuous``), the bound is the minimum
+    over the grid, and the floor replaces the margin loss by the smallest value any classifier of the class can
+    have, max(0, 1 − M_max/ρ).
     """
     report = as_report(report)
-    curves = [(r, r.terms["curve"]) for r in report.statements if "curve" in r.terms and r.bound is not None]
-    if not curves:
+    curves: dict[str, list] = {}
+    for r in report.statements:
+        if "curve" in r.terms and r.bound is not None:
+            curves.setdefault(r.target, []).append(r)
+    panels = [(t, title) for t, title in BOUND_VS_N_PANELS if t in curves]
+    if not panels:
         raise ValueError("the report has no statement with a stored grid curve (Theorem 5.3 is missing)")
     n0 = report.n
     ns = np.geomspace(max(2.0, n0 / 100.0), max(n0 * 1e4, 1e7), 200)
+    drawn = []
+    for target, title in panels:
+        records = curves[target]
+        base_name = BASE_STATEMENT.get(target, "weighted_margin")
+        base = next((r for r in records if r.name == base_name), records[0])
+        tight = min(records, key=lambda r: r.bound)
+        drawn.append((target, title, [base] + ([tight] if tight is not base else [])))
+    rows = 1 if len(panels) <= 2 else 2
+    cols = len(panels) + 1 if rows == 1 else 3
     with _style():
-        fig = Figure(figsize=(DOUBLE_COLUMN_IN, 3.3), layout="constrained")
-        ax = fig.add_subplot()
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-        handles = []
-        for i, (r, curve) in enumerate(curves):
-            colour, marker = RUN_COLOURS[i % len(RUN_COLOURS)], RUN_MARKERS[i % len(RUN_MARKERS)]
-            c = np.array(curve, dtype=float)  # rho, loss, A, floor part
-            scale = np.sqrt(n0 / ns)[:, None]
-            bound = (c[None, :, 1] + c[None, :, 2] * scale).min(axis=1)
-            floor = (c[None, :, 3] + c[None, :, 2] * scale).min(axis=1)
-            label = f"{r.name} · {r.target.replace('group:', '')} ({r.bounds_quantity})"
-            ax.plot(ns, bound, color=colour, lw=1.2, zorder=3)
-            ax.plot(ns, floor, color=colour, lw=1.0, ls=(0, (2, 1.5)), zorder=3)
-            ax.plot([n0], [r.bound], ls="none", marker=marker, color=colour, zorder=5)
-            if r.n_for_nonvacuous is not None and ns[0] <= r.n_for_nonvacuous <= ns[-1]:
-                ax.plot([r.n_for_nonvacuous], [1.0], ls="none", marker="|", markersize=9, mew=1.4, color=colour,
-                        zorder=5)
-            handles.append(Line2D([], [], color=colour, marker=marker, lw=1.2, label=label))
-        ax.axhline(1.0, color="black", lw=0.7, ls=(0, (4, 2)), zorder=1)
-        ax.axvline(n0, color="#777777", lw=0.8, ls=":", zorder=1)
-        # explicit decade ticks inside the drawn range (ticks outside it would leave labels outside the figure)
-        lo_y, hi_y = ax.get_ylim()
-        for axis, (lo, hi), setter in ((ax.xaxis, (ns[0], ns[-1]), ax.set_xticks),
-                                       (ax.yaxis, (lo_y, hi_y), ax.set_yticks)):
-            decades = [10.0 ** d for d in range(math.ceil(math.log10(lo)), math.floor(math.log10(hi)) + 1)]
-            setter(decades, [_fmt(d) if 0.01 <= d < 1000 else f"1e{int(round(math.log10(d)))}" for d in decades])
-            setter([], minor=True)
-            axis.set_minor_formatter(matplotlib.ticker.NullFormatter())
-        ax.set_xlim(ns[0], ns[-1])
-        ax.set_ylim(lo_y, hi_y)
-        ax.text(n0, 1.02, f" n = {n0}", transform=blended_transform_factory(ax.transData, ax.transAxes),
-                ha="left", va="bottom", fontsize=7, color="#444444")
-        ax.set_xlabel("bound-sample size n (class proportions as now; log scale)")
-        ax.set_ylabel("bound (solid) and floor (dashed)")
-        ax.set_title(_title(report, "Bound and floor against n"), pad=14)
-        handles += [Line2D([], [], color="#444444", lw=1.0, ls=(0, (2, 1.5)), label="floor: any classifier"),
-                    Line2D([], [], ls="none", marker="|", markersize=9, mew=1.4, color="#444444",
-                           label="n at which the bound reaches 1"),
-                    Line2D([], [], color="black", lw=0.7, ls=(0, (4, 2)), label="1 (vacuous above)")]
-        fig.legend(handles=handles, loc="outside lower center", ncol=2)
+        fig = Figure(figsize=(DOUBLE_COLUMN_IN, 2.9 if rows == 1 else 4.9), layout="constrained")
+        grid = fig.subplots(rows, cols, squeeze=False)
+        cells = [ax for row in grid for ax in row]
+        legend_ax = cells[-1]
+        for ax in cells[len(panels):]:
+            ax.axis("off")
+        values: list[float] = []
+        for ax, (_target, title, records) in zip(cells, drawn):
+            ax.set_xscale("log")
+            ax.set_yscale("log")
+            for colour, marker, r in zip((C_BASE, C_TIGHT), ("o", "s"), records):
+                bound, floor = _curve_values(r.terms["curve"], n0, ns)
+                ax.plot(ns, bound, color=colour, lw=1.2, zorder=3)
+                ax.plot(ns, floor, color=colour, lw=1.0, ls=(0, (2, 1.5)), zorder=3)
+                ax.plot([n0], [r.bound], ls="none", marker=marker, color=colour, zorder=5)
+                if r.n_for_nonvacuous is not None and ns[0] <= r.n_for_nonvacuous <= ns[-1]:
+                    ax.plot([r.n_for_nonvacuous], [1.0], ls="none", marker="|", markersize=9, mew=1.4,
+                            color=colour, zorder=5)
+                values += [float(np.min(floor[floor > 0])) if np.any(floor > 0) else 1e-3, float(np.max(bound))]
+            ax.axhline(1.0, color="black", lw=0.7, ls=(0, (4, 2)), zorder=1)
+            ax.axvline(n0, color="#777777", lw=0.8, ls=":", zorder=1)
+            names = [textwrap.fill(f"{'contract' if i == 0 else 'smallest'}: {short_statement(r.name)}", 36,
+                                   subsequent_indent="  ", break_on_hyphens=False) for i, r in enumerate(records)]
+            ax.set_title(title + "\n" + "\n".join(names), fontsize=7, loc="left")
+        lo_y = max(min(values) / 1.5, 1e-4)
+        hi_y = max(values + [1.0]) * 1.5
+        for ax, _ in zip(cells, drawn):
+            decades_x = [10.0 ** d for d in range(math.ceil(math.log10(ns[0])), math.floor(math.log10(ns[-1])) + 1)]
+            shown_x = decades_x[::2] if len(decades_x) > 4 else decades_x
+            ax.set_xticks(shown_x, [f"1e{int(round(math.log10(d)))}" if d >= 1000 else _fmt(d) for d in shown_x])
+            ax.set_xticks([], minor=True)
+            ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+            decades_y = [10.0 ** d for d in range(math.ceil(math.log10(lo_y)), math.floor(math.log10(hi_y)) + 1)]
+            ax.set_yticks(decades_y, [_fmt(d) if 0.01 <= d < 1000 else f"1e{int(round(math.log10(d)))}"
+                                      for d in decades_y])
+            ax.set_yticks([], minor=True)
+            ax.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+            ax.set_xlim(ns[0], ns[-1])
+            ax.set_ylim(lo_y, hi_y)
+        for ax in grid[-1][:len(panels) if rows == 1 else 3]:
+            if ax.axison:
+                ax.set_xlabel("bound-sample size n")
+        for row in grid:
+            if row[0].axison:
+                row[0].set_ylabel("bound (solid), floor (dashed)")
+        fig.suptitle(_title(report, f"Bound and floor against n (this run: n = {n0}, dotted)"))
+        handles = [Line2D([], [], color=C_BASE, marker="o", lw=1.2, label="contract of the target"),
+                   Line2D([], [], color=C_TIGHT, marker="s", lw=1.2, label="smallest statement at this n"),
+                   Line2D([], [], color="#444444", lw=1.0, ls=(0, (2, 1.5)), label="floor: any classifier"),
+                   Line2D([], [], ls="none", marker="|", markersize=9, mew=1.4, color="#444444",
+                          label="n where the bound reaches 1"),
+                   Line2D([], [], color="#777777", lw=0.8, ls=":", label="this run's n"),
+                   Line2D([], [], color="black", lw=0.7, ls=(0, (4, 2)), label="1 (vacuous above)")]
+        legend_ax.legend(handles=handles, loc="center", ncol=1, title="class proportions as now;\n"
+                         "margin losses fixed")
     return fig
 
 
@@ -438,6 +556,7 @@ def figure_statements(report: BoundsReport | dict) -> Figure:
         values: list[float] = []
         zeros: list[float] = []  # test values of 0 cannot sit on a log axis: drawn at its bottom, labelled 0
         handles = []
+        any_ci = False
         for i, (label, records) in enumerate(series):
             colour, marker = RUN_COLOURS[i % len(RUN_COLOURS)], RUN_MARKERS[i % len(RUN_MARKERS)]
             for j, t in enumerate(targets):
@@ -448,6 +567,11 @@ def figure_statements(report: BoundsReport | dict) -> Figure:
                 ax.plot([x], [r.bound], ls="none", marker=marker, color=colour, zorder=4)
                 values.append(r.bound)
                 value = None if r.compared_with is None else r.compared_with.value
+                ci = _interval(r)
+                if ci is not None and ci[1] > 0:
+                    any_ci = True
+                    ax.plot([x, x], [max(ci[0], ci[1] / 1e3), ci[1]], color="black", lw=0.7, zorder=5)
+                    values.append(ci[1])
                 if value == 0:
                     zeros.append(x)
                 elif value is not None:
@@ -468,7 +592,8 @@ def figure_statements(report: BoundsReport | dict) -> Figure:
         ax.set_xlim(-0.6, len(targets) - 0.4)
         ax.set_ylabel("bound (log scale)")
         ax.set_title(_title(report, "Every statement beside the test value of what it bounds"), pad=8)
-        handles += [Line2D([], [], color="black", lw=1.4, label="test split value of the bounded quantity"),
+        handles += [Line2D([], [], color="black", lw=1.4, label="test split value of the bounded quantity"
+                           + (f"\n(bar: {INTERVAL_LABEL})" if any_ci else "")),
                     Line2D([], [], color="black", lw=0.7, ls=(0, (4, 2)), label="1 (vacuous above)")]
         fig.legend(handles=handles, loc="outside lower center", ncol=4)
     return fig
@@ -868,14 +993,18 @@ def plot_compare(summary: dict, out_stem: Path, *, title: str) -> list[Path]:
         return _save(fig, out_stem)
 
 
+#: the figures of a bounds folder (each as STEM.png and STEM.pdf), in the order they are written
+FIGURE_STEMS = ("bound_vs_tail_error", "rademacher", "bound_decomposition", "bound_vs_n", "statements")
+
+
 def write_all_plots(report: BoundsReport | dict, out_dir: Path) -> list[Path]:
-    """Write bound_vs_tail_error, rademacher and bound_decomposition (PNG and PDF each) into ``out_dir``."""
+    """Write every figure of :data:`FIGURE_STEMS` (PNG and PDF each) into ``out_dir``."""
     report = as_report(report)
     out_dir = Path(out_dir)
+    writers = {"bound_vs_tail_error": plot_bound_vs_tail_error, "rademacher": plot_rademacher,
+               "bound_decomposition": plot_bound_decomposition, "bound_vs_n": plot_bound_vs_n,
+               "statements": plot_statements}
     written: list[Path] = []
-    written += plot_bound_vs_tail_error(report, out_dir / "bound_vs_tail_error")
-    written += plot_rademacher(report, out_dir / "rademacher")
-    written += plot_bound_decomposition(report, out_dir / "bound_decomposition")
-    written += plot_bound_vs_n(report, out_dir / "bound_vs_n")
-    written += plot_statements(report, out_dir / "statements")
+    for stem in FIGURE_STEMS:
+        written += writers[stem](report, out_dir / stem)
     return written

@@ -23,6 +23,32 @@ def _num(value, digits: int = 3) -> str:
     return f"{value:.{digits}f}"
 
 
+def md(text) -> str:
+    """``text`` safe inside a Markdown table cell: ``|`` escaped, line breaks and tabs made spaces (class names
+    of real data sets are folder names, and may hold either)."""
+    return " ".join(str(text).replace("\\", "\\\\").replace("|", "\\|").split())
+
+
+def has_intervals(report: BoundsReport) -> bool:
+    """Whether the report's comparisons carry the 95 % interval of the population error estimate."""
+    return any(getattr(r.compared_with, "interval_low", None) is not None for r in report.statements
+               if r.compared_with is not None)
+
+
+def value_text(comparison) -> str:
+    """The empirical value a bound stands beside, with its 95 % interval when the report has one."""
+    if comparison is None:
+        return "—"
+    low, high = getattr(comparison, "interval_low", None), getattr(comparison, "interval_high", None)
+    if low is None or high is None:
+        return _num(comparison.value)
+    return f"{_num(comparison.value)} [{_num(low)}, {_num(high)}]"
+
+
+#: the name of the empirical column when it carries intervals
+ESTIMATE_LABEL = "population error estimate (95 % CI)"
+
+
 def dominant_term(row) -> str:
     """Name of the largest of the three terms of a bound (margin loss, complexity, confidence)."""
     parts = {"train margin loss": row.train_margin_loss, "complexity": row.complexity,
@@ -44,12 +70,26 @@ def compared_text(r: StatementRecord) -> str:
 def _target_label(report: BoundsReport, target: str) -> str:
     if target.startswith("class:"):
         c = int(target.split(":", 1)[1])
-        return f"class {c} ({report.per_class[c].name})"
+        return f"class {c} ({md(report.per_class[c].name)})"
     if target.startswith("group:"):
         g = target.split(":", 1)[1]
         n = report.groups[g].num_classes if g in report.groups else "?"
-        return f"{g} group ({n} classes)"
+        return f"{GROUP_NAMES.get(g, g)} group ({n} {'class' if n == 1 else 'classes'})"
     return target.replace("_", " ")
+
+
+GROUP_NAMES = {"many": "Many", "medium": "Medium", "few": "Few"}
+
+
+def group_rule(report: BoundsReport) -> str:
+    """The one sentence that defines the groups (said once in report.md)."""
+    many, few = report.thresholds["many"], report.thresholds["few"]
+    text = (f"Many / Medium / Few are defined on each class's count in the training split (Many > {many}, "
+            f"Few < {few}, Medium otherwise), the same in every mode")
+    if report.mode == "certified":
+        text += ("; here the bound sample is the held-out part, so the n of a class below is smaller than the "
+                 "training count its group is defined on")
+    return text + "."
 
 
 def _vacuous_text(r: StatementRecord) -> str:
@@ -66,9 +106,10 @@ KEY_STATEMENTS = ("theorem53", "corollary54", "weighted_margin", "tightest_unifo
 
 
 def _statement_table(report: BoundsReport, title: str, names: tuple[str, ...] | None) -> list[str]:
+    value = f"value: {ESTIMATE_LABEL}" if has_intervals(report) else "value"
     lines = [f"## {title}", "",
-             "| statement | target | bounds | bound | floor | vacuous | n for bound < 1 | compared with | value | "
-             "certificate |", "|---|---|---|---:|---:|---|---:|---|---:|---|"]
+             "| statement | target | bounds | bound | floor | vacuous | n for bound < 1 | compared with | "
+             f"{value} | certificate |", "|---|---|---|---:|---:|---|---:|---|---:|---|"]
     order = {name: i for i, name in enumerate(names or ())}
     for target in _TARGET_ORDER:
         rows = [r for r in report.statements if r.target == target and r.bound is not None
@@ -76,8 +117,7 @@ def _statement_table(report: BoundsReport, title: str, names: tuple[str, ...] | 
         for r in sorted(rows, key=lambda r: order.get(r.name, 0)):
             lines.append(f"| {r.name} | {_target_label(report, target)} | {r.bounds_quantity} | {_num(r.bound)} | "
                          f"{_num(r.floor)} | {_vacuous_text(r)} | {_num(r.n_for_nonvacuous, 0)} | "
-                         f"{compared_text(r)} | {_num(r.compared_with.value if r.compared_with else None)} | "
-                         f"{_num(r.certificate)} |")
+                         f"{compared_text(r)} | {value_text(r.compared_with)} | {_num(r.certificate)} |")
     return lines + [""]
 
 
@@ -163,17 +203,24 @@ def _per_class(report: BoundsReport) -> list[str]:
         return report.statement(name, f"class:{c}")
 
     split = "test split" + ("" if report.test_same_distribution else ", not the training distribution")
-    lines = ["## Per class (sorted by training count)", "",
+    sample = "held-out part" if report.mode == "certified" else "bound sample"
+    intervals = has_intervals(report)
+    error = f"class error on the {split}" + (f": {ESTIMATE_LABEL}" if intervals else "")
+    lines = ["## Per class", "",
              f"Every column is about the **class error** err_c: its value on the {split} (bounded classifier), "
-             "its certificates, and its uniform bound (Corollary 5.4) with that bound's floor.", "",
-             f"| class | name | n_train | group | class error on the {split} | hold-out certificate | "
+             "its certificates, and its uniform bound (Corollary 5.4) with that bound's floor. Rows are sorted by "
+             f"class index, head first; *n* is the class's count in the {sample} the bounds are computed on, and "
+             "*group* is by training count (see the rule at the top).", "",
+             f"| class | name | n ({sample}) | group (by training count) | {error} | hold-out certificate | "
              "test-set certificate | Cor. 5.4 bound | Cor. 5.4 floor | vacuous | margin loss | complexity | "
              "confidence |", "|---:|---|---:|---|---:|---:|---:|---:|---:|---|---:|---:|---:|"]
-    for row in sorted(report.per_class, key=lambda r: -r.n_train):
+    for row in sorted(report.per_class, key=lambda r: r.class_index):
         c = row.class_index
         hold, test, cor = value("holdout_certificate", c), value("testset_certificate", c), value("corollary54", c)
-        bound = _num(row.bound) if row.bound is not None else f"— ({row.reason})"
-        lines.append(f"| {c} | {row.name} | {row.n_train} | {row.group} | {_num(row.test_error)} | "
+        bound = _num(row.bound) if row.bound is not None else f"— ({md(row.reason)})"
+        shown = value_text(cor.compared_with) if intervals and cor is not None and cor.compared_with is not None \
+            else _num(row.test_error)
+        lines.append(f"| {c} | {md(row.name)} | {row.n_train} | {GROUP_NAMES.get(row.group, row.group)} | {shown} | "
                      f"{_num(hold.bound if hold else None)} | {_num(test.bound if test else None)} | {bound} | "
                      f"{_num(cor.floor if cor else None)} | {_vacuous_text(cor) if cor else '—'} | "
                      f"{_num(row.train_margin_loss)} | {_num(row.complexity)} | {_num(row.confidence)} |")
@@ -233,11 +280,109 @@ def _spectral(report: BoundsReport) -> list[str]:
     return lines
 
 
+#: the order of the targets in the bottom line
+_BOTTOM_TARGETS = (("overall", "overall"), ("balanced", "balanced"), ("group:many", "Many"),
+                   ("group:medium", "Medium"), ("group:few", "Few"), ("worst_class", "worst class"))
+
+
+def best_certificate(report: BoundsReport, target: str = "overall") -> StatementRecord | None:
+    """The smallest value for ``target`` among the records that are certificates in this run (None if none is)."""
+    found = [r for r in report.statements if r.target == target and r.certificate and r.bound is not None]
+    return min(found, key=lambda r: r.bound) if found else None
+
+
+def _n_text(value: float | None) -> str:
+    if value is None:
+        return "no n (the margin losses alone keep it ≥ 1)"
+    exponent = int(f"{value:.1e}".split("e")[1])
+    mantissa = value / 10 ** exponent
+    return f"n ≈ {mantissa:.1f}·10^{exponent}" if exponent >= 4 else f"n ≈ {value:.0f}"
+
+
+def vacuity_text(r: StatementRecord, n: int, *, explain: bool = True) -> str:
+    """Whether a bound is vacuous and why, and the n that would make it informative (one clause)."""
+    if r.bound is None:
+        return f"no value ({md(r.reason or 'not defined')})"
+    if not r.vacuous:
+        return f"{_num(r.bound)}, informative"
+    if r.vacuous_by_construction:
+        why = (f"vacuous by construction: its floor (its value with zero margin loss, for any classifier of the "
+               f"class) is {_num(r.floor)} ≥ 1 at n = {n}" if explain else
+               f"vacuous by construction (floor {_num(r.floor)})")
+    elif r.floor is not None:
+        why = f"vacuous, not by construction: floor {_num(r.floor)} < 1, the model's margin loss pushes it over 1"
+    else:
+        why = "vacuous"
+    return f"{_num(r.bound)}, {why}; below 1 from {_n_text(r.n_for_nonvacuous)}"
+
+
+def bottom_line(report: BoundsReport) -> list[str]:
+    """Five lines: the best certificate per target, the contract, the tightest uniform statement, every uniform
+    statement's vacuity at a glance, and the measured values they stand beside."""
+    n = report.n
+    parts = []
+    for target, label in _BOTTOM_TARGETS:
+        best = best_certificate(report, target)
+        if best is not None:
+            parts.append(f"{label} {_num(best.bound)} ({best.name})")
+    line1 = ("1. **Best certificate** per target (smallest value valid in this run): " + "; ".join(parts) + "."
+             if parts else "1. **Best certificate**: none — no statement is a certificate in this run "
+             f"({report.validity}); train with `--holdout-fraction` and use `--mode certified`.")
+    contract = report.statement("theorem53", "overall")
+    balanced = report.statement("corollary54", "balanced")
+    line2 = "2. **Contract** (Theorem 5.3, prior-weighted error): " + (
+        vacuity_text(contract, n) if contract is not None else "not computed")
+    if balanced is not None:
+        line2 += f"; Corollary 5.4 on the balanced error: {vacuity_text(balanced, n, explain=contract is None)}"
+    tight = report.statement("tightest_uniform", "overall")
+    line3 = "3. **Tightest uniform statement** overall: " + (
+        f"{vacuity_text(tight, n, explain=contract is None)} (attained by {tight.terms.get('attained_by')})"
+        if tight is not None
+        else "not computed (add `tightest_uniform` to --statements)")
+    uniform = {}
+    for r in report.statements:
+        if r.family == "uniform" and r.name != "tightest_uniform" and r.bound is not None:
+            uniform.setdefault(r.name, []).append(r)
+    names = sorted(uniform)
+    vacuous = [name for name in names if all(r.vacuous for r in uniform[name])]
+    built = [name for name in vacuous if all(r.vacuous_by_construction for r in uniform[name])]
+    line4 = (f"4. **Uniform statements**: {len(vacuous)} of {len(names)} are vacuous for every target"
+             + (f", {len(built)} of them by construction (floor ≥ 1: the complexity and confidence terms alone "
+                "exceed 1 at this n, whatever the model)" if built else "")
+             + (f"; informative for some target: {', '.join(n_ for n_ in names if n_ not in vacuous)}"
+                if len(vacuous) < len(names) else "")
+             + (". Certificates that need no complexity term (hold-out, test-set, PAC-Bayes) are the informative "
+                "numbers at this n." if vacuous else "."))
+    o = report.overall
+    worst = report.worst_class
+    line5 = (f"5. **Measured** on the test split: prior-weighted error {_num(o.prior_weighted_test_error)}, "
+             f"balanced error {_num(o.balanced_test_error)}, worst class {_num(worst.test_error)}"
+             + (f" ({md(worst.name)})" if worst.name else ""))
+    if contract is not None and has_intervals(report):
+        line5 += f"; {ESTIMATE_LABEL} of the prior-weighted error: {value_text(contract.compared_with)}"
+    line5 += f". {group_rule(report)}"
+    return [line1, line2, line3, line4, line5]
+
+
+def _statements_note(report: BoundsReport) -> list[str]:
+    requested = report.settings.get("statements_requested")
+    if not requested:
+        return []
+    added = report.settings.get("statements_added") or []
+    text = f"Statements computed: those asked for ({', '.join(requested)})"
+    if added:
+        text += (f", plus {', '.join(added)}, added because the overall, per-class, group and worst-class views "
+                 "are built on them")
+    return [text + ".", ""]
+
+
 def bounds_markdown(report: BoundsReport) -> str:
     o = report.overall
     run = report.run
-    lines = [f"# Generalisation bounds — {run.method} on {run.dataset}", "",
+    lines = [f"# Generalisation bounds — {md(run.method)} on {md(run.dataset)}", "",
+             "## Bottom line", "", *bottom_line(report), "",
              f"**Mode: {report.mode}** (validity: {report.validity}). {report.mode_description}", ""]
+    lines += _statements_note(report)
     if run.method_summary:
         lines += [f"Method `{run.method}`: {run.method_summary}."]
         lines += [f"- {note}" for note in run.method_notes]
