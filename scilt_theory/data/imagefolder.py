@@ -2,7 +2,10 @@
 
 - Classes are the sub-folders of ``data_root`` (hidden ones skipped), in alphabetical order as the source order;
   images are the files with an image suffix (``scilt_theory.data.images.IMAGE_SUFFIXES``) anywhere below a class
-  folder. An empty class folder is dropped (listed in ``provenance["dropped_classes"]``).
+  folder. An empty class folder is dropped and named: ``provenance["dropped_classes"]`` and a sentence in
+  ``provenance["notes"]``, which ``experiments.train`` and ``experiments.data`` print.
+- Every image is kept by default (``--profile natural``); ``--profile exponential`` (or ``--imbalance`` on the
+  command line) subsamples to a long-tail profile, and the notes say how many images it left out.
 - ``test_root`` (optional): a second tree of the same form holding the official test images; each of its classes
   must be a class of ``data_root``. Without it the test split is held out of ``data_root`` (``split.py``).
 - Images are decoded lazily (``LazyImages``), grey and 16-bit handled, resized with timm's eval transform.

@@ -13,11 +13,14 @@ The rules, applied in this order and recorded in ``provenance``:
    - no official test split: ``balanced`` holds out ``test_per_class`` images of every class (default
      min(100, max(1, ⌊n_min / 5⌋)) with n_min the smallest class), ``natural`` holds out
      min(max(1, ⌊test_fraction · n_c⌋), n_c − 1) of every class c. At least one image per class stays for training.
-4. Training profile from what is left (n_c available in class c):
-   - ``exponential``: n_c = ⌊n_max · IF^(−c/(K−1))⌋ (``longtail_counts``), drawn without replacement; n_max is
-     ``max_per_class`` or, by default, the largest head for which every class has enough images;
+4. Training profile from what is left (n_c available in class c). A real data set keeps every image unless asked
+   otherwise (``natural``, the default); the long-tail subsample is opt-in:
    - ``natural``: every available image; with ``max_per_class`` M the profile is scaled to
-     max(1, ⌊n_c · M / n_0⌋), keeping its shape.
+     max(1, ⌊n_c · M / n_0⌋), keeping its shape;
+   - ``exponential``: n_c = ⌊n_max · IF^(−c/(K−1))⌋ (``longtail_counts``), drawn without replacement; n_max is
+     ``max_per_class`` or, by default, the largest head for which every class has enough images.
+   What a profile leaves out, a dropped class and a clamped imbalance factor are said in one sentence each in
+   ``provenance["notes"]`` (printed by ``experiments.train`` and ``experiments.data``).
 5. ``provenance["test_same_distribution"]``: True when the test images were held out of the same pool as the
    training images (a seeded, class-stratified random subset, so class by class both splits are random subsets of
    one pool), False for an official test split (drawn by the data set's makers, e.g. NIH's patient-wise list or
@@ -25,21 +28,29 @@ The rules, applied in this order and recorded in ``provenance``:
    which in one sentence. A reader whose official split is known to be drawn like its pool (``nih-profile``)
    overrides both through ``SourcePool.source``.
 6. ``provenance["fingerprint"]``: sha256 of every item's identity (its path relative to the data root, or its .npz
-   entry) and class, train then test. run.pt records it, so the bounds command can tell that a re-created split
-   holds the same images, even after the data moved (``--data-root``).
+   entry), its class and its content (the sha256 of an image file's bytes, or of an .npz image's array), train
+   then test. run.pt records it, so the bounds command can tell that a re-created split holds the same images,
+   even after the data moved (``--data-root``), and that no image was changed under the same name. A file's
+   sha256 is computed once and cached by path, size and modification time (``CACHE/content-hashes/``, CACHE =
+   ``$SCILT_THEORY_CACHE`` or ``~/.cache/scilt-theory``), so rebuilding a split only stats the files.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
+import os
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from scilt_theory.data.config import DataConfig
 from scilt_theory.data.dataset import LongTailDataset
-from scilt_theory.data.lazy import ImageStore, LazyImages
+from scilt_theory.data.lazy import ArrayStore, FileStore, ImageStore, LazyImages
 from scilt_theory.data.longtail import head_first_order, longtail_counts, subsample_per_class
 
 MAX_DEFAULT_TEST_PER_CLASS = 100
@@ -59,7 +70,7 @@ class SourcePool:
     class_names: tuple[str, ...]
     official_test: np.ndarray | None = None
     source: dict[str, Any] = field(default_factory=dict)
-    default_profile: str = "exponential"
+    default_profile: str = "natural"
 
 
 def default_test_per_class(smallest: int) -> int:
@@ -82,16 +93,123 @@ def affordable_head(available: np.ndarray, imbalance: float) -> int:
     return lo
 
 
+def cache_folder() -> Path:
+    """``$SCILT_THEORY_CACHE`` when set, else ``~/.cache/scilt-theory`` (the weights command uses the same)."""
+    return Path(os.environ.get("SCILT_THEORY_CACHE") or Path.home() / ".cache" / "scilt-theory").expanduser()
+
+
+def _file_sha256(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def file_digests(paths: list[str], root: str | None = None) -> list[str]:
+    """sha256 of every file's bytes, read once: cached by absolute path, size and mtime in
+    ``CACHE/content-hashes/<root>.json`` (a file that changed is read again). Unreadable cache: no cache."""
+    absolute = [os.path.abspath(p) for p in paths]
+    key = hashlib.sha256((root or os.path.commonpath(absolute or ["/"])).encode()).hexdigest()[:24]
+    cache_path = cache_folder() / "content-hashes" / f"{key}.json"
+    try:
+        cache = json.loads(cache_path.read_text(encoding="utf-8"))
+        if not isinstance(cache, dict):
+            cache = {}
+    except (OSError, ValueError):
+        cache = {}
+    stats, todo = {}, []
+    for path in absolute:
+        try:
+            st = os.stat(path)
+        except OSError:
+            stats[path] = None  # unreadable: its decode will say so; no content to hash
+            continue
+        stats[path] = [st.st_size, st.st_mtime_ns]
+        entry = cache.get(path)
+        if not (isinstance(entry, list) and len(entry) == 3 and entry[:2] == stats[path]):
+            todo.append(path)
+    if todo:
+        with ThreadPoolExecutor(max_workers=max(1, min(8, os.cpu_count() or 1))) as pool:
+            for path, sha in zip(todo, pool.map(_safe_sha256, todo)):
+                if sha is not None:
+                    cache[path] = [*stats[path], sha]
+        try:
+            cache_path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=f".{cache_path.name}.", suffix=".tmp", dir=cache_path.parent)
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                json.dump(cache, handle)
+            os.replace(tmp, cache_path)
+        except OSError:
+            pass  # a read-only home: no cache, the hashes are simply computed again next time
+    return [cache[p][2] if p in cache and stats.get(p) is not None else "" for p in absolute]
+
+
+def _safe_sha256(path: str) -> str | None:
+    try:
+        return _file_sha256(path)
+    except OSError:
+        return None
+
+
+def content_digests(store: ImageStore, index: np.ndarray) -> list[str] | None:
+    """The content of items ``index``: sha256 of an image file's bytes (FileStore), of an .npz image's array
+    (ArrayStore); None for a store whose items are made from their identity (generated pixels)."""
+    index = np.asarray(index, dtype=np.int64)
+    if isinstance(store, FileStore):
+        return file_digests([str(store.paths[i]) for i in index.tolist()], store.root)
+    if isinstance(store, ArrayStore):
+        out = []
+        for i in index.tolist():
+            key, j = store._locate(i)
+            array = np.ascontiguousarray(store._array(key)[j])
+            out.append(hashlib.sha256(f"{array.dtype}{array.shape}".encode() + array.tobytes()).hexdigest())
+        return out
+    return None
+
+
 def split_fingerprint(store: ImageStore, train_idx: np.ndarray, train_y: np.ndarray, test_idx: np.ndarray,
                       test_y: np.ndarray) -> str:
     """sha256 of every training and test item's identity (file path relative to the data root, .npz entry, …)
-    with its class, in order: equal fingerprints mean the same images with the same labels on the same sides."""
+    with its class and its content (:func:`content_digests`), in order: equal fingerprints mean the same images,
+    byte for byte, with the same labels on the same sides."""
     digest = hashlib.sha256()
     for part, index, labels in (("train", train_idx, train_y), ("test", test_idx, test_y)):
         digest.update(part.encode())
-        for i, y in zip(index.tolist(), labels.tolist()):
-            digest.update(f"\n{store.identity(i)}\t{y}".encode())
+        contents = content_digests(store, index)
+        for position, (i, y) in enumerate(zip(index.tolist(), labels.tolist())):
+            content = f"\t{contents[position]}" if contents is not None else ""
+            digest.update(f"\n{store.identity(i)}\t{y}{content}".encode())
     return digest.hexdigest()
+
+
+def _counts_text(values) -> str:
+    values = [int(v) for v in values]
+    return " / ".join(map(str, values)) if len(values) <= 12 else \
+        " / ".join(map(str, values[:6])) + " / … / " + " / ".join(map(str, values[-3:]))
+
+
+def profile_notes(name: str, profile: str, config: DataConfig, available: np.ndarray, counts: np.ndarray,
+                  dropped: list[str]) -> list[str]:
+    """One sentence for each thing the split left out or changed without being asked to name it."""
+    notes = []
+    if dropped:
+        notes.append(f"{name}: {len(dropped)} class(es) without any training image dropped: "
+                     f"{', '.join(map(repr, dropped))}")
+    left = int(available.sum() - counts.sum())
+    if profile == "exponential" and left:
+        notes.append(f"{name}: the exponential profile (imbalance {config.imbalance:g}) trains on "
+                     f"{_counts_text(counts)} of the {_counts_text(available)} images available per class, leaving "
+                     f"out {left} of {int(available.sum())}; --profile natural keeps every image")
+    elif profile == "natural" and left:
+        notes.append(f"{name}: --max-per-class {config.max_per_class} scales the natural profile to "
+                     f"{_counts_text(counts)} of {_counts_text(available)} images per class, leaving out {left}")
+    if profile == "exponential" and counts.size > 1 and counts[0] / config.imbalance < 1:
+        achieved = counts[0] / counts[-1]
+        notes.append(f"{name}: imbalance {config.imbalance:g} asks for a tail class of {counts[0]}/"
+                     f"{config.imbalance:g} < 1 image; every class keeps at least one, so the imbalance is "
+                     f"{achieved:g}")
+    return notes
 
 
 def same_distribution_provenance(official: bool) -> dict[str, Any]:
@@ -203,7 +321,8 @@ def build_longtail(name: str, pool: SourcePool, config: DataConfig) -> LongTailD
                              f"{config.imbalance:g}) needs {int(counts[c])}; lower --max-per-class or --imbalance, "
                              f"or use --profile natural")
     train_idx = remaining[subsample_per_class(y[remaining], counts, rng)]
-    provenance = {"train_index": train_idx, "test_index": test_idx, "profile": profile,
+    notes = profile_notes(name, profile, config, available, counts, dropped)
+    provenance = {"train_index": train_idx, "test_index": test_idx, "profile": profile, "notes": notes,
                   "test_split": config.test_split, "official_test_split": official,
                   "pool_counts": available_before.tolist(), "available_counts": available.tolist(),
                   "test_pool_counts": None if test_pool is None else test_pool.tolist(),
