@@ -14,11 +14,14 @@ import os
 import re
 from collections.abc import Callable
 from pathlib import Path
+from unittest import mock
 
 import pytest
 import torch
 
 from experiments import bounds as bounds_cli
+from experiments import data as data_cli
+from experiments import demo as demo_cli
 from experiments import plot as plot_cli
 from experiments import train as train_cli
 from experiments._cli import run_main
@@ -88,6 +91,18 @@ def cli(main: Callable, argv: list[str]) -> tuple[int, str]:
     assert "Traceback" not in text, text
     lines = [line for line in text.splitlines() if line.strip()]
     assert len(lines) == 1, text
+    return code, lines[0]
+
+
+def said(main: Callable, argv: list[str], prefix: str) -> tuple[int, str]:
+    """Run a command that goes on (exit 0) but must say something on stdout: (exit status, the line that starts
+    with ``prefix``); stderr stays empty."""
+    err, out = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(out):
+        code = run_main(main, argv)
+    assert not err.getvalue().strip(), err.getvalue()
+    lines = [line for line in out.getvalue().splitlines() if line.startswith(prefix)]
+    assert len(lines) == 1, out.getvalue()
     return code, lines[0]
 
 
@@ -168,6 +183,63 @@ def _broken_image_folder(t: Path) -> list[str]:
             "--patch-size", "4", "--depth", "2", "--epochs", "1", "--quiet", "--out", str(t / "o")]
 
 
+def _interrupted(t: Path, *, at_step: int, save_every: int) -> tuple[int, str]:
+    """Ctrl-C right after optimiser step ``at_step`` (as a KeyboardInterrupt there, in process)."""
+    import scilt_theory.train_state as ts
+
+    original = ts.PeriodicCheckpointer.maybe_save
+
+    def stop_after(self, model, optimizer, scheduler, progress, aug):
+        saved = original(self, model, optimizer, scheduler, progress, aug)
+        if progress.global_step == at_step:
+            raise KeyboardInterrupt
+        return saved
+
+    with mock.patch.object(ts.PeriodicCheckpointer, "maybe_save", stop_after):
+        code, line = cli(train_cli.main, [*TINY_TRAIN, "--save-every", str(save_every), "--out", str(t / "run")])
+    if save_every:  # the checkpoint the line names is there, and resumable
+        assert load_run(t / "run" / "run.pt", allow_unfinished=True)["finished"] is False
+    else:  # nothing kept, and no empty folder left behind
+        assert not (t / "run").exists()
+    return code, line
+
+
+def _little_memory(f: Path, t: Path) -> tuple[int, str]:
+    with mock.patch("scilt_theory.resources.available_memory_bytes", lambda: 10**6):
+        return cli(bounds_cli.main, _bounds(f, "--out", str(t / "o")))
+
+
+def _run_folder(f: Path, t: Path) -> Path:
+    folder = t / INPUTS / "run"
+    folder.mkdir(parents=True)
+    (folder / "run.pt").write_bytes(f.read_bytes())
+    return folder
+
+
+def _clashing_out(t: Path) -> Path:
+    (t / "o" / "statements.png").mkdir(parents=True)
+    return t / "o"
+
+
+def _figure_clash(t: Path) -> tuple[int, str]:
+    (t / "p.png").mkdir()
+    return cli(plot_cli._plot, ["--bounds", str(t / "nowhere"), "--out", str(t / "p")])
+
+
+def _image_tree(t: Path, counts: dict[str, int], empty: str | None = None) -> Path:
+    from real_formats import image_folder
+
+    root = t / INPUTS / "tree"
+    image_folder(root, counts)
+    if empty:
+        (root / empty).mkdir()
+    return root
+
+
+def _loud(argv: list[str]) -> list[str]:
+    return [a for a in argv if a != "--quiet"]
+
+
 INPUTS = "inputs"  # cases that write input files with output-like names put them under this folder
 
 
@@ -212,6 +284,39 @@ CASES: dict[str, Callable[[Path, Path], tuple[object, str]]] = {
     "delta-library": lambda f, t: library(lambda: theorem53_bound(0.1, 0.1, 0.1, n=10, rho=1.0, delta=1.0)),
     "margin-library": lambda f, t: library(lambda: BoundGrid(rhos=(0.0,))),
     "too-many-signs-library": lambda f, t: library(lambda: rademacher_linear(torch.ones(30, 2), 1.0, method="exact")),
+    "delta-underflow": lambda f, t: cli(bounds_cli.main, _bounds(f, "--delta", "5e-324", "--out", str(t / "o"))),
+    "draws-too-many": lambda f, t: cli(bounds_cli.main, _bounds(f, "--draws", "1000000000", "--out", str(t / "o"))),
+    "margin-grid-too-large": lambda f, t: cli(bounds_cli.main, _bounds(f, "--margin-grid-size", "1000000000",
+                                                                       "--out", str(t / "o"))),
+    "not-enough-memory": _little_memory,
+    "unknown-statement": lambda f, t: cli(bounds_cli.main, _bounds(f, "--statements", "nope", "--out", str(t / "o"))),
+    "bounds-out-foreign": lambda f, t: cli(bounds_cli.main, _bounds(f, "--out", str(_run_folder(f, t)))),
+    "bounds-out-name-clash": lambda f, t: cli(bounds_cli.main, _bounds(f, "--out", str(_clashing_out(t)))),
+    "feature-store-is-file": lambda f, t: cli(bounds_cli.main, _bounds(f, "--feature-store", str(_a_file(t)),
+                                                                       "--out", str(t / "o"))),
+    "train-feature-store-is-file": lambda f, t: cli(train_cli.main, [*TINY_TRAIN, "--feature-store", str(_a_file(t)),
+                                                                     "--out", str(t / "o")]),
+    "seed-negative": lambda f, t: cli(train_cli.main, ["--seed", "-1"]),
+    "img-size-out-of-range": lambda f, t: cli(train_cli.main, ["--img-size", "7"]),
+    "train-out-finished": lambda f, t: cli(train_cli.main, [*TINY_TRAIN, "--out", str(f.parent)]),
+    "train-out-unfinished": lambda f, t: cli(train_cli.main, [*TINY_TRAIN, "--out",
+                                                              str(_unfinished(f, t).parent)]),
+    "train-interrupted": lambda f, t: _interrupted(t, at_step=2, save_every=1),
+    "train-interrupted-early": lambda f, t: _interrupted(t, at_step=1, save_every=0),
+    "recipe-unknown": lambda f, t: cli(train_cli.main, ["--recipe", "nope"]),
+    "demo-unknown-option": lambda f, t: cli(demo_cli.main, ["--bogus"]),
+    "plot-name-clash": lambda f, t: _figure_clash(t),
+    "imbalance-clamped": lambda f, t: said(train_cli.main, [*_loud(TINY_TRAIN), "--imbalance", "1e9", "--out",
+                                                            str(t / "o")], "note:"),
+    "empty-class-folder": lambda f, t: said(data_cli.main, ["--dataset", "imagefolder", "--data-root",
+                                                            str(_image_tree(t, {"a": 6, "b": 4}, "empty")),
+                                                            "--out", str(t / "o"), "--quiet"], "note:"),
+    "subsample-opt-in": lambda f, t: said(data_cli.main, ["--dataset", "imagefolder", "--data-root",
+                                                          str(_image_tree(t, {"a": 12, "b": 8, "c": 6})),
+                                                          "--imbalance", "4", "--out", str(t / "o"), "--quiet"],
+                                          "note:"),
+    "random-frozen-backbone": lambda f, t: said(train_cli.main, [*_loud(TINY_TRAIN), "--adapter", "lora", "--out",
+                                                                 str(t / "o")], "warning:"),
 }
 
 ROWS = read_table()
@@ -233,8 +338,12 @@ def test_bad_input_row(row, finished, tmp_path, monkeypatch):
     assert outcome == expected_exit, (outcome, message)
     assert message_pattern(row["message"]).match(message), f"\n table: {row['message']}\n   got: {message}"
     assert not (tmp_path / "pwned-by-checkpoint").exists()
+    assert "weights_only=False" not in message  # never the advice to load unsafely
     created = {p for p in tmp_path.rglob("*") if p.is_file()} - before
     assert not [p for p in created if p.name.endswith(".tmp")], "a temporary file was left behind"
+    assert not [p for p in tmp_path.rglob("*") if p.name.endswith((".partial", ".old")) or ".previous." in p.name]
+    if expected_exit == 0:  # the run went on, and said so: its outputs are real
+        return
     outputs = [p for p in created if INPUTS not in p.relative_to(tmp_path).parts]
     outputs = [p for p in outputs if p.suffix in (".png", ".pdf", ".md") or p.name == "metrics.json"
                or (p.name == "bounds.json" and p.parent.name != "b")]
