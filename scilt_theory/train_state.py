@@ -190,12 +190,16 @@ def non_finite_loss_error(loss: torch.Tensor, progress: Progress, lr: float,
 
 
 # ---- resume ---------------------------------------------------------------------------------------------------
-def _differences(saved: dict[str, Any], current: dict[str, Any], ignore: tuple[str, ...] = ()) -> list[str]:
+def _differences(saved: dict[str, Any], current: dict[str, Any], ignore: tuple[str, ...] = (),
+                 defaults: dict[str, Any] | None = None) -> list[str]:
+    """The settings of ``current`` that differ from ``saved``; a field the checkpoint's version did not have yet
+    counts as its default in ``defaults`` (that is what the checkpoint ran with)."""
     out = []
+    defaults = defaults or {}
     for key in sorted(set(saved) | set(current)):
         if key in ignore or key not in current:  # a field this version does not know cannot be compared
             continue
-        a, b = saved.get(key, "<absent>"), current[key]
+        a, b = saved.get(key, defaults.get(key, "<absent>")), current[key]
         if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
             a, b = list(a), list(b)
         if a != b:
@@ -214,6 +218,20 @@ def _method_differences(saved: dict[str, Any] | None, current: dict[str, Any]) -
     return out
 
 
+def _field_defaults(which: str) -> dict[str, Any]:
+    """Default values of the fields of DataConfig / ModelConfig / TrainConfig (imported here: training imports
+    this module)."""
+    import dataclasses
+
+    if which == "data":
+        from scilt_theory.data.config import DataConfig as cls
+    elif which == "model":
+        from scilt_theory.models.config import ModelConfig as cls
+    else:
+        from scilt_theory.training import TrainConfig as cls
+    return {f.name: f.default for f in dataclasses.fields(cls) if f.default is not dataclasses.MISSING}
+
+
 def load_for_resume(path: str | Path, *, data_config: dict[str, Any], model_config: dict[str, Any],
                     train_config: dict[str, Any], method_config: dict[str, Any] | None = None) -> dict[str, Any]:
     """Load an unfinished run.pt and check that it was made with these settings (except RESUME_FREE_FIELDS).
@@ -227,9 +245,10 @@ def load_for_resume(path: str | Path, *, data_config: dict[str, Any], model_conf
     if record.get("finished", True) is not False or "train_state" not in record:
         raise CheckpointError(f"{path} is a finished run, not a periodic checkpoint; there is nothing to resume "
                               f"(train with --save-every N to get resumable checkpoints)")
-    diffs = (_differences(record["data_config"], data_config)
-             + _differences(record["model_config"], model_config)
-             + _differences(record.get("train_config", {}), train_config, RESUME_FREE_FIELDS)
+    diffs = (_differences(record["data_config"], data_config, defaults=_field_defaults("data"))
+             + _differences(record["model_config"], model_config, defaults=_field_defaults("model"))
+             + _differences(record.get("train_config", {}), train_config, RESUME_FREE_FIELDS,
+                            _field_defaults("train"))
              + (_method_differences(record.get("method_config"), method_config) if method_config else []))
     if diffs:
         raise CheckpointError(f"cannot resume {path} with settings other than its own: {'; '.join(diffs)} "

@@ -221,24 +221,26 @@ def predict(model: SciLTModel, images: torch.Tensor, batch_size: int, device: to
     return torch.cat(outputs) if outputs else torch.empty(0, model.config.num_classes)
 
 
-def evaluate_model(model: SciLTModel, data: LongTailDataset, batch_size: int, device: torch.device) -> dict:
+def evaluate_model(model: SciLTModel, data: LongTailDataset, batch_size: int, device: torch.device,
+                   precision: str = "auto") -> dict:
     """The long-tail metrics of the model on the test split and, under ``splits``, on every extra split of the data
     set (scitiles-pop: the validation draw, where recipes are chosen, and the out-of-population shift split)."""
-    metrics = evaluate_test_predictions(data, _predicted(model, data.test_images, batch_size, device))
+    metrics = evaluate_test_predictions(data, _predicted(model, data.test_images, batch_size, device, precision))
     out_of_population = set(data.provenance.get("out_of_population_splits", ()))
     splits = {}
     for name, (images, labels) in data.extra_splits.items():
-        splits[name] = {**evaluate_test_predictions(data, _predicted(model, images, batch_size, device), labels),
+        predicted = _predicted(model, images, batch_size, device, precision)
+        splits[name] = {**evaluate_test_predictions(data, predicted, labels),
                         "in_population": name not in out_of_population}
     if splits:
         metrics["splits"] = splits
     return metrics
 
 
-def _predicted(model: SciLTModel, images, batch_size: int, device: torch.device) -> np.ndarray:
+def _predicted(model: SciLTModel, images, batch_size: int, device: torch.device, precision: str) -> np.ndarray:
     ctx = distributed.current()  # under torchrun each process scores its shard
     start, stop = ctx.shard(len(images))
-    scores = ctx.gather_rows(predict(model, row_range(images, start, stop), batch_size, device))
+    scores = ctx.gather_rows(predict(model, row_range(images, start, stop), batch_size, device, precision))
     return scores.argmax(dim=1).numpy()
 
 
@@ -586,7 +588,7 @@ def finish(run: TrainingRun) -> TrainResult:
     config, ctx, split = run.config, run.ctx, run.split
     stage2 = retrain_heads_h2t(run.model, split.images, split.labels, run.class_counts, config, run.method,
                                run.device) if run.recipe.h2t else None
-    metrics = evaluate_model(run.model, run.data, config.eval_batch_size, run.device)
+    metrics = evaluate_model(run.model, run.data, config.eval_batch_size, run.device, config.precision)
     seconds = time.perf_counter() - run.started
     metrics["train_seconds"] = seconds
     metrics["history"] = run.progress.history
