@@ -106,6 +106,9 @@ def main(argv: list[str] | None = None) -> int:
         raise UserError(f"unknown data set {config.name!r}; choose one of {', '.join(sorted(DATASETS))}")
     if args.decode < 0:
         raise UserError(f"--decode must be a non-negative number of images, got {args.decode}")
+    from experiments.train import check_data_memory
+
+    check_data_memory(config)  # an embedded data set is made in memory
     out = Path(args.out) if args.out else Path("runs") / "data" / config.name
     try:
         check_replaceable(out, _owned, "a data summary")  # before reading any data

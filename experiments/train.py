@@ -186,6 +186,24 @@ def check_numbers(args: argparse.Namespace) -> None:
                         f"when missing)")
 
 
+def check_data_memory(data_config) -> None:
+    """An embedded data set is made in memory: refuse one larger than the machine has (before making it)."""
+    from scilt_theory.data import DATASETS
+    from scilt_theory.data.longtail import longtail_counts
+    from scilt_theory.resources import check_image_memory
+
+    spec = DATASETS.get(data_config.name)
+    if spec is None or spec.reads_files or data_config.max_per_class is None and data_config.test_per_class is None:
+        return
+    k = data_config.num_classes or 10
+    train = int(longtail_counts(data_config.max_per_class or 500, k, data_config.imbalance).sum())
+    try:
+        check_image_memory(name=data_config.name, num_images=train + k * (data_config.test_per_class or 50),
+                           image_size=data_config.image_size)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+
+
 def random_backbone_warning(model_config) -> str | None:
     """A sentence when adapters (or the heads alone) train on a randomly initialised frozen backbone."""
     if model_config.adapter == "full" or model_config.weights is not None:
@@ -267,6 +285,8 @@ def main(argv: list[str] | None = None) -> int:
         _opt_in_profile(args, argv)
         data_config, model_config, train_config, method_config = configs_from_args(args)
     refuse_contradictions(args, method_config.method)
+    if args.resume is None:
+        check_data_memory(data_config)
     quiet = train_config.quiet
     out = Path(train_config.out)
     if args.resume is None:

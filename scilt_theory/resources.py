@@ -96,8 +96,8 @@ def estimate_bounds(*, n: int, num_classes: int, dim: int, draws: int, grid_size
 def check_limits(*, draws: int, margin_grid_size: int, delta: float, margin_is_auto: bool = True) -> None:
     """The declared maxima (no data needed): one ValueError sentence for a value above them."""
     if draws > MAX_DRAWS:
-        raise ValueError(f"draws must be at most {MAX_DRAWS:,} (more Monte Carlo draws change no reported digit but "
-                         f"cost memory and hours: about {format_bytes(BYTES_PER_DRAW * draws)} and days here), "
+        raise ValueError(f"draws must be at most {MAX_DRAWS:,} (more Monte Carlo draws change no reported digit; "
+                         f"each complexity would hold about {format_bytes(BYTES_PER_DRAW * draws)} of draws), "
                          f"got {draws:,}")
     if margin_is_auto and margin_grid_size > MAX_MARGIN_GRID:
         raise ValueError(f"margin_grid_size must be at most {MAX_MARGIN_GRID} (the grid costs ln(m) in every bound "
@@ -117,3 +117,18 @@ def check_bounds_resources(estimate: Estimate, *, available: int | None = None) 
                          f"K = {estimate.num_classes}), more than the {format_bytes(available)} available; lower "
                          f"--draws (at most about {10 ** int(math.log10(fits)) if fits >= 10 else fits:,} fit) "
                          f"or --margin-grid-size")
+
+
+def check_image_memory(*, name: str, num_images: int, image_size: int, available: int | None = None) -> None:
+    """Refuse, in one ValueError sentence, a data set held in memory (float32, 3 channels) larger than the memory
+    this machine has available (real data sets decode lazily and are not held)."""
+    needed = BYTES_PER_IMAGE_FACTOR * num_images * 3 * image_size * image_size * 4
+    available = available_memory_bytes() if available is None else available
+    if available is not None and needed > available:
+        raise ValueError(f"{name} would hold {num_images:,} images of {image_size} px in memory, about "
+                         f"{format_bytes(needed)}, more than the {format_bytes(available)} available; lower "
+                         f"--max-per-class, --test-per-class or --img-size")
+
+
+#: images are made, then stacked: about twice their size at the peak
+BYTES_PER_IMAGE_FACTOR = 2

@@ -297,6 +297,8 @@ CASES: dict[str, Callable[[Path, Path], tuple[object, str]]] = {
     "train-feature-store-is-file": lambda f, t: cli(train_cli.main, [*TINY_TRAIN, "--feature-store", str(_a_file(t)),
                                                                      "--out", str(t / "o")]),
     "seed-negative": lambda f, t: cli(train_cli.main, ["--seed", "-1"]),
+    "data-too-large": lambda f, t: cli(train_cli.main, ["--dataset", "synthetic-lt", "--max-per-class", "1000000000",
+                                                        "--out", str(t / "o")]),
     "img-size-out-of-range": lambda f, t: cli(train_cli.main, ["--img-size", "7"]),
     "train-out-finished": lambda f, t: cli(train_cli.main, [*TINY_TRAIN, "--out", str(f.parent)]),
     "train-out-unfinished": lambda f, t: cli(train_cli.main, [*TINY_TRAIN, "--out",
