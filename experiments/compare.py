@@ -70,7 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "final_only when it is compared, else no paired table")
     p.add_argument("--epochs", type=int, default=None, help="training epochs of every run (default: the recipe's)")
     p.add_argument("--out", required=True, help="output directory (runs/, compare.json, compare.md, the figure)")
-    p.add_argument("--draws", type=int, default=1000, help="Monte Carlo sign draws of each bounds run")
+    p.add_argument("--draws", type=int, default=1000,
+                   help="Monte Carlo sign draws of each bounds run, at most 1,000,000 (default 1000)")
     p.add_argument("--save-every", type=int, default=20,
                    help="periodic checkpoint every N optimiser steps, so a killed comparison resumes mid-run "
                         "(0 = off; default 20)")
@@ -121,6 +122,10 @@ def parse(argv: list[str] | None):
         raise UserError(f"--epochs must be at least 1, got {args.epochs}")
     if args.draws < 1 or args.save_every < 0:
         raise UserError("--draws must be at least 1 and --save-every non-negative")
+    from scilt_theory.resources import MAX_DRAWS
+
+    if args.draws > MAX_DRAWS:  # refused before the first run trains, not by its bounds afterwards
+        raise UserError(f"--draws must be at most {MAX_DRAWS:,} (the bounds command's limit), got {args.draws:,}")
     # train's parser accepts abbreviations, so "--met x" would set --method: refuse prefixes of owned options too
     owned = [a.split("=", 1)[0] for a in extra if a.startswith("--")
              and any(o.startswith(a.split("=", 1)[0]) for o in OWNED)]
