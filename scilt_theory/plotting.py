@@ -510,9 +510,10 @@ def figure_bound_vs_n(report: BoundsReport | dict) -> Figure:
             if row[0].axison:
                 row[0].set_ylabel("bound (solid), floor (dashed)")
         fig.suptitle(_title(report, f"Bound and floor against n (this run: n = {n0}, dotted)"))
-        handles = [Line2D([], [], color=C_BASE, marker="o", lw=1.2, label="contract of the target"),
-                   Line2D([], [], color=C_TIGHT, marker="s", lw=1.2, label="smallest statement at this n"),
-                   Line2D([], [], color="#444444", lw=1.0, ls=(0, (2, 1.5)), label="floor: any classifier"),
+        handles = [Line2D([], [], color=C_BASE, marker="o", lw=1.2, label="contract of the target")]
+        if any(len(records) > 1 for _, _, records in drawn):
+            handles.append(Line2D([], [], color=C_TIGHT, marker="s", lw=1.2, label="smallest statement at this n"))
+        handles += [Line2D([], [], color="#444444", lw=1.0, ls=(0, (2, 1.5)), label="floor: any classifier"),
                    Line2D([], [], ls="none", marker="|", markersize=9, mew=1.4, color="#444444",
                           label="n where the bound reaches 1"),
                    Line2D([], [], color="#777777", lw=0.8, ls=":", label="this run's n"),
