@@ -203,7 +203,7 @@ def _per_class(report: BoundsReport) -> list[str]:
         return report.statement(name, f"class:{c}")
 
     split = "test split" + ("" if report.test_same_distribution else ", not the training distribution")
-    sample = "held-out part" if report.mode == "certified" else "bound sample"
+    sample = "held-out part" if report.mode == "certified" else "fitted part"
     intervals = has_intervals(report)
     error = f"class error on the {split}" + (f": {ESTIMATE_LABEL}" if intervals else "")
     lines = ["## Per class", "",
