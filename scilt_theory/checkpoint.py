@@ -150,7 +150,7 @@ def load_run(path: str | os.PathLike, *, map_location: str | torch.device = "cpu
             AttributeError, TypeError, KeyError, IndexError) as exc:
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         if "weights only" in first_line.lower() or "weights_only" in first_line:
-            # torch's own advice here is to load with weights_only=False, i.e. to run the file's code: never
+            # torch's own advice here is the unsafe load, i.e. to run the file's code: never given
             first_line = "the safe (weights-only) loader cannot read it, and no other loader is ever used"
         raise CheckpointError(f"{path} is not a readable scilt-theory checkpoint (truncated, corrupt, or not a "
                               f"weights-only torch file): {first_line[:200]}") from None
