@@ -1,6 +1,6 @@
 """CAR, the Confusion-Aware Spectral Regulariser (arXiv 2603.16732; authors' code github misswayguy/CAR).
 
-THEORY §6 and PEERS.md ("CAR"). CAR adds to the training loss the spectral norm of a class-frequency-weighted,
+THEORY §6 and docs/PEERS.md ("CAR"). CAR adds to the training loss the spectral norm of a class-frequency-weighted,
 exponentially averaged *soft confusion matrix* of the training batches:
 
 ``loss = base loss + lam * || C_bar · diag(w) ||_2``.

@@ -1,4 +1,4 @@
-"""Training methods: SciLT, its ablations and the peers (PEERS.md), each a small registered component.
+"""Training methods: SciLT, its ablations and the peers (docs/PEERS.md), each a small registered component.
 
 A :class:`Method` says what differs from SciLT, and nothing else:
 

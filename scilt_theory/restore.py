@@ -90,5 +90,6 @@ def restore_run(path: str | Path, *, device: torch.device | str = "cpu", data: L
     recorded = record.get("data_fingerprint")
     if recorded is not None and data.provenance.get("fingerprint") not in (None, recorded):
         raise CheckpointError("the re-created split does not hold the images the checkpoint was trained on (their "
-                              "names or labels differ from the fingerprint recorded in run.pt)")
+                              "names, labels or contents differ from the fingerprint recorded in run.pt; a run "
+                              "trained before the fingerprint covered file contents must be retrained)")
     return record, model, data

@@ -57,8 +57,8 @@ class DataConfig:
                                    NoneOr(Text()))
     profile: str | None = option(
         None, "training profile of a real data set: exponential (subsample to --imbalance) or natural (keep the "
-              "data set's own counts, scaled down to --max-per-class if given); none = the data set's default "
-              "(exponential, natural for nih-profile)", NoneOr(Choice(PROFILES)))
+              "data set's own counts, scaled down to --max-per-class if given); none = natural: every image is kept "
+              "(experiments.train and data take exponential when --imbalance is given)", NoneOr(Choice(PROFILES)))
     test_split: str = option(
         "balanced", "test split of a real data set: balanced (--test-per-class images of every class) or natural "
                     "(the official test split, or a stratified --test-fraction of every class)", Choice(TEST_SPLITS))
