@@ -118,6 +118,12 @@ def accuracy_intervals(errors: Sequence[int], support: Sequence[int], groups: Se
     }
 
 
+def md(text) -> str:
+    """``text`` safe inside a Markdown table cell: ``|`` escaped, line breaks and tabs made spaces (class names
+    of real data sets are folder names, and may hold either)."""
+    return " ".join(str(text).replace("\\", "\\\\").replace("|", "\\|").split())
+
+
 def _fmt(value: float | None, interval: Sequence[float] | None = None) -> str:
     if value is None:
         return "—"
@@ -139,7 +145,7 @@ def metrics_markdown(metrics: dict, title: str = "Evaluation") -> str:
              f"{_fmt(ga['many'], gi.get('many'))} ({gn['many']}) | "
              f"{_fmt(ga['medium'], gi.get('medium'))} ({gn['medium']}) | {_fmt(ga['few'], gi.get('few'))} "
              f"({gn['few']}) | {_fmt(worst['accuracy'], ci.get('worst_class')) if worst else '—'} "
-             f"({worst['name'] if worst else '—'}) |",
+             f"({md(worst['name']) if worst else '—'}) |",
              "", "Accuracies in %; (k) = number of classes in the group. Groups by training count: "
              f"Many > {metrics['thresholds']['many']}, Few < {metrics['thresholds']['few']}."
              + (" [low, high]: the population accuracy estimate's two-sided 95 % interval (Clopper–Pearson per "
@@ -148,7 +154,7 @@ def metrics_markdown(metrics: dict, title: str = "Evaluation") -> str:
              "| class | name | n_train | n_test | group | accuracy |", "|---:|---|---:|---:|---|---:|"]
     order = sorted(range(len(metrics["train_counts"])), key=lambda c: -metrics["train_counts"][c])
     for c in order:
-        lines.append(f"| {c} | {metrics['class_names'][c]} | {metrics['train_counts'][c]} | "
+        lines.append(f"| {c} | {md(metrics['class_names'][c])} | {metrics['train_counts'][c]} | "
                      f"{metrics['test_counts'][c]} | {metrics['groups'][c]} | "
                      f"{_fmt(metrics['per_class_accuracy'][c], pci[c])} |")
     return "\n".join(lines) + "\n"

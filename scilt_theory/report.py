@@ -7,6 +7,7 @@ could beat at this n — so that a reader sees at once what the data can certify
 
 from __future__ import annotations
 
+from scilt_theory.metrics import md
 from scilt_theory.schema import QUANTITIES, BoundsReport, StatementRecord
 
 #: the order of targets in the tables
@@ -21,12 +22,6 @@ def _num(value, digits: int = 3) -> str:
     if abs(value) >= 1000 or (0 < abs(value) < 1e-3):
         return f"{value:.2e}"
     return f"{value:.{digits}f}"
-
-
-def md(text) -> str:
-    """``text`` safe inside a Markdown table cell: ``|`` escaped, line breaks and tabs made spaces (class names
-    of real data sets are folder names, and may hold either)."""
-    return " ".join(str(text).replace("\\", "\\\\").replace("|", "\\|").split())
 
 
 def has_intervals(report: BoundsReport) -> bool:
