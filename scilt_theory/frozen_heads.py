@@ -160,11 +160,13 @@ def bound_heads(psi1: np.ndarray, psi2: np.ndarray, labels: np.ndarray, heads: t
                 num_classes: int, scale: float, class_counts: Sequence[int], seed: int,
                 certificate_samples: Mapping[str, Any] | None = None, settings: BoundSettings = BoundSettings(),
                 class_names: Sequence[str] | None = None, prior_heads: tuple[np.ndarray, np.ndarray] | None = None,
-                validity: str = "fixed-features", statements: Sequence[str] | None = None):
+                validity: str = "fixed-features", statements: Sequence[str] | None = None,
+                class_groups: Sequence[str] | None = None):
     """Every selected statement for the scorer ψ₁Uᵀ + ψ₂Vᵀ on the bound sample (ψ₁, ψ₂, labels), as
     bounds_pipeline.compute_bounds_report calls it for a frozen run (validity ``fixed-features``). ``prior_heads``:
     (U₀, V₀) fixed before the bound sample (PAC-Bayes prior centre; then ``validity`` "certified", as the pipeline's
-    certified mode); ``statements`` overrides ``settings.statements``."""
+    certified mode); ``statements`` overrides ``settings.statements``; ``class_groups``: the group of every class
+    (default: from ``class_counts`` and the thresholds, as the pipeline)."""
     from scilt_theory.bounds import BoundGrid
     from scilt_theory.statements import fused_model_bounds
 
@@ -177,6 +179,7 @@ def bound_heads(psi1: np.ndarray, psi2: np.ndarray, labels: np.ndarray, heads: t
         method=settings.method, n_draws=settings.draws, delta_mc=settings.delta_mc, seed=seed,
         class_names=list(class_names) if class_names is not None else None,
         many_threshold=settings.many_threshold, few_threshold=settings.few_threshold,
-        class_counts=[int(n) for n in class_counts], feature_norm_bound=1.0, validity=validity,
+        class_counts=[int(n) for n in class_counts], class_groups=None if class_groups is None else list(class_groups),
+        feature_norm_bound=1.0, validity=validity,
         certificate_samples=dict(certificate_samples or {}), head_weights=heads, prior_head_weights=prior_heads,
         scale=scale, coupled_scale=scale)
