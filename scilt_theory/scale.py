@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from scilt_theory.frozen_heads import BoundSettings, HeadRecipe, bound_heads, class_errors, scores_of, train_heads
-from scilt_theory.validity import target_value, targets_of
+from scilt_theory.validity import claim_design_folder, target_value, targets_of
 
 __all__ = ["BENCHMARKS", "ScaleDesign", "benchmark_table", "crossings", "mc_complexity_timing", "population_interval",
            "run_size", "scale_rows"]
@@ -154,13 +154,7 @@ def run_size(train: Any, test: Any, head: int, design: ScaleDesign, log: Callabl
 def run_sizes(train: Any, test: Any, design: ScaleDesign, folder: str | Path,
               log: Callable[[str], None] = print) -> list[dict]:
     """Every size of the design, each written to ``folder/head<n_max>.json`` when done (read back on a rerun)."""
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    spec = folder / "design.json"
-    mine = json.dumps(design.to_dict(), sort_keys=True, default=str)
-    if spec.is_file() and spec.read_text() != mine:
-        raise ValueError(f"{folder} holds sizes of another design; choose another folder")
-    spec.write_text(mine)
+    folder = claim_design_folder(folder, design, "sizes")
     out = []
     for head in design.heads:
         path = folder / f"head{head}.json"

@@ -250,19 +250,25 @@ def run_repetition(pop: Population, design: ValidityDesign, r: int,
             "seconds": {"train": trained - started, "total": time.perf_counter() - started}}
 
 
+def claim_design_folder(folder: str | Path, design: Any, what: str) -> Path:
+    """``folder`` (created) for the results of ``design`` (its ``to_dict()`` is written to design.json); a folder
+    made with another design is refused, so resumed runs never mix two designs."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    spec = folder / "design.json"
+    mine = json.dumps(design.to_dict(), sort_keys=True, default=str)
+    if spec.is_file() and spec.read_text() != mine:
+        raise ValueError(f"{folder} holds {what} of another design; choose another folder")
+    spec.write_text(mine)
+    return folder
+
+
 def run_repetitions(pop: Population, design: ValidityDesign, repetitions: Iterable[int], folder: str | Path | None,
                     log: Callable[[str], None] = print, **kwargs) -> list[dict]:
     """Every repetition, each written to ``folder/rep<r>.json`` as it finishes (a finished one is read back, so an
     interrupted run resumes; a folder made with another design is refused)."""
     out: list[dict] = []
-    folder = None if folder is None else Path(folder)
-    if folder is not None:
-        folder.mkdir(parents=True, exist_ok=True)
-        spec = folder / "design.json"
-        mine = json.dumps(design.to_dict(), sort_keys=True, default=str)
-        if spec.is_file() and spec.read_text() != mine:
-            raise ValueError(f"{folder} holds repetitions of another design; choose another folder")
-        spec.write_text(mine)
+    folder = None if folder is None else claim_design_folder(folder, design, "repetitions")
     for r in repetitions:
         path = None if folder is None else folder / f"rep{r:04d}.json"
         if path is not None and path.is_file():

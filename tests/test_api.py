@@ -16,9 +16,8 @@ from scilt_theory.training import TrainConfig, train
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(scope="module")
-def run_dir(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("api") / "demo"
+def train_tiny_run(out: Path) -> Path:
+    """A finished run (tiny ViT on synthetic-lt, with a hold-out) in ``out``; shared with test_newcomer_path."""
     data = DataConfig(name="synthetic-lt", imbalance=8.0, max_per_class=60, test_per_class=8, image_size=16,
                       num_classes=4)
     model = ModelConfig(num_classes=4, img_size=16, patch_size=4, depth=2, adapter="full")
@@ -26,6 +25,11 @@ def run_dir(tmp_path_factory) -> Path:
                          quiet=True, holdout_fraction=0.3)
     train(data, model, config)
     return out
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory) -> Path:
+    return train_tiny_run(tmp_path_factory.mktemp("api") / "demo")
 
 
 def readme_api_block() -> str:

@@ -26,10 +26,10 @@ from experiments import weights as weights_cli
 from experiments._cli import run_main
 from scilt_theory.data import DataConfig, build_dataset
 from scilt_theory.models import ModelConfig
-from scilt_theory.training import TrainConfig, train
 
 sys.path.insert(0, str(Path(__file__).parent))
 from real_formats import image_folder  # noqa: E402
+from test_api import train_tiny_run  # noqa: E402
 from test_plotting import _all_fonts_readable  # noqa: E402
 
 COMMANDS = {"train": train_cli.main, "bounds": bounds_cli.main, "plot": plot_cli._plot, "demo": demo_cli.main,
@@ -48,14 +48,7 @@ def _run(main, argv):
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("newcomer") / "run"
-    data = DataConfig(name="synthetic-lt", imbalance=8.0, max_per_class=60, test_per_class=8, image_size=16,
-                      num_classes=4)
-    model = ModelConfig(num_classes=4, img_size=16, patch_size=4, depth=2, adapter="full")
-    config = TrainConfig(epochs=1, batch_size=16, optimizer="adamw", lr=2e-3, warmup_epochs=0, out=str(out),
-                         quiet=True, holdout_fraction=0.3)
-    train(data, model, config)
-    return out
+    return train_tiny_run(tmp_path_factory.mktemp("newcomer") / "run")
 
 
 # ---- 1. every command parses its arguments first --------------------------------------------------------------
