@@ -90,7 +90,7 @@ def _check_labels(labels: Any, name: str = "labels") -> torch.Tensor:
 
 def _num_channels(dim: int, rho: float) -> int:
     # ⌊ρ·dim⌋ taken exactly on the shortest decimal that round-trips to ρ (repr), i.e. on the value the user
-    # wrote: 0.3·10 gives 3 (the binary float 0.3·10 is 2.9999999999999996, whose floor is 2). The authors'
+    # wrote: 0.29·100 gives 29 (the binary float 0.29·100 is 28.999999999999996, whose floor is 28). The authors'
     # int(beta * C) agrees with this for their settings (ρ = 0.25 and other dyadic ratios).
     return math.floor(Fraction(repr(float(rho))) * dim)
 
@@ -112,7 +112,7 @@ def h2t_channels(dim: int, rho: float, generator: torch.Generator) -> torch.Tens
     -------
     LongTensor of shape (k,), k = ⌊ρ·dim⌋
         Distinct indices in [0, dim), on the CPU. ⌊ρ·dim⌋ is computed exactly on the shortest decimal
-        representation of ρ (``repr``), so that e.g. ρ = 0.3, dim = 10 gives 3 and not 2 from float error.
+        representation of ρ (``repr``), so that e.g. ρ = 0.29, dim = 100 gives 29 and not 28 from float error.
     """
     if not _is_int(dim) or dim < 1:
         raise ValueError(f"dim must be an integer of at least 1, got {dim!r}.")

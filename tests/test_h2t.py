@@ -72,9 +72,13 @@ def test_channels_count_distinct_and_in_range(dim, rho, seed):
 
 
 def test_channels_floor_is_robust_to_float_error():
-    # 0.3 * 10 == 2.9999999999999996 and 0.29 * 100 == 28.999999999999996 in binary floating point
-    assert h2t_channels(10, 0.3, gen()).numel() == 3
+    # 0.29 * 100 is 28.999999999999996 in binary floating point, so a float floor loses a channel (the same for
+    # 0.57 * 100 and 0.58 * 100); 0.3 * 10 happens to round to exactly 3.0, so it is no test of the rule
+    assert math.floor(0.29 * 100) == 28 and math.floor(0.57 * 100) == 56 and 0.3 * 10 == 3.0
     assert h2t_channels(100, 0.29, gen()).numel() == 29
+    assert h2t_channels(100, 0.57, gen()).numel() == 57
+    assert h2t_channels(100, 0.58, gen()).numel() == 58
+    assert h2t_channels(10, 0.3, gen()).numel() == 3
     assert h2t_channels(768, 0.25, gen()).numel() == 192
     assert h2t_channels(7, 0.5, gen()).numel() == 3
     assert h2t_channels(5, 0.0, gen()).numel() == 0
