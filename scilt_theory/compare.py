@@ -11,9 +11,10 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-__all__ = ["ACCURACY_KEYS", "COLUMNS", "PAIRED_KEYS", "RANKED_STATEMENTS", "RANK_TARGETS", "compare_markdown",
-           "paired_difference", "paired_differences", "paired_markdown", "rank_correlations", "rank_markdown",
-           "reference_row", "run_row", "summarise"]
+__all__ = ["ACCURACY_KEYS", "CLASS_RANKED_STATEMENTS", "COLUMNS", "PAIRED_KEYS", "RANKED_STATEMENTS", "RANK_TARGETS",
+           "class_rank_correlations", "class_rank_markdown", "compare_markdown", "paired_difference",
+           "paired_differences", "paired_markdown", "rank_correlations", "rank_markdown", "reference_row", "run_row",
+           "summarise"]
 
 #: (key, column title, kind) of the table; kind "acc" is printed in %, "value" as a number
 COLUMNS: tuple[tuple[str, str, str], ...] = (
@@ -283,4 +284,80 @@ def paired_markdown(paired: Mapping[str, Any], keys: Sequence[tuple[str, str]] =
     lines += ["", f"Method minus {reference} on the same seed (same split, same initialisation), in percentage "
                   f"points: mean ± sample std [{level} % t-interval of the mean], two-sided paired t-test p-value. "
                   f"A class group without test classes drops its seed from that column.", *notes]
+    return "\n".join(lines) + "\n"
+
+
+# ---- Kendall τ class by class ----------------------------------------------------------------------------------
+#: statements whose class records are ranked against the class errors they bound
+CLASS_RANKED_STATEMENTS: tuple[str, ...] = ("corollary54", "tightest_uniform", "pac_bayes", "holdout_certificate")
+
+
+def class_rank_correlations(reports: Sequence[Any], statements: Sequence[str] = CLASS_RANKED_STATEMENTS
+                            ) -> dict[str, Any]:
+    """Kendall τ-b between each statement's class bounds and the class errors they stand beside, two ways.
+
+    ``across_runs``: for every class c, τ over the runs (methods × seeds) between the statement's class-c bound and
+    the class-c error it is compared with (record.compared_with: the same quantity, on the test split or, for a
+    hold-out certificate, its own classifier's errors); does a run with a smaller bound for c err less on c?
+    ``within_runs``: the τ across classes inside each run (bounds.json ``rank_correlation``), summarised over the
+    runs (mean, min, max, how many positive): does a statement rank one model's classes as their errors do?
+    ``reports`` are :class:`~scilt_theory.schema.BoundsReport` objects (or their bounds.json dicts); only their
+    ``statements`` and ``rank_correlation`` are read."""
+    from scipy.stats import kendalltau
+
+    from scilt_theory.schema import BoundsReport
+
+    reports = [BoundsReport.from_json(r) if isinstance(r, Mapping) else r for r in reports]
+    across: dict[str, dict[str, Any]] = {}
+    within: dict[str, dict[str, Any]] = {}
+    for name in statements:
+        by_class: dict[str, list[tuple[float, float]]] = {}
+        for report in reports:
+            for record in report.statements:
+                if record.name != name or not record.target.startswith("class:") or record.bound is None:
+                    continue
+                if record.compared_with is None or record.compared_with.value is None:
+                    continue
+                by_class.setdefault(record.target, []).append((record.bound, record.compared_with.value))
+        for target, pairs in sorted(by_class.items(), key=lambda kv: int(kv[0].split(":", 1)[1])):
+            tau = p = None
+            if len(pairs) >= 3 and len({a for a, _ in pairs}) > 1 and len({b for _, b in pairs}) > 1:
+                res = kendalltau(*zip(*pairs))
+                tau, p = float(res.statistic), float(res.pvalue)
+            across.setdefault(name, {})[target] = {"tau": tau, "p_value": p, "n": len(pairs)}
+        taus = [rc.tau for report in reports for rc in report.rank_correlation
+                if rc.statement == name and rc.tau is not None]
+        if taus:
+            within[name] = {"mean": sum(taus) / len(taus), "min": min(taus), "max": max(taus), "runs": len(taus),
+                            "positive": sum(t > 0 for t in taus)}
+    return {"across_runs": across, "within_runs": within}
+
+
+def class_rank_markdown(ranks: Mapping[str, Any], class_names: Sequence[str] | None = None) -> str:
+    """The two class-by-class τ tables of :func:`class_rank_correlations` (a section of compare.md)."""
+    across, within = ranks["across_runs"], ranks["within_runs"]
+    targets = sorted({t for by in across.values() for t in by}, key=lambda t: int(t.split(":", 1)[1]))
+
+    def title(target: str) -> str:
+        c = int(target.split(":", 1)[1])
+        return class_names[c] if class_names is not None and c < len(class_names) else target
+
+    lines = ["## Do the class bounds rank runs and classes as the class errors do? (Kendall τ-b)", "",
+             "Across runs, class by class: τ over all runs (methods × seeds) between a statement's bound for the "
+             "class and that class's error (the quantity the bound stands beside). τ > 0: a run with a smaller bound "
+             "for the class errs less on it.", "",
+             "| statement | " + " | ".join(title(t) for t in targets) + " |", "|---|" + "---:|" * len(targets)]
+    for name, by_target in across.items():
+        cells = []
+        for t in targets:
+            stat = by_target.get(t)
+            cells.append("—" if stat is None or stat["tau"] is None else f"{stat['tau']:+.2f} (n = {stat['n']})")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    if within:
+        lines += ["", "Within runs, across classes (bounds.json `rank_correlation` of each run): τ between a "
+                      "statement's class bounds and the class errors, summarised over the runs.", "",
+                  "| statement | runs | mean τ | min | max | runs with τ > 0 |", "|---|---:|---:|---:|---:|---:|"]
+        for name, s in within.items():
+            lines.append(f"| {name} | {s['runs']} | {s['mean']:+.2f} | {s['min']:+.2f} | {s['max']:+.2f} | "
+                         f"{s['positive']} |")
     return "\n".join(lines) + "\n"
