@@ -31,27 +31,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _plain(value: Any) -> Any:
-    """JSON-friendly copy of a provenance entry (arrays become lists; long index arrays are left out)."""
-    import numpy as np
-
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
-
-
 def describe(data) -> dict[str, Any]:
     """``data.summary()`` plus the provenance a reader recorded (without per-image index arrays)."""
+    from scilt_theory.codec import to_jsonable
+
     summary = data.summary()
     skip = {"train_index", "test_index", "train_crops", "test_crops", "train_blocks", "test_blocks", "block_origins",
             "block_is_test"}
-    summary["provenance"] = {k: _plain(v) for k, v in data.provenance.items() if k not in skip}
+    summary["provenance"] = {k: to_jsonable(v) for k, v in data.provenance.items() if k not in skip}
     return summary
 
 

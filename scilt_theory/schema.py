@@ -16,16 +16,15 @@ section (``python -m scilt_theory.schema``).
 
 from __future__ import annotations
 
-import dataclasses
 import json
-import math
-import types
-import typing
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from scilt_theory.bounds import ErcSummary as Erc  # an ERC record: the one definition, shared with the formulas
+from scilt_theory.codec import decode, described, hints, layout_text, nested, to_jsonable
+from scilt_theory.erc import ErcSummary as Erc  # an ERC record: the one definition, shared with the formulas
+
+_hints, _nested = hints, nested  # the codec's, under the names the tests use
 
 __all__ = ["QUANTITIES", "SCHEMA_VERSION", "BoundsReport", "CertificateBlock", "CertificateRow", "ClassRademacher",
            "ClassRow", "Comparison", "Coupled", "DeltaEvent", "Erc", "GroupRow", "OverallRow", "RankCorrelation",
@@ -38,11 +37,7 @@ class ReportError(ValueError):
     """A bounds.json that this version cannot read; the message is one sentence."""
 
 
-def _f(help: str, default: Any = dataclasses.MISSING, json_key: str | None = None,
-       default_factory: Any = dataclasses.MISSING) -> Any:
-    """A field with its help text (the documentation of bounds.json) and, where it differs, its JSON key."""
-    metadata = {"help": help, **({"json": json_key} if json_key else {})}
-    return field(default=default, default_factory=default_factory, metadata=metadata)
+_f = described  # a field with its help text (the documentation of bounds.json)
 
 
 # ------------------------------------------------------------------------------------------------- parts
@@ -357,7 +352,7 @@ class BoundsReport:
     # --------------------------------------------------------------------------------------------- JSON
     def to_json(self) -> dict[str, Any]:
         """The JSON object (plain dicts, lists, numbers, strings, None)."""
-        return _to_json(self)
+        return to_jsonable(self)
 
     def dumps(self) -> str:
         return json.dumps(self.to_json(), indent=2, allow_nan=False) + "\n"
@@ -374,7 +369,7 @@ class BoundsReport:
                     "upgrade scilt-theory to read it")
             raise ReportError(f"{source} has schema_version {version!r}; this scilt-theory reads schema_version "
                               f"{SCHEMA_VERSION} ({hint})")
-        return _from_json(cls, data, source)
+        return decode(cls, data, source, ReportError)
 
 
 def read_report(path: str | Path) -> BoundsReport:
@@ -387,148 +382,10 @@ def read_report(path: str | Path) -> BoundsReport:
     return BoundsReport.from_json(data, source=str(path))
 
 
-# ------------------------------------------------------------------------------------- generic (de)coding
-
-def _json_key(f: dataclasses.Field) -> str:
-    return f.metadata.get("json", f.name)
-
-
-def _to_json(value: Any) -> Any:
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {_json_key(f): _to_json(getattr(value, f.name)) for f in dataclasses.fields(value)}
-    if isinstance(value, dict):
-        return {str(k): _to_json(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_to_json(v) for v in value]
-    if hasattr(value, "to_dict") and callable(value.to_dict):
-        return _to_json(value.to_dict())
-    if isinstance(value, bool) or value is None or isinstance(value, str):
-        return value
-    if hasattr(value, "item") and callable(value.item):  # numpy scalar
-        value = value.item()
-    if isinstance(value, int):
-        return int(value)
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    raise TypeError(f"cannot write {type(value).__name__} into bounds.json")
-
-
-_HINTS: dict[type, dict[str, Any]] = {}
-
-
-def _hints(cls: type) -> dict[str, Any]:
-    if cls not in _HINTS:
-        _HINTS[cls] = typing.get_type_hints(cls)
-    return _HINTS[cls]
-
-
-def _from_json(tp: Any, data: Any, where: str) -> Any:
-    origin = typing.get_origin(tp)
-    if tp is Any:
-        return data
-    if origin in (typing.Union, types.UnionType):
-        options = typing.get_args(tp)
-        if data is None and type(None) in options:
-            return None
-        errors = []
-        for option in options:
-            if option is type(None):
-                continue
-            try:
-                return _from_json(option, data, where)
-            except ReportError as exc:
-                errors.append(str(exc))
-        raise ReportError(errors[0] if errors else f"{where} must not be null")
-    if dataclasses.is_dataclass(tp):
-        if not isinstance(data, dict):
-            raise ReportError(f"{where} must be an object, got {type(data).__name__}")
-        hints = _hints(tp)
-        known = {_json_key(f) for f in dataclasses.fields(tp)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ReportError(f"{where} has unknown field(s) {unknown[:3]}")
-        values = {}
-        for f in dataclasses.fields(tp):
-            key = _json_key(f)
-            if key not in data:
-                if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
-                    raise ReportError(f"{where} has no {key!r} field")
-                continue
-            values[f.name] = _from_json(hints[f.name], data[key], f"{where}.{key}")
-        try:
-            return tp(**values)
-        except (TypeError, ValueError) as exc:
-            raise ReportError(f"{where} is malformed: {exc}") from None
-    if origin is list:
-        if not isinstance(data, list):
-            raise ReportError(f"{where} must be a list, got {type(data).__name__}")
-        (item,) = typing.get_args(tp) or (Any,)
-        return [_from_json(item, v, f"{where}[{i}]") for i, v in enumerate(data)]
-    if origin is dict:
-        if not isinstance(data, dict):
-            raise ReportError(f"{where} must be an object, got {type(data).__name__}")
-        _, item = typing.get_args(tp) or (str, Any)
-        return {k: _from_json(item, v, f"{where}.{k}") for k, v in data.items()}
-    if tp is float:
-        if isinstance(data, bool) or not isinstance(data, (int, float)) or not math.isfinite(data):
-            raise ReportError(f"{where} must be a finite number, got {data!r}")
-        return float(data)
-    if tp is int:
-        if isinstance(data, bool) or not isinstance(data, int):
-            raise ReportError(f"{where} must be an integer, got {data!r}")
-        return data
-    if tp is bool:
-        if not isinstance(data, bool):
-            raise ReportError(f"{where} must be true or false, got {data!r}")
-        return data
-    if tp is str:
-        if not isinstance(data, str):
-            raise ReportError(f"{where} must be a string, got {data!r}")
-        return data
-    raise TypeError(f"schema type {tp!r} at {where} has no JSON reader")
-
-
-# ------------------------------------------------------------------------------------- README generation
-
-def _type_text(tp: Any) -> str:
-    origin = typing.get_origin(tp)
-    if origin in (typing.Union, types.UnionType):
-        return " | ".join("null" if a is type(None) else _type_text(a) for a in typing.get_args(tp))
-    if origin is list:
-        return f"[{_type_text(typing.get_args(tp)[0])}, ...]"
-    if origin is dict:
-        return f"{{str: {_type_text(typing.get_args(tp)[1])}}}"
-    if dataclasses.is_dataclass(tp):
-        return tp.__name__
-    return {float: "float", int: "int", str: "str", bool: "bool", Any: "any"}.get(tp, str(tp))
-
-
-def _nested(tp: Any) -> list[type]:
-    origin = typing.get_origin(tp)
-    if dataclasses.is_dataclass(tp):
-        return [tp]
-    if origin is not None:
-        return [c for a in typing.get_args(tp) for c in _nested(a)]
-    return []
-
-
 def schema_text() -> str:
     """The README's description of bounds.json, generated from the dataclasses above."""
-    lines = [f"bounds.json, schema_version {SCHEMA_VERSION} (generated from scilt_theory/schema.py).", ""]
-    seen: list[type] = []
-    queue: list[type] = [BoundsReport]
-    while queue:
-        cls = queue.pop(0)
-        if cls in seen:
-            continue
-        seen.append(cls)
-        lines.append(f"{cls.__name__}: {(cls.__doc__ or '').strip().splitlines()[0]}")
-        hints = _hints(cls)
-        for f in dataclasses.fields(cls):
-            lines.append(f"  {_json_key(f)}: {_type_text(hints[f.name])} -- {f.metadata.get('help', '')}")
-            queue += [c for c in _nested(hints[f.name]) if c not in seen]
-        lines.append("")
-    return "\n".join(lines).rstrip() + "\n"
+    return layout_text(BoundsReport, f"bounds.json, schema_version {SCHEMA_VERSION} (generated from "
+                                     f"scilt_theory/schema.py).")
 
 
 if __name__ == "__main__":  # print the README section

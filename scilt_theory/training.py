@@ -31,6 +31,7 @@ from tqdm.auto import tqdm
 
 from scilt_theory import distributed
 from scilt_theory.checkpoint import atomic_write_text, check_output_dir, library_versions, save_run
+from scilt_theory.codec import to_jsonable
 from scilt_theory.constraints import Choice, Interval, NoneOr, Text, check_fields, option
 from scilt_theory.data import DataConfig, LongTailDataset, build_dataset, holdout_split, make_loader, row_range
 from scilt_theory.distributed import DistContext
@@ -605,9 +606,9 @@ def finish(run: TrainingRun) -> TrainResult:
 
 def write_run_files(run: TrainingRun, metrics: dict) -> Path:
     """The finished run.pt, metrics.json and metrics.md (atomic writes)."""
-    run_path = save_run(run.out_dir / "run.pt", {**run.run_record(), "metrics": _json_safe(metrics),
+    run_path = save_run(run.out_dir / "run.pt", {**run.run_record(), "metrics": to_jsonable(metrics),
                                                  "finished": True})
-    atomic_write_text(json.dumps(_json_safe(metrics), indent=2) + "\n", run.out_dir / "metrics.json")
+    atomic_write_text(json.dumps(to_jsonable(metrics), indent=2) + "\n", run.out_dir / "metrics.json")
     text = metrics_markdown(metrics, title=f"{run.recipe.name} on {run.data.name} (test split, balanced)")
     for name, split in metrics.get("splits", {}).items():
         what = ("an independent i.i.d. draw of the same population" if split["in_population"] else
@@ -679,16 +680,3 @@ def retrain_heads_h2t(model: SciLTModel, images: torch.Tensor, labels: torch.Ten
 
     return retrain_classifier(model, feats.phi_penult, feats.phi_final, feats.labels, loss_fn, method.h2t,
                               seed=config.seed + 4099, progress=not config.quiet)
-
-
-def _json_safe(value):
-    """Plain Python containers only (no numpy scalars), so run.pt stays weights_only-loadable."""
-    if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
-    if isinstance(value, (np.integer,)):
-        return int(value)
-    if isinstance(value, (np.floating,)):
-        return float(value)
-    return value
