@@ -66,41 +66,71 @@ def library_versions() -> dict[str, str]:
     return versions
 
 
-def _atomic_replace(path: str | os.PathLike, write: Callable[[IO], None], *, text: bool) -> Path:
-    """Write ``path`` through a temporary file in the same directory: write, flush, fsync, rename, fsync the
-    directory. A crash or kill at any point leaves either the old file or the new one, never half of one."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+@contextlib.contextmanager
+def atomic_files(*paths: str | os.PathLike) -> Iterator[list[Path]]:
+    """Temporary files beside ``paths`` for the block to write; when it ends without an error they are fsync'ed,
+    given the usual permissions and renamed over ``paths`` together, with Ctrl-C held back during the renames.
+
+    A crash or kill at any point leaves either the old files or the new ones, never half of one, and never a mix
+    of two writes; an error deletes the temporary files. The one atomic writer of the package.
+    """
+    targets = [Path(p) for p in paths]
+    temps: list[Path] = []
     try:
-        os.chmod(tmp_name, 0o666 & ~_current_umask())  # mkstemp makes 0600; outputs should read like any file
-        with os.fdopen(fd, "w" if text else "wb", **({"encoding": "utf-8"} if text else {})) as handle:
-            write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp_name, path)
-        _fsync_directory(path.parent)
+        for path in targets:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+            os.close(fd)
+            temps.append(Path(name))
+        yield temps
+        for tmp in temps:
+            os.chmod(tmp, 0o666 & ~current_umask())  # mkstemp makes 0600; outputs should read like any file
+            _fsync_file(tmp)
+        with _signals_deferred():
+            for tmp, path in zip(temps, targets):
+                os.replace(tmp, path)
+        for folder in dict.fromkeys(path.parent for path in targets):
+            _fsync_directory(folder)
     except BaseException:
-        if os.path.exists(tmp_name):
-            os.unlink(tmp_name)
+        for tmp in temps:
+            tmp.unlink(missing_ok=True)
         raise
-    return path
+
+
+def atomic_replace(path: str | os.PathLike, write: Callable[[IO], None], *, text: bool) -> Path:
+    """Write ``path`` through :func:`atomic_files`: ``write`` gets the open temporary file (text or binary)."""
+    with atomic_files(path) as (tmp,):
+        with open(tmp, "w" if text else "wb", **({"encoding": "utf-8"} if text else {})) as handle:
+            write(handle)
+    return Path(path)
+
+
+_atomic_replace = atomic_replace  # the name scilt_theory/pretrained.py imports
 
 
 def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:
     """``torch.save`` to ``path`` atomically (temp file + fsync + rename in the same directory)."""
-    return _atomic_replace(path, lambda handle: torch.save(obj, handle), text=False)
+    return atomic_replace(path, lambda handle: torch.save(obj, handle), text=False)
 
 
 def atomic_write_text(text: str, path: str | os.PathLike) -> Path:
     """Write a text file atomically, so a reader never sees half a report."""
-    return _atomic_replace(path, lambda handle: handle.write(text), text=True)
+    return atomic_replace(path, lambda handle: handle.write(text), text=True)
 
 
-def _current_umask() -> int:
+def current_umask() -> int:
+    """The process's umask (read by setting and restoring it: there is no other way)."""
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def _fsync_file(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _fsync_directory(directory: Path) -> None:
@@ -270,7 +300,7 @@ def fresh_output_folder(out: str | os.PathLike, owns: Callable[[str, bool], bool
         remove_if_empty(created)
         raise ValueError(f"output directory {out} cannot be created: {exc.strerror or exc}") from None
     try:
-        os.chmod(tmp, 0o777 & ~_current_umask())  # mkdtemp makes 0700; outputs should read like any folder
+        os.chmod(tmp, 0o777 & ~current_umask())  # mkdtemp makes 0700; outputs should read like any folder
         yield tmp
         check_replaceable(out, owns, what)  # nothing foreign appeared meanwhile
         with _signals_deferred():

@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
+
+from scilt_theory.checkpoint import atomic_files
 
 __all__ = ["FeatureStore"]
 
@@ -68,12 +68,5 @@ class FeatureStore:
         """Write ``tensors`` under ``key`` atomically (temp file + rename; a crash leaves no half file)."""
         if key is None:
             return
-        self.root.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".features.", suffix=".tmp", dir=self.root)
-        os.close(fd)
-        try:
+        with atomic_files(self.path(key)) as (tmp,):
             save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, tmp)
-            os.replace(tmp, self.path(key))
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)

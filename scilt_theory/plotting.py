@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import os
-import tempfile
 import textwrap
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -114,43 +112,25 @@ def _title(report: BoundsReport, what: str) -> str:
     return f"{what} — " + ", ".join(parts)
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
 def _save(fig: Figure, out_stem: Path) -> list[Path]:
-    """Write ``out_stem.png`` (dpi 200) and ``out_stem.pdf`` as a pair: both are drawn into temporary files first,
-    then both renamed into place with Ctrl-C held back, so the two never come from different runs."""
-    from scilt_theory.checkpoint import _signals_deferred
+    """Write ``out_stem.png`` (dpi 200) and ``out_stem.pdf`` as a pair (:func:`~scilt_theory.checkpoint.atomic_files`:
+    both are drawn into temporary files first, then renamed into place together), so the two never come from
+    different runs."""
+    from scilt_theory.checkpoint import atomic_files
 
     out_stem = Path(out_stem)
-    out_stem.parent.mkdir(parents=True, exist_ok=True)
     paths = [out_stem.parent / f"{out_stem.name}.{ext}" for ext in ("png", "pdf")]
     clash = [p for p in paths if p.is_dir()]
     if clash:
         raise ValueError(f"cannot write the figure {clash[0]}: a folder of that name is in the way")
-    temps: list[str] = []
-    try:
-        for path in paths:
+    with atomic_files(*paths) as temps:
+        for tmp, path in zip(temps, paths):
             ext = path.suffix[1:]
-            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-            temps.append(tmp)
-            with os.fdopen(fd, "wb") as handle:
-                # Fixed metadata: the same report gives the same bytes (no creation date in the file).
-                metadata = {"Software": None} if ext == "png" else {"CreationDate": None, "Creator": None,
-                                                                     "Producer": None}
+            # Fixed metadata: the same report gives the same bytes (no creation date in the file).
+            metadata = {"Software": None} if ext == "png" else {"CreationDate": None, "Creator": None,
+                                                                 "Producer": None}
+            with open(tmp, "wb") as handle:
                 fig.savefig(handle, format=ext, dpi=DPI, metadata=metadata)
-            os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; figures get the usual permissions
-        with _signals_deferred():
-            for tmp, path in zip(temps, paths):
-                os.replace(tmp, path)
-    except BaseException:
-        for tmp in temps:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-        raise
     return paths
 
 
