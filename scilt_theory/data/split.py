@@ -43,7 +43,6 @@ import os
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -52,6 +51,7 @@ from scilt_theory.data.config import DataConfig
 from scilt_theory.data.dataset import LongTailDataset
 from scilt_theory.data.lazy import ArrayStore, FileStore, ImageStore, LazyImages
 from scilt_theory.data.longtail import head_first_order, longtail_counts, subsample_per_class
+from scilt_theory.local_files import cache_folder, file_sha256
 
 MAX_DEFAULT_TEST_PER_CLASS = 100
 
@@ -91,19 +91,6 @@ def affordable_head(available: np.ndarray, imbalance: float) -> int:
         else:
             hi = mid - 1
     return lo
-
-
-def cache_folder() -> Path:
-    """``$SCILT_THEORY_CACHE`` when set, else ``~/.cache/scilt-theory`` (the weights command uses the same)."""
-    return Path(os.environ.get("SCILT_THEORY_CACHE") or Path.home() / ".cache" / "scilt-theory").expanduser()
-
-
-def _file_sha256(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def file_digests(paths: list[str], root: str | None = None) -> list[str]:
@@ -146,8 +133,9 @@ def file_digests(paths: list[str], root: str | None = None) -> list[str]:
 
 
 def _safe_sha256(path: str) -> str | None:
+    """:func:`file_sha256`, or None for a file that cannot be read (its decode says so)."""
     try:
-        return _file_sha256(path)
+        return file_sha256(path)
     except OSError:
         return None
 

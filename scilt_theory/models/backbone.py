@@ -6,7 +6,6 @@ both after the final LayerNorm ``norm``. timm's ``forward_intermediates`` gives 
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import re
 from collections.abc import Iterator
@@ -18,28 +17,17 @@ import torch
 from timm.models.vision_transformer import VisionTransformer
 from torch import nn
 
+# weights_sha256: the sha256 recorded in run.pt next to a file-backed backbone (the project's one sha256 function);
+# the pos_embed resampling rule a weights file declares belongs to the named weights (scilt_theory/pretrained.py)
+from scilt_theory.local_files import file_sha256 as weights_sha256
 from scilt_theory.models.config import ModelConfig
+from scilt_theory.pretrained import POS_EMBED_NO_ANTIALIAS, POS_EMBED_RESAMPLE_KEY
 
 __all__ = ["create_backbone", "cls_features", "weights_sha256", "input_normalization", "weights_resample_rule",
            "load_weights_no_antialias", "POS_EMBED_RESAMPLE_KEY", "POS_EMBED_NO_ANTIALIAS"]
 
-#: safetensors metadata key by which a weights file names how its ``pos_embed`` must be resampled.
-POS_EMBED_RESAMPLE_KEY = "pos_embed_resample"
-#: Its one known value: bicubic, half-pixel (align_corners=False), a = -0.75, to the target grid size, WITHOUT
-#: antialiasing -- what the ONNX Resize of a Hugging Face Dinov2 export does (timm's default antialiases).
-POS_EMBED_NO_ANTIALIAS = "bicubic-no-antialias"
-
 _BUILDER_LOGGER = "timm.models._builder"
 _MISSING = re.compile(r"^Missing keys \((.*)\) discovered while loading pretrained weights")
-
-
-def weights_sha256(path: str | Path) -> str:
-    """Hex sha256 of a file, read in 1 MiB chunks (recorded in run.pt next to a file-backed backbone)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 class _CaptureMissingKeys(logging.Filter):
