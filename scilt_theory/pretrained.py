@@ -236,11 +236,11 @@ def write_outputs(state: dict, info: dict[str, Any], record: dict[str, Any], wei
 
     from safetensors.torch import save
 
-    from scilt_theory.checkpoint import _atomic_replace, atomic_write_text
+    from scilt_theory.checkpoint import atomic_replace, atomic_write_text
     from scilt_theory.models.dinov2_onnx import safetensors_metadata
 
     data = save(state, metadata=safetensors_metadata(info, source_onnx_sha256=record["source"]["onnx"]["sha256"]))
-    _atomic_replace(weights, lambda handle: handle.write(data), text=False)
+    atomic_replace(weights, lambda handle: handle.write(data), text=False)
     record["weights"].update(sha256=hashlib.sha256(data).hexdigest(), size_bytes=len(data))
     atomic_write_text(json.dumps(record, indent=2) + "\n", record_path)
 
