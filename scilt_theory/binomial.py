@@ -17,20 +17,18 @@ import math
 
 from scipy import optimize, stats
 
+from scilt_theory.constraints import check_count, check_delta
+
 __all__ = ["clopper_pearson_interval", "clopper_pearson_upper", "information_floor", "kl_bernoulli", "kl_interval",
            "kl_upper", "max_rate_interval", "mean_rate_interval"]
 
 
 def _check(errors: int, n: int, delta: float) -> tuple[int, int, float]:
-    if isinstance(errors, bool) or isinstance(n, bool) or int(errors) != errors or int(n) != n:
-        raise ValueError(f"errors and n must be integers, got {errors!r} and {n!r}.")
-    errors, n = int(errors), int(n)
-    if n < 1 or not 0 <= errors <= n:
-        raise ValueError(f"need 0 <= errors <= n and n >= 1, got errors={errors}, n={n}.")
-    delta = float(delta)
-    if not 0.0 < delta < 1.0:
-        raise ValueError(f"delta must lie strictly between 0 and 1, got {delta}.")
-    return errors, n, delta
+    """(errors, n, delta) of a certificate: 0 <= errors <= n, n >= 1, delta in (0, 1)."""
+    n, errors = check_count(n, "n"), check_count(errors, "errors", 0)
+    if errors > n:
+        raise ValueError(f"need 0 <= errors <= n, got errors={errors}, n={n}.")
+    return errors, n, check_delta(delta)
 
 
 def clopper_pearson_upper(errors: int, n: int, delta: float) -> float:

@@ -8,8 +8,9 @@ Map from docs/THEORY.md to this module
   :func:`uniform_deviation_bound`, :func:`confidence_term`.
 * §4 Theorem 5.3: :func:`theorem53_bound`, over a grid: :func:`theorem53_grid_bound`.
   Corollary 5.4: :func:`corollary54_class_bound`, all classes + groups + worst class:
-  :func:`corollary54_all_classes`. The grid of §4: :class:`BoundGrid`.
-* §5 Monte Carlo certificates: :class:`ConfidenceSplit`, :func:`split_confidence`.
+  :func:`corollary54_all_classes`. The grid of §4 is scilt_theory/grid.py.
+* §5 The δ ledger of the Monte Carlo certificates is scilt_theory/confidence.py; the ERC record
+  scilt_theory/erc.py.
 * These formulas evaluated as registered statements on a trained fused model: scilt_theory/statements/
   (``fused_model_bounds``).
 
@@ -28,32 +29,36 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 import numpy as np
 
+from scilt_theory.codec import to_jsonable
+from scilt_theory.constraints import (
+    check_count,
+    check_delta,
+    check_finite,
+    check_matrix,
+    check_nonneg,
+    check_positive,
+    check_unit_mean,
+)
+from scilt_theory.erc import ErcSummary, finite_or_none
+from scilt_theory.grid import BoundGrid, GridBoundResult, GridPoint, grid_evaluate
 from scilt_theory.losses import margins as _margins
 from scilt_theory.losses import ramp_loss
-from scilt_theory.metrics import group_of
-from scilt_theory.rademacher import NORMS
-from scilt_theory.rademacher import _json_float as _opt_float  # finite float or None
+from scilt_theory.metrics import resolve_groups
+from scilt_theory.rademacher import check_norm
 
 __all__ = [
-    "BoundGrid",
     "BoundTerms",
     "ClassBound",
-    "ConfidenceSplit",
     "Corollary54Result",
     "DeviationBound",
-    "ErcSummary",
-    "GridBoundResult",
-    "GridPoint",
     "GroupBound",
     "WorstClass",
-    "class_groups_from_counts",
-    "confidence_split_from_parts",
     "confidence_term",
     "contraction_factor",
     "coupled_margin_bound",
@@ -63,7 +68,6 @@ __all__ = [
     "lemma51_scale",
     "lemma51_sum",
     "margin_lipschitz",
-    "split_confidence",
     "theorem53_bound",
     "theorem53_bound_bounded_features",
     "theorem53_grid_bound",
@@ -74,157 +78,6 @@ __all__ = [
     "weighted_margin_bound_bounded_features",
 ]
 
-
-
-# ----------------------------------------------------------------------------------------------------------
-# validation helpers: one clear sentence per bad input
-# ----------------------------------------------------------------------------------------------------------
-
-def _real(value: Any, name: str) -> float:
-    if isinstance(value, bool):
-        raise ValueError(f"{name} must be a number, got {value!r}.")
-    try:
-        out = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a number, got {value!r}.") from None
-    if not math.isfinite(out):
-        raise ValueError(f"{name} must be finite, got {out}.")
-    return out
-
-
-def _check_delta(delta: Any, name: str = "delta") -> float:
-    d = _real(delta, name)
-    if not 0.0 < d < 1.0:
-        raise ValueError(f"{name} must lie strictly between 0 and 1, got {d}.")
-    return d
-
-
-def _check_rho(rho: Any) -> float:
-    r = _real(rho, "rho")
-    if r <= 0:
-        raise ValueError(f"rho must be positive, got {r}.")
-    return r
-
-
-def _check_nonneg(value: Any, name: str) -> float:
-    v = _real(value, name)
-    if v < 0:
-        raise ValueError(f"{name} must be >= 0, got {v}.")
-    return v
-
-
-def _check_count(value: Any, name: str, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        if isinstance(value, (float, np.floating)) and float(value).is_integer():
-            value = int(value)
-        else:
-            raise ValueError(f"{name} must be an integer, got {value!r}.")
-    value = int(value)
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}.")
-    return value
-
-
-def _check_loss(value: Any, name: str) -> float:
-    v = _real(value, name)
-    if not 0.0 <= v <= 1.0:
-        raise ValueError(f"{name} must lie in [0, 1] (it is a mean of losses in [0, 1]), got {v}.")
-    return v
-
-
-def _check_norm(norm: str) -> str:
-    if norm not in NORMS:
-        raise ValueError(f"norm must be one of {NORMS}, got {norm!r}.")
-    return norm
-
-
-def _check_features(features: Any, name: str, n: int | None = None, shape: str = "(n, d)") -> np.ndarray:
-    arr = np.asarray(features.detach().cpu().numpy() if hasattr(features, "detach") else features)
-    if arr.ndim != 2:
-        raise ValueError(f"{name} must be a 2-D array of shape {shape}, got shape {arr.shape}.")
-    if not (np.issubdtype(arr.dtype, np.number) and not np.iscomplexobj(arr)):
-        raise ValueError(f"{name} must contain real numbers, got dtype {arr.dtype}.")
-    arr = arr.astype(np.float64, copy=False)
-    if not np.isfinite(arr).all():
-        raise ValueError(f"{name} contain NaN or infinite values.")
-    if n is not None and arr.shape[0] != n:
-        raise ValueError(f"{name} has {arr.shape[0]} rows but the sample has {n} examples.")
-    return arr
-
-
-def _clean(value: Any) -> Any:
-    """JSON-friendly copy: numpy scalars to Python, non-finite floats to None, recursively."""
-    if isinstance(value, Mapping):
-        return {str(k): _clean(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_clean(v) for v in value]
-    if hasattr(value, "to_dict") and callable(value.to_dict):
-        return _clean(value.to_dict())
-    if isinstance(value, (bool, np.bool_)):
-        return bool(value)
-    if isinstance(value, (int, np.integer)):
-        return int(value)
-    if isinstance(value, (float, np.floating)):
-        v = float(value)
-        return v if math.isfinite(v) else None
-    return value
-
-
-# ----------------------------------------------------------------------------------------------------------
-# Rademacher values as carried through the bounds (THEORY §2, §5)
-# ----------------------------------------------------------------------------------------------------------
-
-def _get(obj: Any, key: str, default: Any = None) -> Any:
-    if isinstance(obj, Mapping):
-        return obj.get(key, default)
-    return getattr(obj, key, default)
-
-
-@dataclass(frozen=True)
-class ErcSummary:
-    """An empirical Rademacher complexity as the bounds use it (a slim, scalable RademacherResult).
-
-    ``upper`` is a valid upper value (closed form, exact, or min(closed, certified MC); THEORY §5) and is
-    what enters every bound; ``value`` is the estimate (exact value or MC mean) and ``stderr`` its standard
-    error (0 for exact/closed, None when unknown).
-    """
-
-    value: float | None = field(metadata={"help": "estimate: exact value or MC mean (None if only bounds)"})
-    upper: float = field(metadata={"help": "valid upper value used in the bounds"})
-    stderr: float | None = field(default=None, metadata={"help": "standard error of value (MC)"})
-    lower: float | None = field(default=None, metadata={"help": "valid lower value (envelope or exact)"})
-    method: str = field(default="given", metadata={"help": "closed | mc | exact | cvxpy | sum | given"})
-    n: int | None = field(default=None, metadata={"help": "number of samples the ERC is taken on"})
-    num_outputs: int | None = field(default=None, metadata={"help": "K, outputs of the linear class"})
-    norm: str | None = field(default=None, metadata={"help": "frobenius | row"})
-    radius: float | None = field(default=None, metadata={"help": "radius B of the norm ball"})
-    n_draws: int | None = field(default=None, metadata={"help": "MC sign draws (None unless MC)"})
-    delta_mc: float | None = field(default=None, metadata={"help": "failure probability of the MC certificate"})
-
-    def __post_init__(self) -> None:
-        up = _real(self.upper, "upper")
-        if up < 0:
-            raise ValueError(f"a Rademacher upper value must be >= 0, got {up}.")
-
-    @classmethod
-    def from_result(cls, result: Any) -> ErcSummary:
-        """Build from a ``RademacherResult`` (or its ``to_dict()``) of ``scilt_theory.rademacher``."""
-        if isinstance(result, ErcSummary):
-            return result
-        upper = _opt_float(_get(result, "upper"))
-        if upper is None:
-            raise ValueError("a Rademacher result without a finite upper value cannot enter a bound.")
-        n_draws = _get(result, "n_draws")
-        method = str(_get(result, "method", "given"))
-        return cls(value=_opt_float(_get(result, "value")), upper=upper,
-                   stderr=_opt_float(_get(result, "stderr")), lower=_opt_float(_get(result, "lower")),
-                   method=method, n=_get(result, "n"), num_outputs=_get(result, "num_outputs"),
-                   norm=_get(result, "norm"), radius=_opt_float(_get(result, "radius")),
-                   n_draws=int(n_draws) if (n_draws is not None and method == "mc") else None,
-                   delta_mc=_opt_float(_get(result, "delta_mc")) if method == "mc" else None)
-
-    def to_dict(self) -> dict:
-        return _clean({f.name: getattr(self, f.name) for f in fields(self)})
 
 
 def _is_number(x: Any) -> bool:
@@ -238,7 +91,7 @@ def lemma51_scale(r: Any, c: float) -> Any:
 
     Parameters
     ----------
-    r : float or Rademacher result (ErcSummary, RademacherResult, or its dict)
+    r : float or Rademacher result (ErcSummary, or its dict)
     c : float
 
     Returns
@@ -246,9 +99,9 @@ def lemma51_scale(r: Any, c: float) -> Any:
     float for a float ``r``; otherwise an :class:`ErcSummary` with value, upper, lower and stderr scaled
     by ``|c|`` (and ``radius`` by ``|c|``).
     """
-    c = abs(_real(c, "c"))
+    c = abs(check_finite(c, "c"))
     if _is_number(r):
-        return c * _real(r, "r")
+        return c * check_finite(r, "r")
     s = ErcSummary.from_result(r)
 
     def sc(x: float | None) -> float | None:
@@ -266,7 +119,7 @@ def lemma51_sum(r1: Any, r2: Any) -> Any:
 
     Parameters
     ----------
-    r1, r2 : floats, or Rademacher results (ErcSummary, RademacherResult, or their dicts)
+    r1, r2 : floats, or Rademacher results (ErcSummary, or their dicts)
 
     Returns
     -------
@@ -276,7 +129,7 @@ def lemma51_sum(r1: Any, r2: Any) -> Any:
     whatever the correlation of the two estimates).
     """
     if _is_number(r1) and _is_number(r2):
-        return _real(r1, "r1") + _real(r2, "r2")
+        return check_finite(r1, "r1") + check_finite(r2, "r2")
     a, b = ErcSummary.from_result(r1), ErcSummary.from_result(r2)
 
     def add(x: float | None, y: float | None) -> float | None:
@@ -310,13 +163,13 @@ def envelope_bounds(features: Any, radius: float, num_outputs: int = 1, norm: st
     -------
     (lower, upper) : tuple of floats
     """
-    psi = _check_features(features, "features")
+    psi = check_matrix(features, "features")
     n = psi.shape[0]
     if n == 0:
         raise ValueError("the Rademacher complexity of an empty sample is not defined (n = 0).")
-    b = _check_nonneg(radius, "radius")
-    k = _check_count(num_outputs, "num_outputs")
-    _check_norm(norm)
+    b = check_nonneg(radius, "radius")
+    k = check_count(num_outputs, "num_outputs")
+    check_norm(norm)
     s2 = float(np.sum(psi * psi))
     factor = b * math.sqrt(k) / n if norm == "frobenius" else b * k / n
     upper = factor * math.sqrt(s2)
@@ -329,7 +182,7 @@ def margin_lipschitz(rho: float) -> float:
     ``|M(v,y) - M(v',y)| <= |d_y| + max_{c != y} |d_c| <= sqrt(2) ||d||_2`` (``d = v - v'``) and ``Phi_rho``
     is ``1/rho``-Lipschitz.
     """
-    return math.sqrt(2.0) / _check_rho(rho)
+    return math.sqrt(2.0) / check_positive(rho, "rho")
 
 
 def vector_contraction(lipschitz: float, rv: float) -> float:
@@ -342,7 +195,7 @@ def vector_contraction(lipschitz: float, rv: float) -> float:
     rv : float
         ``R_hat^v_S(F)``, the vector Rademacher complexity of F (an upper value).
     """
-    return math.sqrt(2.0) * _check_nonneg(lipschitz, "lipschitz") * _check_nonneg(rv, "rv")
+    return math.sqrt(2.0) * check_nonneg(lipschitz, "lipschitz") * check_nonneg(rv, "rv")
 
 
 def contraction_factor(rho: float) -> float:
@@ -360,7 +213,7 @@ def classwise_contraction_factor(rho: float) -> float:
     (1/rho) R_hat_S(M o F)``; the margin class is then split row by row (the label row on the points of its class,
     every row as a competitor on the points of the other classes) instead of through Maurer's vector contraction.
     """
-    return 1.0 / _check_rho(rho)
+    return 1.0 / check_positive(rho, "rho")
 
 
 def classwise_geometry(sq_weights_by_class: Sequence[float]) -> float:
@@ -376,7 +229,7 @@ def classwise_geometry(sq_weights_by_class: Sequence[float]) -> float:
 
 def classwise_parts(sq_weights_by_class: Sequence[float]) -> tuple[float, float]:
     """The two sums of :func:`classwise_geometry`: competitors ``sum_c sqrt(A - a_c)``, labels ``sum_c sqrt(a_c)``."""
-    a = np.asarray([_check_nonneg(v, "sq_weights_by_class") for v in sq_weights_by_class], dtype=np.float64)
+    a = np.asarray([check_nonneg(v, "sq_weights_by_class") for v in sq_weights_by_class], dtype=np.float64)
     if a.size < 2:
         raise ValueError(f"sq_weights_by_class needs one entry per class (K >= 2), got {a.size}.")
     total = float(a.sum())
@@ -392,8 +245,8 @@ def _margin_complexity(rho: float, r1: float, r2: float, label_penult: float | N
     ``r_j`` the competitor parts (every row on the sample; upper values) and ``l_j`` the label parts."""
     if label_penult is None and label_final is None:
         return 2.0 * contraction_factor(rho) * lemma51_sum(r1, r2)
-    l1 = _check_nonneg(label_penult or 0.0, "label_penult")
-    l2 = _check_nonneg(label_final or 0.0, "label_final")
+    l1 = check_nonneg(label_penult or 0.0, "label_penult")
+    l2 = check_nonneg(label_final or 0.0, "label_final")
     return 2.0 * classwise_contraction_factor(rho) * (r1 + r2 + l1 + l2)
 
 
@@ -409,7 +262,7 @@ class DeviationBound:
     delta: float = field(metadata={"help": "failure probability"})
 
     def to_dict(self) -> dict:
-        return _clean({f.name: getattr(self, f.name) for f in fields(self)})
+        return to_jsonable({f.name: getattr(self, f.name) for f in fields(self)})
 
 
 def confidence_term(n: int, delta: float, grid_size: int = 1, num_classes: int = 1) -> float:
@@ -419,10 +272,10 @@ def confidence_term(n: int, delta: float, grid_size: int = 1, num_classes: int =
     bound over ``m = grid_size`` grid points and ``K = num_classes`` classes (``K = 1`` for Theorem 5.3).
     Using a grid therefore costs exactly ``ln(m)`` inside the logarithm.
     """
-    n = _check_count(n, "n")
-    delta = _check_delta(delta)
-    m = _check_count(grid_size, "grid_size")
-    k = _check_count(num_classes, "num_classes")
+    n = check_count(n, "n")
+    delta = check_delta(delta)
+    m = check_count(grid_size, "grid_size")
+    k = check_count(num_classes, "num_classes")
     return 3.0 * math.sqrt(math.log(2.0 * k * m / delta) / (2.0 * n))
 
 
@@ -433,8 +286,8 @@ def uniform_deviation_bound(empirical_mean: float, rademacher_of_loss_class: flo
     For ``G`` with values in [0, 1], w.p. >= 1 - delta over S, for every g in G:
     ``E g <= E_hat_S g + 2 R_hat_S(G) + 3 sqrt(ln(2/delta)/(2n))``.
     """
-    e = _check_loss(empirical_mean, "empirical_mean")
-    r = _check_nonneg(rademacher_of_loss_class, "rademacher_of_loss_class")
+    e = check_unit_mean(empirical_mean, "empirical_mean")
+    r = check_nonneg(rademacher_of_loss_class, "rademacher_of_loss_class")
     conf = confidence_term(n, delta)
     return DeviationBound(empirical_mean=e, complexity=2.0 * r, confidence=conf, bound=e + 2.0 * r + conf,
                           n=int(n), delta=float(delta))
@@ -473,17 +326,17 @@ class BoundTerms:
         "help": "class-wise contraction only: the label part of the final complexity (None: Lemma 5.2(b))"})
 
     def to_dict(self) -> dict:
-        return _clean({f.name: getattr(self, f.name) for f in fields(self)})
+        return to_jsonable({f.name: getattr(self, f.name) for f in fields(self)})
 
 
 def _margin_bound(statement: str, train_margin_loss: float, rc_penult: float, rc_final: float, n: int,
                   rho: float, delta: float, grid_size: int, num_classes: int,
                   radius_penult: float | None = None, radius_final: float | None = None,
                   label_penult: float | None = None, label_final: float | None = None) -> BoundTerms:
-    e = _check_loss(train_margin_loss, "train_margin_loss")
-    r1 = _check_nonneg(rc_penult, "rc_penult")
-    r2 = _check_nonneg(rc_final, "rc_final")
-    rho = _check_rho(rho)
+    e = check_unit_mean(train_margin_loss, "train_margin_loss")
+    r1 = check_nonneg(rc_penult, "rc_penult")
+    r2 = check_nonneg(rc_final, "rc_final")
+    rho = check_positive(rho, "rho")
     # Lemma 5.2(c) doubles the loss-class complexity, Lemma 5.2(b) contracts it by 2/rho and
     # Lemma 5.1 sums the two classes: 2 * (2/rho) * (r1 + r2) = (4/rho)(r1 + r2); or the class-wise contraction.
     complexity = _margin_complexity(rho, r1, r2, label_penult, label_final)
@@ -492,8 +345,9 @@ def _margin_bound(statement: str, train_margin_loss: float, rc_penult: float, rc
     return BoundTerms(train_margin_loss=e, complexity=complexity, confidence=conf, bound=total,
                       vacuous=bool(total > 1.0), rho=rho, delta=float(delta), n=int(n), grid_size=int(grid_size),
                       num_classes=int(num_classes), rc_penult=r1, rc_final=r2,
-                      radius_penult=_opt_float(radius_penult), radius_final=_opt_float(radius_final),
-                      statement=statement, label_penult=_opt_float(label_penult), label_final=_opt_float(label_final))
+                      radius_penult=finite_or_none(radius_penult), radius_final=finite_or_none(radius_final),
+                      statement=statement, label_penult=finite_or_none(label_penult),
+                      label_final=finite_or_none(label_final))
 
 
 def theorem53_bound(train_margin_loss: float, rc_penult: float, rc_final: float, n: int, rho: float,
@@ -537,7 +391,7 @@ def corollary54_class_bound(class_margin_loss: float, rc_penult: float, rc_final
     """
     if isinstance(n_c, (int, np.integer)) and not isinstance(n_c, bool) and int(n_c) == 0:
         raise ValueError("a class with no training samples (n_c = 0) has no Corollary 5.4 bound.")
-    k = _check_count(num_classes, "num_classes")
+    k = check_count(num_classes, "num_classes")
     return _margin_bound("Corollary 5.4", class_margin_loss, rc_penult, rc_final, n_c, rho, delta, grid_size, k)
 
 
@@ -553,10 +407,10 @@ def coupled_margin_bound(train_margin_loss: float, rc_coupled: float, n: int, rh
     ``rc_coupled`` is an upper value of R_hat^v_S(H_s) computed on the bound sample itself (not a subsample).
     Scores of H_s satisfy |h_c| <= 2s ||psi||, so the class's radii are recorded as (s, s).
     """
-    e = _check_loss(train_margin_loss, "train_margin_loss")
-    r = _check_nonneg(rc_coupled, "rc_coupled")
-    rho = _check_rho(rho)
-    s = _check_nonneg(scale, "scale")
+    e = check_unit_mean(train_margin_loss, "train_margin_loss")
+    r = check_nonneg(rc_coupled, "rc_coupled")
+    rho = check_positive(rho, "rho")
+    s = check_nonneg(scale, "scale")
     complexity = 2.0 * contraction_factor(rho) * r
     conf = confidence_term(n, delta, grid_size=grid_size, num_classes=num_classes)
     total = e + complexity + conf
@@ -573,12 +427,12 @@ def weighted_confidence_term(sum_sq_weights: float, delta: float, grid_size: int
     ``delta/(T m)`` for a union over ``T`` targets and ``m`` grid points. With ``w_i = 1/n`` it is
     :func:`confidence_term`.
     """
-    s2 = _real(sum_sq_weights, "sum_sq_weights")
+    s2 = check_finite(sum_sq_weights, "sum_sq_weights")
     if s2 <= 0:
         raise ValueError(f"sum_sq_weights must be positive, got {s2}.")
-    delta = _check_delta(delta)
-    m = _check_count(grid_size, "grid_size")
-    t = _check_count(num_targets, "num_targets")
+    delta = check_delta(delta)
+    m = check_count(grid_size, "grid_size")
+    t = check_count(num_targets, "num_targets")
     return 3.0 * math.sqrt(math.log(2.0 * t * m / delta) * s2 / 2.0)
 
 
@@ -600,10 +454,10 @@ def weighted_margin_bound(train_margin_loss: float, rc_penult: float, rc_final: 
     contraction replaces Lemma 5.2(b): complexity ``(2/rho)(rc_penult + rc_final + label_penult + label_final)``
     (THEORY §8; proofs/classwise_contraction.md).
     """
-    e = _check_loss(train_margin_loss, "train_margin_loss")
-    r1 = _check_nonneg(rc_penult, "rc_penult")
-    r2 = _check_nonneg(rc_final, "rc_final")
-    rho = _check_rho(rho)
+    e = check_unit_mean(train_margin_loss, "train_margin_loss")
+    r1 = check_nonneg(rc_penult, "rc_penult")
+    r2 = check_nonneg(rc_final, "rc_final")
+    rho = check_positive(rho, "rho")
     complexity = _margin_complexity(rho, r1, r2, label_penult, label_final)
     conf = weighted_confidence_term(sum_sq_weights, delta, grid_size, num_targets)
     total = e + complexity + conf
@@ -611,9 +465,9 @@ def weighted_margin_bound(train_margin_loss: float, rc_penult: float, rc_final: 
                       vacuous=bool(total > 1.0), rho=rho, delta=float(delta),
                       n=max(1, int(round(1.0 / float(sum_sq_weights)))), grid_size=int(grid_size),
                       num_classes=int(num_targets), rc_penult=r1, rc_final=r2,
-                      radius_penult=_opt_float(radius_penult), radius_final=_opt_float(radius_final),
-                      statement="class-weighted margin bound", label_penult=_opt_float(label_penult),
-                      label_final=_opt_float(label_final))
+                      radius_penult=finite_or_none(radius_penult), radius_final=finite_or_none(radius_final),
+                      statement="class-weighted margin bound", label_penult=finite_or_none(label_penult),
+                      label_final=finite_or_none(label_final))
 
 
 def weighted_margin_bound_bounded_features(train_margin_loss: float, sum_sq_weights: float, rho: float, delta: float,
@@ -633,17 +487,17 @@ def weighted_margin_bound_bounded_features(train_margin_loss: float, sum_sq_weig
     (``a_c = sum_{i: y_i = c} w_i^2`` for every class) the class-wise contraction replaces Lemma 5.2(b): complexity
     ``(2/rho)(B_1 + B_2) r sum_c (sqrt(a_c) + sqrt(A - a_c))`` (:func:`classwise_geometry`; THEORY §8).
     """
-    e = _check_loss(train_margin_loss, "train_margin_loss")
-    s2 = _real(sum_sq_weights, "sum_sq_weights")
+    e = check_unit_mean(train_margin_loss, "train_margin_loss")
+    s2 = check_finite(sum_sq_weights, "sum_sq_weights")
     if s2 <= 0:
         raise ValueError(f"sum_sq_weights must be positive, got {s2}.")
-    rho = _check_rho(rho)
-    delta = _check_delta(delta)
-    b1, b2 = _check_nonneg(radius_penult, "radius_penult"), _check_nonneg(radius_final, "radius_final")
-    k_out = _check_count(num_outputs, "num_outputs")
-    r = _check_nonneg(feature_norm_bound, "feature_norm_bound")
-    m = _check_count(grid_size, "grid_size")
-    t = _check_count(num_targets, "num_targets")
+    rho = check_positive(rho, "rho")
+    delta = check_delta(delta)
+    b1, b2 = check_nonneg(radius_penult, "radius_penult"), check_nonneg(radius_final, "radius_final")
+    k_out = check_count(num_outputs, "num_outputs")
+    r = check_nonneg(feature_norm_bound, "feature_norm_bound")
+    m = check_count(grid_size, "grid_size")
+    t = check_count(num_targets, "num_targets")
     rc1, rc2, label1, label2 = _bounded_parts(b1, b2, r, r, k_out * math.sqrt(s2), class_sq_weights)
     complexity = _margin_complexity(rho, rc1, rc2, label1, label2)
     conf = math.sqrt(math.log(t * m / delta) * s2 / 2.0)
@@ -693,20 +547,20 @@ def theorem53_bound_bounded_features(train_margin_loss: float, n: int, rho: floa
     for S_c) the class-wise contraction replaces Lemma 5.2(b): complexity ``(2/rho)(B_1 r_1 + B_2 r_2)
     sum_c (sqrt(a_c) + sqrt(A - a_c))`` (:func:`classwise_geometry`; THEORY §8, proofs/classwise_contraction.md).
     """
-    e = _check_loss(train_margin_loss, "train_margin_loss")
-    n = _check_count(n, "n")
-    rho = _check_rho(rho)
-    delta = _check_delta(delta)
-    b1 = _check_nonneg(radius_penult, "radius_penult")
-    b2 = _check_nonneg(radius_final, "radius_final")
-    k_out = _check_count(num_outputs, "num_outputs")
-    _check_norm(norm)
-    m = _check_count(grid_size, "grid_size")
-    k = _check_count(num_classes, "num_classes")
+    e = check_unit_mean(train_margin_loss, "train_margin_loss")
+    n = check_count(n, "n")
+    rho = check_positive(rho, "rho")
+    delta = check_delta(delta)
+    b1 = check_nonneg(radius_penult, "radius_penult")
+    b2 = check_nonneg(radius_final, "radius_final")
+    k_out = check_count(num_outputs, "num_outputs")
+    check_norm(norm)
+    m = check_count(grid_size, "grid_size")
+    k = check_count(num_classes, "num_classes")
     if isinstance(feature_norm_bound, (tuple, list)):
-        r1, r2 = (_check_nonneg(v, "feature_norm_bound") for v in feature_norm_bound)
+        r1, r2 = (check_nonneg(v, "feature_norm_bound") for v in feature_norm_bound)
     else:
-        r1 = r2 = _check_nonneg(feature_norm_bound, "feature_norm_bound")
+        r1 = r2 = check_nonneg(feature_norm_bound, "feature_norm_bound")
     c_k = k_out if norm == "row" else math.sqrt(k_out)
     if class_sq_weights is not None and norm != "row":
         raise ValueError("the class-wise contraction is implemented for the row norm only.")
@@ -719,171 +573,6 @@ def theorem53_bound_bounded_features(train_margin_loss: float, n: int, rho: floa
                       vacuous=bool(total > 1.0), rho=rho, delta=delta, n=n, grid_size=m, num_classes=k,
                       rc_penult=rc1, rc_final=rc2, radius_penult=b1, radius_final=b2, statement=statement,
                       label_penult=label1, label_final=label2)
-
-
-# ----------------------------------------------------------------------------------------------------------
-# The grid of THEORY §4
-# ----------------------------------------------------------------------------------------------------------
-
-def _positive_tuple(values: Any, name: str) -> tuple[float, ...]:
-    if values is None:
-        raise ValueError(f"{name} must be a non-empty sequence of positive numbers.")
-    try:
-        vals = tuple(_real(v, name) for v in values)
-    except TypeError:
-        raise ValueError(f"{name} must be a sequence of positive numbers, got {values!r}.") from None
-    if not vals:
-        raise ValueError(f"{name} must not be empty.")
-    if any(v <= 0 for v in vals):
-        raise ValueError(f"every value of {name} must be positive, got {vals}.")
-    if len(set(vals)) != len(vals):
-        raise ValueError(f"{name} must not repeat values (a repeated point only enlarges the grid size m).")
-    return tuple(sorted(vals))
-
-
-def _geometric(lo: float, hi: float, num: int, name: str) -> tuple[float, ...]:
-    lo, hi = _real(lo, f"{name}_min"), _real(hi, f"{name}_max")
-    num = _check_count(num, "num")
-    if lo <= 0 or hi < lo:
-        raise ValueError(f"need 0 < {name}_min <= {name}_max, got {lo} and {hi}.")
-    if num == 1:
-        if lo != hi:
-            raise ValueError(f"a grid with one point needs {name}_min == {name}_max.")
-        return (lo,)
-    if lo == hi:
-        raise ValueError(f"a grid with {num} points needs {name}_min < {name}_max.")
-    return tuple(float(v) for v in np.geomspace(lo, hi, num))
-
-
-@dataclass(frozen=True)
-class GridPoint:
-    """One point (rho, B_1, B_2) of a :class:`BoundGrid`; radii are None when fixed outside the grid."""
-
-    rho: float
-    radius_penult: float | None = None
-    radius_final: float | None = None
-
-
-@dataclass(frozen=True)
-class BoundGrid:
-    """The finite grid of THEORY §4, fixed BEFORE seeing the sample.
-
-    Grid points are ``(rho, B_1, B_2)``; the radii axes are optional (cosine heads know their radii,
-    THEORY §1; linear heads need them). With ``m = |rhos| * |radii_penult| * |radii_final|`` points, every
-    point is evaluated at ``delta/m`` (the confidence term becomes ``3 sqrt(ln(2 K m/delta)/(2n))``) and the
-    smallest value over the points whose radii cover the trained weights is a valid bound.
-    """
-
-    rhos: tuple[float, ...] = field(metadata={"help": "margin parameters rho > 0"})
-    radii_penult: tuple[float, ...] | None = field(
-        default=None, metadata={"help": "radii B_1 of F_{N-1} (None: the radius is fixed outside the grid)"})
-    radii_final: tuple[float, ...] | None = field(
-        default=None, metadata={"help": "radii B_2 of F_N (None: the radius is fixed outside the grid)"})
-    radii_pairs: tuple[tuple[float, float], ...] | None = field(
-        default=None, metadata={"help": "radii (B_1, B_2) given as pairs instead of two axes (e.g. one per interval "
-                                        "of the fusion weight α); m = |rhos| · |pairs|"})
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "rhos", _positive_tuple(self.rhos, "rhos"))
-        for name in ("radii_penult", "radii_final"):
-            value = getattr(self, name)
-            if value is not None:
-                object.__setattr__(self, name, _positive_tuple(value, name))
-        if self.radii_pairs is not None:
-            if self.radii_penult is not None or self.radii_final is not None:
-                raise ValueError("give the radii either as axes or as pairs, not both.")
-            try:
-                pairs = tuple((_real(a, "radii_pairs"), _real(b, "radii_pairs")) for a, b in self.radii_pairs)
-            except (TypeError, ValueError):
-                raise ValueError(f"radii_pairs must be a sequence of (B_1, B_2) pairs, got {self.radii_pairs!r}."
-                                 ) from None
-            if not pairs or any(a < 0 or b < 0 for a, b in pairs) or len(set(pairs)) != len(pairs):
-                raise ValueError("radii_pairs must be distinct non-negative (B_1, B_2) pairs, at least one.")
-            object.__setattr__(self, "radii_pairs", pairs)
-
-    @classmethod
-    def geometric(cls, rho_min: float, rho_max: float, num: int, *, radii_penult: Sequence[float] | None = None,
-                  radii_final: Sequence[float] | None = None) -> BoundGrid:
-        """``num`` rho values spaced geometrically in ``[rho_min, rho_max]`` (``numpy.geomspace``)."""
-        return cls(rhos=_geometric(rho_min, rho_max, num, "rho"), radii_penult=radii_penult,
-                   radii_final=radii_final)
-
-    @staticmethod
-    def geometric_values(lo: float, hi: float, num: int) -> tuple[float, ...]:
-        """Helper for radii axes: ``num`` values spaced geometrically in ``[lo, hi]``."""
-        return _geometric(lo, hi, num, "value")
-
-    @property
-    def size(self) -> int:
-        """``m``, the number of grid points paid for in the confidence term."""
-        if self.radii_pairs is not None:
-            return len(self.rhos) * len(self.radii_pairs)
-        return (len(self.rhos) * (len(self.radii_penult) if self.radii_penult else 1)
-                * (len(self.radii_final) if self.radii_final else 1))
-
-    def points(self) -> Iterator[GridPoint]:
-        if self.radii_pairs is not None:
-            for b1, b2 in self.radii_pairs:
-                for rho in self.rhos:
-                    yield GridPoint(rho, b1, b2)
-            return
-        for b1 in self.radii_penult or (None,):
-            for b2 in self.radii_final or (None,):
-                for rho in self.rhos:
-                    yield GridPoint(rho, b1, b2)
-
-    def covering_points(self, radius_penult: float, radius_final: float) -> list[GridPoint]:
-        """Points whose radii cover the given ones; a fixed (non-grid) radius is used as given.
-
-        For a radius axis of the grid, ``radius_*`` is the trained weights' norm and a point qualifies
-        when its grid radius is >= that norm; without the axis ``radius_*`` is the class radius itself.
-        """
-        b1, b2 = _check_nonneg(radius_penult, "radius_penult"), _check_nonneg(radius_final, "radius_final")
-        out = []
-        for p in self.points():
-            if p.radius_penult is not None and p.radius_penult < b1:
-                continue
-            if p.radius_final is not None and p.radius_final < b2:
-                continue
-            out.append(GridPoint(p.rho, b1 if p.radius_penult is None else p.radius_penult,
-                                 b2 if p.radius_final is None else p.radius_final))
-        return out
-
-    def to_dict(self) -> dict:
-        return _clean({"rhos": list(self.rhos), "radii_penult": self.radii_penult,
-                       "radii_final": self.radii_final, "grid_size": self.size,
-                       **({"radii_pairs": self.radii_pairs} if self.radii_pairs is not None else {})})
-
-
-@dataclass(frozen=True)
-class GridBoundResult:
-    """The smallest bound over the covering grid points, plus every evaluated point (THEORY §4)."""
-
-    best: BoundTerms = field(metadata={"help": "smallest bound over the covering points"})
-    evaluated: tuple[BoundTerms, ...] = field(metadata={"help": "every covering point, in grid order"})
-    grid_size: int = field(metadata={"help": "m"})
-
-    @property
-    def rho(self) -> float:
-        return self.best.rho
-
-    def to_dict(self) -> dict:
-        return _clean({"best": self.best, "chosen_rho": self.best.rho, "grid_size": self.grid_size,
-                       "evaluated": list(self.evaluated)})
-
-
-def _grid_evaluate(terms_at: Callable[[GridPoint], BoundTerms], grid: BoundGrid, radius_penult: float,
-                   radius_final: float) -> GridBoundResult:
-    if not isinstance(grid, BoundGrid):
-        raise ValueError(f"grid must be a BoundGrid, got {type(grid).__name__}.")
-    points = grid.covering_points(radius_penult, radius_final)
-    if not points:
-        raise ValueError(
-            f"no grid point covers the trained weights' norms (penultimate {radius_penult:g}, final "
-            f"{radius_final:g}); the radii grid must be enlarged before seeing the data.")
-    evaluated = tuple(terms_at(p) for p in points)
-    best = min(evaluated, key=lambda t: t.bound)  # first minimum in grid order: deterministic
-    return GridBoundResult(best=best, evaluated=evaluated, grid_size=grid.size)
 
 
 def _as_margins(margins_or_scores: Any, labels: Any = None) -> np.ndarray:
@@ -922,8 +611,8 @@ def theorem53_grid_bound(margins: Any, rc_penult_unit: float, rc_final_unit: flo
     n = m.shape[0]
     if n == 0:
         raise ValueError("Theorem 5.3 needs a non-empty sample (n = 0).")
-    r1, r2 = _check_nonneg(rc_penult_unit, "rc_penult_unit"), _check_nonneg(rc_final_unit, "rc_final_unit")
-    delta = _check_delta(delta)
+    r1, r2 = check_nonneg(rc_penult_unit, "rc_penult_unit"), check_nonneg(rc_final_unit, "rc_final_unit")
+    delta = check_delta(delta)
 
     def at(p: GridPoint) -> BoundTerms:
         emp = float(np.mean(ramp_loss(m, p.rho)))
@@ -932,22 +621,12 @@ def theorem53_grid_bound(margins: Any, rc_penult_unit: float, rc_final_unit: flo
         return _margin_bound("Theorem 5.3", emp, p.radius_penult * r1, p.radius_final * r2, n, p.rho, delta,
                              grid.size, 1, p.radius_penult, p.radius_final, *labels)
 
-    return _grid_evaluate(at, grid, radius_penult, radius_final)
+    return grid_evaluate(at, grid, radius_penult, radius_final)
 
 
 # ----------------------------------------------------------------------------------------------------------
 # Corollary 5.4 over all classes: per class, groups, worst class
 # ----------------------------------------------------------------------------------------------------------
-
-def class_groups_from_counts(class_counts: Sequence[int], many_threshold: int = 100, few_threshold: int = 20
-                             ) -> list[str]:
-    """Many (n_c > many_threshold), Few (n_c < few_threshold), Medium otherwise -- the LIFT convention."""
-    many = _check_count(many_threshold, "many_threshold", 0)
-    few = _check_count(few_threshold, "few_threshold", 0)
-    if few > many + 1:
-        raise ValueError(f"few_threshold ({few}) must not exceed many_threshold + 1 ({many + 1}).")
-    return [group_of(_check_count(n_c, "class count", 0), many, few) for n_c in class_counts]
-
 
 @dataclass(frozen=True)
 class ClassBound:
@@ -971,7 +650,7 @@ class ClassBound:
         t = self.terms
         rc_sum = None if (self.rc_penult is None or self.rc_final is None) else lemma51_sum(self.rc_penult,
                                                                                           self.rc_final)
-        return _clean({
+        return to_jsonable({
             "class": self.class_index, "name": self.name, "n_train": self.n_train, "group": self.group,
             "bound": None if t is None else t.bound, "reason": self.reason,
             "train_margin_loss": None if t is None else t.train_margin_loss,
@@ -1005,7 +684,7 @@ class GroupBound:
     reason: str | None = None
 
     def to_dict(self) -> dict:
-        return _clean({f.name: getattr(self, f.name) for f in fields(self)})
+        return to_jsonable({f.name: getattr(self, f.name) for f in fields(self)})
 
 
 @dataclass(frozen=True)
@@ -1017,7 +696,7 @@ class WorstClass:
     bound: float
 
     def to_dict(self) -> dict:
-        return _clean({"bound": self.bound, "bound_class": self.class_index, "bound_class_name": self.name})
+        return to_jsonable({"bound": self.bound, "bound_class": self.class_index, "bound_class_name": self.name})
 
 
 @dataclass(frozen=True)
@@ -1030,7 +709,7 @@ class Corollary54Result:
     delta: float
 
     def to_dict(self) -> dict:
-        return _clean({"per_class": list(self.per_class), "groups": self.groups, "worst_class": self.worst_class,
+        return to_jsonable({"per_class": list(self.per_class), "groups": self.groups, "worst_class": self.worst_class,
                        "grid_size": self.grid_size, "num_classes": self.num_classes, "delta": self.delta})
 
 
@@ -1088,8 +767,8 @@ def corollary54_all_classes(margins: Any, labels: Any, rc_penult_unit: Sequence[
         and the K - 1 competitor rows each see S_c once, so the complexity is ``(2/rho)(B_1 r_1^c + B_2 r_2^c)``.
     """
     m = _as_margins(margins)
-    k = _check_count(num_classes, "num_classes")
-    delta = _check_delta(delta)
+    k = check_count(num_classes, "num_classes")
+    delta = check_delta(delta)
     y = np.asarray(labels)
     if y.ndim != 1 or y.shape[0] != m.shape[0]:
         raise ValueError(f"labels must be 1-D with one entry per margin ({m.shape[0]}), got shape {y.shape}.")
@@ -1103,7 +782,7 @@ def corollary54_all_classes(margins: Any, labels: Any, rc_penult_unit: Sequence[
     names = [str(c) for c in range(k)] if class_names is None else [str(s) for s in class_names]
     if len(names) != k:
         raise ValueError(f"class_names has {len(names)} entries for {k} classes.")
-    groups = _resolve_groups(k, n_c, class_groups, class_counts, many_threshold, few_threshold)
+    groups = resolve_groups(k, n_c, class_groups, class_counts, many_threshold, few_threshold)
     if not isinstance(grid, BoundGrid):
         raise ValueError(f"grid must be a BoundGrid, got {type(grid).__name__}.")
 
@@ -1121,7 +800,7 @@ def corollary54_all_classes(margins: Any, labels: Any, rc_penult_unit: Sequence[
             return _margin_bound("Corollary 5.4", emp, p.radius_penult * e1.upper, p.radius_final * e2.upper, nc,
                                  p.rho, delta, grid.size, k, p.radius_penult, p.radius_final, *labels)
 
-        res = _grid_evaluate(at, grid, radius_penult, radius_final)
+        res = grid_evaluate(at, grid, radius_penult, radius_final)
         best = res.best
         per_class.append(ClassBound(c, names[c], int(n_c[c]), groups[c], terms=best,
                                     rc_penult=lemma51_scale(e1, best.radius_penult),
@@ -1144,99 +823,3 @@ def _as_erc(x: Any) -> Any:
     if x is None:
         raise ValueError("a class with training samples needs a Rademacher value (got None).")
     return x
-
-
-def _resolve_groups(k: int, n_c: np.ndarray, class_groups: Any, class_counts: Any, many_threshold: int,
-                    few_threshold: int) -> list[str]:
-    if class_groups is not None:
-        if isinstance(class_groups, Mapping):
-            missing = [c for c in range(k) if c not in class_groups]
-            if missing:
-                raise ValueError(f"class_groups has no group for class(es) {missing[:5]}.")
-            return [str(class_groups[c]) for c in range(k)]
-        groups = [str(g) for g in class_groups]
-        if len(groups) != k:
-            raise ValueError(f"class_groups has {len(groups)} entries for {k} classes.")
-        return groups
-    counts = n_c if class_counts is None else class_counts
-    if len(counts) != k:
-        raise ValueError(f"class_counts has {len(counts)} entries for {k} classes.")
-    return class_groups_from_counts([int(v) if float(v).is_integer() else v for v in counts],
-                                    many_threshold, few_threshold)
-
-
-# ----------------------------------------------------------------------------------------------------------
-# Monte Carlo certificates and the confidence budget (THEORY §5)
-# ----------------------------------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class ConfidenceSplit:
-    """How the failure probability is shared between the sample and the MC certificates (THEORY §5).
-
-    A certified MC upper value fails (is below the true ERC) w.p. <= its own ``delta`` over the sign
-    draws, independently of S. With ``N = n_certificates`` certified MC values used in one report
-    (penultimate and final, overall and per class), each certificate is run at
-    ``delta_per_certificate = delta_mc / N``; by the union bound all of them hold w.p. >= 1 - delta_mc,
-    and each statement (Theorem 5.3, or Corollary 5.4 for all classes) holds w.p. >= 1 - delta - delta_mc.
-    Without MC certificates (closed form or exact) ``delta_mc = 0`` and the level is 1 - delta.
-    Theorem 5.3 and Corollary 5.4 *together* hold w.p. >= 1 - 2 delta - delta_mc.
-    """
-
-    delta: float = field(metadata={"help": "failure probability over the sample, used in the confidence terms"})
-    delta_mc: float = field(metadata={"help": "total failure probability of all MC certificates (0 if none)"})
-    n_certificates: int = field(metadata={"help": "number of certified MC values the bounds use"})
-
-    def __post_init__(self) -> None:
-        _check_delta(self.delta)
-        _check_count(self.n_certificates, "n_certificates", 0)
-        dm = _check_nonneg(self.delta_mc, "delta_mc")
-        if self.n_certificates == 0 and dm != 0:
-            raise ValueError("delta_mc must be 0 when no Monte Carlo certificate is used.")
-        if self.n_certificates > 0 and not 0 < dm < 1:
-            raise ValueError(f"delta_mc must lie strictly between 0 and 1 when certificates are used, got {dm}.")
-        if self.delta + dm >= 1:
-            raise ValueError(f"delta + delta_mc must be < 1, got {self.delta} + {dm}.")
-
-    @property
-    def delta_per_certificate(self) -> float | None:
-        return None if self.n_certificates == 0 else self.delta_mc / self.n_certificates
-
-    @property
-    def total(self) -> float:
-        """Failure probability of one statement: ``delta + delta_mc``."""
-        return self.delta + self.delta_mc
-
-    @property
-    def confidence_level(self) -> float:
-        """``1 - delta - delta_mc``."""
-        return 1.0 - self.total
-
-    def to_dict(self) -> dict:
-        return _clean({"delta": self.delta, "delta_mc": self.delta_mc, "n_certificates": self.n_certificates,
-                       "delta_per_certificate": self.delta_per_certificate, "total_failure": self.total,
-                       "confidence_level": self.confidence_level,
-                       "joint_confidence_level": 1.0 - 2.0 * self.delta - self.delta_mc})
-
-
-def split_confidence(total_delta: float, mc_fraction: float, n_certificates: int) -> ConfidenceSplit:
-    """Split a total failure budget between the sample and ``n_certificates`` MC certificates (THEORY §5).
-
-    ``delta_mc = mc_fraction * total_delta``, ``delta = total_delta - delta_mc``, each certificate at
-    ``delta_mc / n_certificates``; with no certificate all of ``total_delta`` goes to the sample.
-    """
-    total = _check_delta(total_delta, "total_delta")
-    frac = _real(mc_fraction, "mc_fraction")
-    if not 0 < frac < 1:
-        raise ValueError(f"mc_fraction must lie strictly between 0 and 1, got {frac}.")
-    n_cert = _check_count(n_certificates, "n_certificates", 0)
-    if n_cert == 0:
-        return ConfidenceSplit(delta=total, delta_mc=0.0, n_certificates=0)
-    return ConfidenceSplit(delta=total * (1.0 - frac), delta_mc=total * frac, n_certificates=n_cert)
-
-
-def confidence_split_from_parts(delta: float, delta_mc: float, n_certificates: int) -> ConfidenceSplit:
-    """The split when ``delta`` and the MC budget ``delta_mc`` are given separately (``delta_mc`` is only
-    spent when at least one certificate is used)."""
-    n_cert = _check_count(n_certificates, "n_certificates", 0)
-    dm = _check_delta(delta_mc, "delta_mc")
-    return ConfidenceSplit(delta=_check_delta(delta), delta_mc=dm if n_cert else 0.0, n_certificates=n_cert)

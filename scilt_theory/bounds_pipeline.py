@@ -22,11 +22,11 @@ import numpy as np
 import torch
 
 from scilt_theory import distributed
-from scilt_theory.bounds import BoundGrid
 from scilt_theory.checkpoint import CheckpointError
 from scilt_theory.constraints import Choice, Interval, NoneOr, Text, TupleOf, check_fields, option
 from scilt_theory.feature_store import FeatureStore
 from scilt_theory.features import FeatureSet, extract_features_distributed
+from scilt_theory.grid import BoundGrid
 from scilt_theory.methods import get_method
 from scilt_theory.rademacher import independent_signs, rademacher_coupled_scilt, select_estimator
 from scilt_theory.restore import restore_run

@@ -14,6 +14,10 @@ message come from one place::
 
 A bad value raises ``ValueError("epochs must be an integer >= 1, got 0")``. ``experiments/_cli.py`` reads the same
 metadata to build each option (choices, help text with the accepted range).
+
+Function arguments get the same treatment from the ``check_*`` functions below (scikit-learn's ``validate_params``
+for functions): one set, used by every module, each returning the cleaned value or raising one sentence that names
+the argument.
 """
 
 from __future__ import annotations
@@ -21,11 +25,15 @@ from __future__ import annotations
 import dataclasses
 import math
 import numbers
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Boolean", "Choice", "Constraint", "InstanceOf", "Interval", "NoneOr", "Text", "TupleOf", "check_fields",
-           "constraint_of", "option"]
+import numpy as np
+
+__all__ = ["Boolean", "Choice", "Constraint", "InstanceOf", "Interval", "NoneOr", "Text", "TupleOf", "check_choice",
+           "check_count", "check_delta", "check_fields", "check_finite", "check_matrix", "check_nonneg",
+           "check_positive", "check_unit_mean", "check_value", "constraint_of", "is_integer", "is_real", "option"]
 
 
 class Constraint:
@@ -38,11 +46,13 @@ class Constraint:
         raise NotImplementedError
 
 
-def _is_integer(value: Any) -> bool:
+def is_integer(value: Any) -> bool:
+    """An integer (Python or numpy), not a bool."""
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
-def _is_real(value: Any) -> bool:
+def is_real(value: Any) -> bool:
+    """A finite real number (Python or numpy), not a bool."""
     return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(float(value))
 
 
@@ -70,7 +80,7 @@ class Interval(Constraint):
             raise ValueError(f"closed must be 'both', 'left', 'right' or 'neither', got {self.closed!r}")
 
     def accepts(self, value: Any) -> bool:
-        if not (_is_integer(value) if self.kind is int else _is_real(value)):
+        if not (is_integer(value) if self.kind is int else is_real(value)):
             return False
         left = self.closed in ("both", "left")
         right = self.closed in ("both", "right")
@@ -201,3 +211,94 @@ def check_fields(obj: Any) -> None:
         value = getattr(obj, f.name)
         if not constraint.accepts(value):
             raise ValueError(f"{f.name} must be {constraint.describe()}, got {value!r}")
+
+
+def check_value(value: Any, name: str, constraint: Constraint) -> Any:
+    """``value`` if ``constraint`` accepts it, else ``ValueError("<name> must be <what it accepts>, got <value>.")``."""
+    if not constraint.accepts(value):
+        raise ValueError(f"{name} must be {constraint.describe()}, got {value!r}.")
+    return value
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Checks of function arguments: each returns the cleaned value or raises one sentence naming the argument
+# ----------------------------------------------------------------------------------------------------------
+
+def check_finite(value: Any, name: str) -> float:
+    """A finite number as a float (anything ``float()`` takes, except a bool)."""
+    if isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"{name} must be a number, got {value!r}.")
+    try:
+        out = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a number, got {value!r}.") from None
+    if not math.isfinite(out):
+        raise ValueError(f"{name} must be finite, got {out}.")
+    return out
+
+
+def check_nonneg(value: Any, name: str) -> float:
+    """A finite number >= 0."""
+    v = check_finite(value, name)
+    if v < 0:
+        raise ValueError(f"{name} must be >= 0, got {v}.")
+    return v
+
+
+def check_positive(value: Any, name: str) -> float:
+    """A finite number > 0 (a margin parameter rho, a scale, a temperature)."""
+    v = check_finite(value, name)
+    if v <= 0:
+        raise ValueError(f"{name} must be positive, got {v}.")
+    return v
+
+
+def check_delta(delta: Any, name: str = "delta") -> float:
+    """A failure probability: a number strictly between 0 and 1."""
+    d = check_finite(delta, name)
+    if not 0.0 < d < 1.0:
+        raise ValueError(f"{name} must lie strictly between 0 and 1, got {d}.")
+    return d
+
+
+def check_unit_mean(value: Any, name: str) -> float:
+    """A mean of losses with values in [0, 1], hence itself in [0, 1]."""
+    v = check_finite(value, name)
+    if not 0.0 <= v <= 1.0:
+        raise ValueError(f"{name} must lie in [0, 1] (it is a mean of losses in [0, 1]), got {v}.")
+    return v
+
+
+def check_count(value: Any, name: str, minimum: int = 1) -> int:
+    """An integer >= ``minimum`` (an integral float such as 3.0 is taken as 3)."""
+    if not is_integer(value):
+        if isinstance(value, (float, np.floating)) and float(value).is_integer():
+            value = int(value)
+        else:
+            raise ValueError(f"{name} must be an integer, got {value!r}.")
+    value = int(value)
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}.")
+    return value
+
+
+def check_choice(value: Any, name: str, choices: Sequence[Any]) -> Any:
+    """One of ``choices``."""
+    if isinstance(value, bool) or value not in choices:
+        raise ValueError(f"{name} must be one of {tuple(choices)}, got {value!r}.")
+    return value
+
+
+def check_matrix(values: Any, name: str, n: int | None = None, shape: str = "(n, d)") -> np.ndarray:
+    """A finite real 2-D array (numpy, or a tensor moved to the host) as float64, with ``n`` rows if given."""
+    arr = np.asarray(values.detach().cpu().numpy() if hasattr(values, "detach") else values)
+    if arr.ndim != 2:
+        raise ValueError(f"{name} must be a 2-D array of shape {shape}, got shape {arr.shape}.")
+    if not (np.issubdtype(arr.dtype, np.number) and not np.iscomplexobj(arr)):
+        raise ValueError(f"{name} must contain real numbers, got dtype {arr.dtype}.")
+    arr = arr.astype(np.float64, copy=False)
+    if not np.isfinite(arr).all():
+        raise ValueError(f"{name} contain NaN or infinite values.")
+    if n is not None and arr.shape[0] != n:
+        raise ValueError(f"{name} has {arr.shape[0]} rows but the sample has {n} examples.")
+    return arr

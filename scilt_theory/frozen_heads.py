@@ -167,7 +167,7 @@ def bound_heads(psi1: np.ndarray, psi2: np.ndarray, labels: np.ndarray, heads: t
     (U₀, V₀) fixed before the bound sample (PAC-Bayes prior centre; then ``validity`` "certified", as the pipeline's
     certified mode); ``statements`` overrides ``settings.statements``; ``class_groups``: the group of every class
     (default: from ``class_counts`` and the thresholds, as the pipeline)."""
-    from scilt_theory.bounds import BoundGrid
+    from scilt_theory.grid import BoundGrid
     from scilt_theory.statements import fused_model_bounds
 
     scores = scores_of(psi1, psi2, heads)

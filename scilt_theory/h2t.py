@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from scilt_theory.constraints import Choice, Interval, check_fields, option
+from scilt_theory.constraints import Choice, Interval, check_fields, check_value, option
 
 __all__ = [
     "H2TConfig",
@@ -60,18 +60,9 @@ PIF_NOTE = ("PIF (PI-H2T, arXiv 2506.00625) is a reconstruction: the paper's exa
 
 
 # ---- validation helpers -------------------------------------------------------------------------------
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_real(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
 def _check_rho(rho: Any) -> float:
-    if not _is_real(rho) or not 0.0 <= rho <= 1.0:
-        raise ValueError(f"rho must be a number in [0, 1], got {rho!r}.")
-    return float(rho)
+    """The channel fraction ρ of H2T (not a margin): a number in [0, 1]."""
+    return float(check_value(rho, "rho", Interval(float, 0.0, 1.0)))
 
 
 def _check_generator(generator: Any) -> torch.Generator:
@@ -114,8 +105,7 @@ def h2t_channels(dim: int, rho: float, generator: torch.Generator) -> torch.Tens
         Distinct indices in [0, dim), on the CPU. ⌊ρ·dim⌋ is computed exactly on the shortest decimal
         representation of ρ (``repr``), so that e.g. ρ = 0.29, dim = 100 gives 29 and not 28 from float error.
     """
-    if not _is_int(dim) or dim < 1:
-        raise ValueError(f"dim must be an integer of at least 1, got {dim!r}.")
+    check_value(dim, "dim", Interval(int, 1))
     rho = _check_rho(rho)
     generator = _check_generator(generator)
     k = _num_channels(dim, rho)
@@ -210,8 +200,7 @@ def class_balanced_indices(labels: torch.Tensor, batch_size: int, generator: tor
     labels = _check_labels(labels)
     if labels.numel() == 0:
         raise ValueError("labels must not be empty.")
-    if not _is_int(batch_size) or batch_size < 1:
-        raise ValueError(f"batch_size must be an integer of at least 1, got {batch_size!r}.")
+    check_value(batch_size, "batch_size", Interval(int, 1))
     generator = _check_generator(generator)
     cpu = labels.detach().cpu().long()
     order = torch.argsort(cpu, stable=True)            # sample indices grouped by class (classes ascending)
@@ -225,10 +214,8 @@ def class_balanced_indices(labels: torch.Tensor, batch_size: int, generator: tor
 
 def instance_indices(num_samples: int, batch_size: int, generator: torch.Generator) -> torch.Tensor:
     """Instance sampling: ``batch_size`` indices uniform on [0, num_samples), with replacement (CPU LongTensor)."""
-    if not _is_int(num_samples) or num_samples < 1:
-        raise ValueError(f"num_samples must be an integer of at least 1, got {num_samples!r}.")
-    if not _is_int(batch_size) or batch_size < 1:
-        raise ValueError(f"batch_size must be an integer of at least 1, got {batch_size!r}.")
+    check_value(num_samples, "num_samples", Interval(int, 1))
+    check_value(batch_size, "batch_size", Interval(int, 1))
     generator = _check_generator(generator)
     return torch.randint(0, num_samples, (batch_size,), generator=generator)
 
@@ -290,8 +277,7 @@ class SimilarityPIF(PermutationInvariantFusion):
 
     def __init__(self, temperature: float = 0.1) -> None:
         super().__init__()
-        if not _is_real(temperature) or temperature <= 0:
-            raise ValueError(f"temperature must be a positive finite number, got {temperature!r}.")
+        check_value(temperature, "temperature", Interval(float, 0.0, None, closed="neither"))
         self.temperature = float(temperature)
 
     def weights(self, features: torch.Tensor, same_class: torch.Tensor) -> torch.Tensor:
@@ -411,8 +397,7 @@ def retrain_classifier(model: nn.Module, phi_penult: torch.Tensor, phi_final: to
     """
     if not isinstance(config, H2TConfig):
         raise ValueError(f"config must be an H2TConfig, got {type(config).__name__}.")
-    if not _is_int(seed):
-        raise ValueError(f"seed must be an integer, got {seed!r}.")
+    check_value(seed, "seed", Interval(int))
     if not callable(getattr(model, "output_from_features", None)):
         raise ValueError("model must have an output_from_features(phi_penult, phi_final) method.")
     for name, phi in (("phi_penult", phi_penult), ("phi_final", phi_final)):

@@ -23,6 +23,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from scilt_theory.constraints import check_positive
+
 __all__ = [
     "COUNT_FLOOR",
     "empirical_margin_loss",
@@ -111,16 +113,6 @@ def margins(scores: Any, labels: Any) -> Any:
     return true - others.max(axis=1)
 
 
-def _check_rho(rho: float) -> float:
-    try:
-        rho = float(rho)
-    except (TypeError, ValueError):
-        raise ValueError(f"rho must be a positive number, got {rho!r}.") from None
-    if not (rho > 0 and math.isfinite(rho)):
-        raise ValueError(f"rho must be a positive finite number, got {rho}.")
-    return rho
-
-
 def ramp_loss(margin: Any, rho: float) -> Any:
     """Ramp loss ``Phi_rho`` of THEORY §0, applied elementwise.
 
@@ -138,7 +130,7 @@ def ramp_loss(margin: Any, rho: float) -> Any:
     -------
     Same kind as ``margin`` (a float for a Python number).
     """
-    rho = _check_rho(rho)
+    rho = check_positive(rho, "rho")
     if _is_torch(margin):
         if not bool(torch.isfinite(margin).all()):
             raise ValueError("margins contain NaN or infinite values.")
@@ -156,7 +148,7 @@ def empirical_margin_loss(scores: Any, labels: Any, rho: float) -> float:
 
     Raises ``ValueError`` for an empty sample (the mean is not defined).
     """
-    rho = _check_rho(rho)
+    rho = check_positive(rho, "rho")
     m = margins(scores, labels)
     if int(m.shape[0]) == 0:
         raise ValueError("the empirical margin loss of an empty sample is not defined (n = 0).")

@@ -12,23 +12,76 @@ for a class and for pooled rates, simultaneous per-class intervals for the worst
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 from sklearn.metrics import balanced_accuracy_score, confusion_matrix
 
 from scilt_theory.binomial import clopper_pearson_interval, max_rate_interval, mean_rate_interval
+from scilt_theory.constraints import check_count, is_integer
 
 GROUPS = ("many", "medium", "few")
 
 
+def check_group_thresholds(many_threshold: Any, few_threshold: Any) -> tuple[int, int]:
+    """The one Many/Few threshold rule: integers with ``0 <= few_threshold <= many_threshold``; returns (many, few).
+
+    With :func:`group_of` (Many: n_c > many, Few: n_c < few) the three groups then split the counts into three
+    ranges, none of them empty by construction: Medium is ``few <= n_c <= many``. ``few = many + 1`` would leave no
+    count for Medium (a two-group split the reports would show as an always-empty Medium group), and a larger
+    ``few`` would put a count in both Many and Few, so both are refused.
+    """
+    many = check_count(many_threshold, "many_threshold", 0)
+    few = check_count(few_threshold, "few_threshold", 0)
+    if few > many:
+        raise ValueError(f"the Many/Few thresholds need 0 <= few <= many, got few_threshold {few!r} and "
+                         f"many_threshold {many!r}")
+    return many, few
+
+
 def group_of(count: int, many_threshold: int = 100, few_threshold: int = 20) -> str:
-    """Many (> many_threshold), Few (< few_threshold) or Medium, by the training count of a class."""
+    """Many (> many_threshold), Few (< few_threshold) or Medium, by the training count of a class (thresholds as
+    :func:`check_group_thresholds` accepts them)."""
     if count > many_threshold:
         return "many"
     if count < few_threshold:
         return "few"
     return "medium"
+
+
+def class_groups(counts: Sequence[int], many_threshold: int = 100, few_threshold: int = 20) -> list[str]:
+    """The group of every class by its training count (:func:`group_of`), after checking the thresholds and the
+    counts (so exactly 100 and exactly 20 are Medium with the defaults)."""
+    many, few = check_group_thresholds(many_threshold, few_threshold)
+    values = []
+    for n in counts:
+        if not (is_integer(n) or (isinstance(n, (float, np.floating)) and float(n).is_integer())) or n < 0:
+            raise ValueError(f"class counts must be non-negative integers, got {list(counts)}")
+        values.append(int(n))
+    return [group_of(n, many, few) for n in values]
+
+
+def resolve_groups(num_classes: int, sample_counts: Sequence[int],
+                   groups: Sequence[str] | Mapping[int, str] | None = None, class_counts: Sequence[int] | None = None,
+                   many_threshold: int = 100, few_threshold: int = 20) -> list[str]:
+    """The group name of each of ``num_classes`` classes: the given ``groups`` (a sequence, or a mapping class ->
+    name), else the groups (:func:`class_groups`) of the training counts ``class_counts``, else of the counts of
+    the sample at hand."""
+    if groups is not None:
+        if isinstance(groups, Mapping):
+            missing = [c for c in range(num_classes) if c not in groups]
+            if missing:
+                raise ValueError(f"class_groups has no group for class(es) {missing[:5]}.")
+            return [str(groups[c]) for c in range(num_classes)]
+        names = [str(g) for g in groups]
+        if len(names) != num_classes:
+            raise ValueError(f"class_groups has {len(names)} entries for {num_classes} classes.")
+        return names
+    counts = sample_counts if class_counts is None else class_counts
+    if len(counts) != num_classes:
+        raise ValueError(f"class_counts has {len(counts)} entries for {num_classes} classes.")
+    return class_groups(counts, many_threshold, few_threshold)
 
 
 def evaluate_predictions(y_true: Sequence[int], y_pred: Sequence[int], *, num_classes: int,
@@ -51,7 +104,7 @@ def evaluate_predictions(y_true: Sequence[int], y_pred: Sequence[int], *, num_cl
     cm = confusion_matrix(y_true, y_pred, labels=np.arange(num_classes))
     support = cm.sum(axis=1)
     per_class = [float(cm[c, c] / support[c]) if support[c] else None for c in range(num_classes)]
-    groups = [group_of(int(n), many_threshold, few_threshold) for n in train_counts]
+    groups = class_groups(train_counts, many_threshold, few_threshold)
     present = [c for c in range(num_classes) if per_class[c] is not None]
 
     def mean_of(classes: list[int]) -> float | None:

@@ -48,6 +48,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from scilt_theory.codec import to_jsonable
+from scilt_theory.constraints import check_choice, check_count, check_delta, check_nonneg
+from scilt_theory.erc import ErcSummary
+
 __all__ = [
     "DEFAULT_MAX_EXACT_SIGNS",
     "LIMITS",
@@ -56,7 +60,7 @@ __all__ = [
     "select_estimator",
     "DEFAULT_MEMORY_BUDGET",
     "CoupledResult",
-    "RademacherResult",
+    "check_norm",
     "closed_form_bounds",
     "coupled_sup_closed",
     "coupled_sup_cvxpy",
@@ -126,45 +130,6 @@ CVXPY_ALPHA_GRID = tuple(float(a) for a in np.linspace(0.0, 1.0, 11))
 # Results
 # ----------------------------------------------------------------------------------------------------------
 
-def _json_float(x: float | None) -> float | None:
-    if x is None:
-        return None
-    x = float(x)
-    return x if math.isfinite(x) else None
-
-
-@dataclass(frozen=True)
-class RademacherResult:
-    """An ERC value with its valid upper (and lower) values (THEORY §5).
-
-    ``value`` is the estimate: exact for ``method="exact"``, the MC mean for ``"mc"`` and ``"cvxpy"``, and the
-    closed-form *upper* value for ``"closed"`` (there it is not an estimate). ``upper`` is always a valid upper value: =
-    value (exact), the closed form (closed, cvxpy), or min(McDiarmid certificate, closed form) (mc; valid w.p. >= 1 -
-    delta_mc; for finite classes min(certificate, Massart)). ``lower`` is the Khintchine-Kahane lower value of THEORY
-    §3a where known, = value for exact, else None.
-    """
-
-    value: float = field(metadata={"help": "estimate (exact for exact; closed-form upper for closed)"})
-    stderr: float = field(metadata={"help": "standard error of value; 0.0 for exact/closed, NaN for one draw"})
-    upper: float = field(metadata={"help": "valid upper value (mc: w.p. >= 1 - delta_mc)"})
-    lower: float | None = field(metadata={"help": "Khintchine-Kahane lower value (THEORY §3a) or None"})
-    method: str = field(metadata={"help": "closed | mc | exact | cvxpy | cvxpy-exact"})
-    n: int = field(metadata={"help": "number of samples (rows of the feature matrix)"})
-    num_outputs: int = field(metadata={"help": "K, outputs of the class"})
-    norm: str = field(metadata={"help": "frobenius | row | finite | finite_vector"})
-    radius: float = field(metadata={"help": "radius B of the ball; max_a ||a||_2 for finite classes"})
-    n_draws: int | None = field(default=None, metadata={"help": "sign draws (None for exact/closed)"})
-    delta_mc: float | None = field(default=None, metadata={"help": "failure probability of the MC certificate"})
-
-    def to_dict(self) -> dict:
-        """JSON-friendly dictionary (non-finite floats become None)."""
-        out: dict[str, Any] = {}
-        for f in fields(self):
-            v = getattr(self, f.name)
-            out[f.name] = _json_float(v) if isinstance(v, float) else v
-        return out
-
-
 @dataclass(frozen=True)
 class CoupledResult:
     """ERC of the coupled SciLT class with the Lemma 5.1 sum on the same draws (THEORY §2).
@@ -190,15 +155,7 @@ class CoupledResult:
 
     def to_dict(self) -> dict:
         """JSON-friendly dictionary (non-finite floats become None)."""
-        out: dict[str, Any] = {}
-        for f in fields(self):
-            v = getattr(self, f.name)
-            if isinstance(v, float):
-                v = _json_float(v)
-            elif isinstance(v, tuple):
-                v = [float(a) for a in v]
-            out[f.name] = v
-        return out
+        return to_jsonable({f.name: getattr(self, f.name) for f in fields(self)})
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -237,44 +194,13 @@ def _as_matrix(x: Any, name: str) -> torch.Tensor:
     return t
 
 
-def _check_real(x: Any, name: str, *, low: float = 0.0) -> float:
-    if isinstance(x, bool) or not isinstance(x, (int, float, np.integer, np.floating)):
-        raise ValueError(f"{name} must be a real number, got {x!r}.")
-    v = float(x)
-    if not math.isfinite(v) or v < low:
-        raise ValueError(f"{name} must be a finite number >= {low:g}, got {x!r}.")
-    return v
-
-
-def _check_int(x: Any, name: str, low: int = 1) -> int:
-    if isinstance(x, bool) or not isinstance(x, (int, np.integer)) or int(x) < low:
-        raise ValueError(f"{name} must be an integer >= {low}, got {x!r}.")
-    return int(x)
-
-
-def _check_norm(norm: Any) -> str:
-    if norm not in NORMS:
-        raise ValueError(f"norm must be one of {NORMS}, got {norm!r}.")
-    return norm
-
-
-def _check_method(method: Any, allowed: Sequence[str] = METHODS) -> str:
-    if method not in allowed:
-        raise ValueError(f"method must be one of {tuple(allowed)}, got {method!r}.")
-    return method
-
-
-def _check_delta(delta: Any) -> float:
-    if isinstance(delta, bool) or not isinstance(delta, (int, float, np.integer, np.floating)):
-        raise ValueError(f"delta_mc must be a number in (0, 1), got {delta!r}.")
-    d = float(delta)
-    if not (0.0 < d < 1.0):
-        raise ValueError(f"delta_mc must lie strictly between 0 and 1, got {delta!r}.")
-    return d
+def check_norm(norm: Any) -> str:
+    """One of :data:`NORMS`, the norm balls of THEORY §1."""
+    return check_choice(norm, "norm", NORMS)
 
 
 def _check_budget(budget: Any) -> int:
-    return _check_int(budget, "memory_budget_bytes", 1)
+    return check_count(budget, "memory_budget_bytes", 1)
 
 
 def _check_exact(num_signs: int, max_exact_signs: int) -> None:
@@ -319,9 +245,9 @@ def closed_form_bounds(features: Any, radius: float, num_outputs: int = 1, norm:
     ``E||sum_j eps_j x_j|| >= sqrt(E||sum_j eps_j x_j||^2 / 2)``.
     """
     psi = _as_matrix(features, "features")
-    b = _check_real(radius, "radius")
-    k = _check_int(num_outputs, "num_outputs")
-    upper = _closed_upper(_sum_sq(psi), psi.shape[0], b, k, _check_norm(norm))
+    b = check_nonneg(radius, "radius")
+    k = check_count(num_outputs, "num_outputs")
+    upper = _closed_upper(_sum_sq(psi), psi.shape[0], b, k, check_norm(norm))
     return upper / math.sqrt(2.0), upper
 
 
@@ -333,10 +259,10 @@ def mc_deviation(features: Any, radius: float, *, num_outputs: int = 1, norm: st
     scaled by K): ``(B K/n) sqrt(2 sum_i ||psi_i||^2 ln(1/delta_mc) / m)``.
     """
     psi = _as_matrix(features, "features")
-    b = _check_real(radius, "radius")
-    k = _check_int(num_outputs, "num_outputs")
-    m = _check_int(n_draws, "n_draws")
-    return _mc_dev(_sum_sq(psi), psi.shape[0], b, k, _check_norm(norm), m, _check_delta(delta_mc))
+    b = check_nonneg(radius, "radius")
+    k = check_count(num_outputs, "num_outputs")
+    m = check_count(n_draws, "n_draws")
+    return _mc_dev(_sum_sq(psi), psi.shape[0], b, k, check_norm(norm), m, check_delta(delta_mc, "delta_mc"))
 
 
 def mcdiarmid_deviation(sum_sq_differences: float, n_draws: int, delta: float) -> float:
@@ -452,11 +378,11 @@ def rademacher_signs(n: int, n_draws: int, *, num_columns: int = 1, seed: int = 
     ``num_columns = K``, the row estimator ``num_columns = 1`` (THEORY §5). Same seed => same signs (on CPU
     also whatever ``chunk_draws`` is).
     """
-    n = _check_int(n, "n")
-    m = _check_int(n_draws, "n_draws")
-    cols = _check_int(num_columns, "num_columns")
+    n = check_count(n, "n")
+    m = check_count(n_draws, "n_draws")
+    cols = check_count(num_columns, "num_columns")
     stream = _SignStream(n, cols, seed, torch.device(device), dtype)
-    step = m if chunk_draws is None else _check_int(chunk_draws, "chunk_draws")
+    step = m if chunk_draws is None else check_count(chunk_draws, "chunk_draws")
     for start in range(0, m, step):
         yield stream.next(min(step, m - start)).clone()
 
@@ -585,7 +511,7 @@ def _linear_mc_values(psi: torch.Tensor, columns: int, n_draws: int, seed: int, 
 def rademacher_linear(features: Any, radius: float, *, num_outputs: int = 1, norm: str = "frobenius",
                       method: str = "mc", n_draws: int = 1000, seed: int = 0, delta_mc: float = 0.01,
                       memory_budget_bytes: int = DEFAULT_MEMORY_BUDGET,
-                      max_exact_signs: int = DEFAULT_MAX_EXACT_SIGNS) -> RademacherResult:
+                      max_exact_signs: int = DEFAULT_MAX_EXACT_SIGNS) -> ErcSummary:
     """ERC of a norm-bounded linear class on ``features`` (THEORY §1, estimators of §5, envelope of §3a).
 
     Frobenius ``W_F(B)``: ``R_hat^v = (B/n) E ||Psi^T Sigma||_F``, Sigma in {+-1}^{n x K}.
@@ -614,12 +540,12 @@ def rademacher_linear(features: Any, radius: float, *, num_outputs: int = 1, nor
         enumeration limit.
     """
     psi = _as_matrix(features, "features")
-    b = _check_real(radius, "radius")
-    k = _check_int(num_outputs, "num_outputs")
-    norm = _check_norm(norm)
-    method = _check_method(method)
+    b = check_nonneg(radius, "radius")
+    k = check_count(num_outputs, "num_outputs")
+    norm = check_norm(norm)
+    method = check_choice(method, "method", METHODS)
     budget = _check_budget(memory_budget_bytes)
-    max_exact = _check_int(max_exact_signs, "max_exact_signs")
+    max_exact = check_count(max_exact_signs, "max_exact_signs")
     n = psi.shape[0]
     sum_sq = _sum_sq(psi)
     closed_up = _closed_upper(sum_sq, n, b, k, norm)
@@ -630,19 +556,19 @@ def rademacher_linear(features: Any, radius: float, *, num_outputs: int = 1, nor
     common = dict(method=method, n=n, num_outputs=k, norm=norm, radius=b)
 
     if method == "closed":
-        return RademacherResult(value=closed_up, stderr=0.0, upper=closed_up, lower=closed_lo, **common)
+        return ErcSummary(value=closed_up, stderr=0.0, upper=closed_up, lower=closed_lo, **common)
     if method == "exact":
         _check_exact(n * columns, max_exact)
         value = scale * _linear_exact_mean(psi, columns, budget)
-        return RademacherResult(value=value, stderr=0.0, upper=value, lower=value, **common)
+        return ErcSummary(value=value, stderr=0.0, upper=value, lower=value, **common)
 
-    m = _check_int(n_draws, "n_draws")
+    m = check_count(n_draws, "n_draws")
     if method == "mc":
-        delta = _check_delta(delta_mc)
+        delta = check_delta(delta_mc, "delta_mc")
         mean, err = _mean_stderr(_linear_mc_values(psi, columns, m, seed, budget))
         value, stderr = scale * mean, scale * err
         upper = min(value + _mc_dev(sum_sq, n, b, k, norm, m, delta), closed_up)
-        return RademacherResult(value=value, stderr=stderr, upper=upper, lower=closed_lo, n_draws=m,
+        return ErcSummary(value=value, stderr=stderr, upper=upper, lower=closed_lo, n_draws=m,
                                 delta_mc=delta, **common)
 
     # cvxpy: same draws as "mc"; the row estimator's draw sigma is used for every output (Sigma = sigma 1^T),
@@ -655,7 +581,7 @@ def rademacher_linear(features: Any, radius: float, *, num_outputs: int = 1, nor
             sig = np.repeat(sig, k, axis=2)
         sups.append(linear_sup_cvxpy(psi, sig, b, norm=norm))
     mean, err = _mean_stderr(torch.from_numpy(np.concatenate(sups)))
-    return RademacherResult(value=mean, stderr=err, upper=closed_up, lower=closed_lo, n_draws=m, **common)
+    return ErcSummary(value=mean, stderr=err, upper=closed_up, lower=closed_lo, n_draws=m, **common)
 
 
 def _signs_array(signs: Any, n: int) -> np.ndarray:
@@ -676,9 +602,9 @@ def linear_sup_closed(features: Any, signs: Any, radius: float, *, norm: str = "
     """
     psi = _as_matrix(features, "features").to(torch.float64).cpu().numpy()
     s = _signs_array(signs, psi.shape[0])
-    b = _check_real(radius, "radius")
+    b = check_nonneg(radius, "radius")
     prod = np.einsum("nd,mnk->mkd", psi, s)
-    if _check_norm(norm) == "frobenius":
+    if check_norm(norm) == "frobenius":
         return b / psi.shape[0] * np.sqrt((prod ** 2).sum(axis=(1, 2)))
     return b / psi.shape[0] * np.linalg.norm(prod, axis=2).sum(axis=1)
 
@@ -717,14 +643,14 @@ def linear_sup_cvxpy(features: Any, signs: Any, radius: float, *, norm: str = "f
     n, d = psi.shape
     s = _signs_array(signs, n)
     k = s.shape[2]
-    b = _check_real(radius, "radius")
-    norm = _check_norm(norm)
+    b = check_nonneg(radius, "radius")
+    norm = check_norm(norm)
     coef = cp.Parameter((k, d))
     w = cp.Variable((k, d))
     cons = [cp.norm(w, "fro") <= b] if norm == "frobenius" else [cp.norm(w, 2, axis=1) <= b]
     if center is not None:
         w0 = _center_array(center, k, d)
-        cons.append(cp.norm(w - w0, "fro") <= _check_real(center_radius, "center_radius"))
+        cons.append(cp.norm(w - w0, "fro") <= check_nonneg(center_radius, "center_radius"))
     problem = cp.Problem(cp.Maximize(cp.sum(cp.multiply(coef, w))), cons)
     out = np.empty(s.shape[0])
     for j in range(s.shape[0]):
@@ -752,7 +678,7 @@ def _center_array(center: Any, k: int, d: int) -> np.ndarray:
 def rademacher_ball_intersection(features: Any, radius: float, center: Any, center_radius: float, *,
                                  num_outputs: int = 1, norm: str = "frobenius", method: str = "mc",
                                  n_draws: int = 200, seed: int = 0,
-                                 max_exact_signs: int = 12) -> RademacherResult:
+                                 max_exact_signs: int = 12) -> ErcSummary:
     """ERC of ``{W in ball(B)} ∩ {||W - W0||_F <= r}`` (distance to initialisation), per draw by cvxpy (THEORY §5).
 
     ``R_hat^v = E_Sigma sup_W <W, Psi^T Sigma>/n`` with Sigma in {+-1}^{n x K} (the constraints couple the rows,
@@ -764,11 +690,11 @@ def rademacher_ball_intersection(features: Any, radius: float, center: Any, cent
     The result's ``method`` is ``"cvxpy"`` (sign draws) or ``"cvxpy-exact"`` (enumeration).
     """
     psi = _as_matrix(features, "features")
-    b = _check_real(radius, "radius")
-    k = _check_int(num_outputs, "num_outputs")
-    norm = _check_norm(norm)
-    method = _check_method(method, ("mc", "exact"))
-    r = _check_real(center_radius, "center_radius")
+    b = check_nonneg(radius, "radius")
+    k = check_count(num_outputs, "num_outputs")
+    norm = check_norm(norm)
+    method = check_choice(method, "method", ("mc", "exact"))
+    r = check_nonneg(center_radius, "center_radius")
     n, d = psi.shape
     w0 = _center_array(center, k, d)
     if norm == "frobenius":
@@ -783,18 +709,18 @@ def rademacher_ball_intersection(features: Any, radius: float, center: Any, cent
                 _closed_upper(sum_sq, n, float(np.linalg.norm(w0)) + r, k, "frobenius"))
     if method == "exact":
         num = n * k
-        _check_exact(num, _check_int(max_exact_signs, "max_exact_signs"))
+        _check_exact(num, check_count(max_exact_signs, "max_exact_signs"))
         flat = _bit_signs(2 ** num, num, torch.device("cpu")).numpy()             # (2^{nK}, nK)
         sig = flat.reshape(-1, k, n).transpose(0, 2, 1)
         value = float(np.mean(linear_sup_cvxpy(psi, sig, b, norm=norm, center=w0, center_radius=r)))
-        return RademacherResult(value=value, stderr=0.0, upper=value, lower=value, method="cvxpy-exact", n=n,
+        return ErcSummary(value=value, stderr=0.0, upper=value, lower=value, method="cvxpy-exact", n=n,
                                 num_outputs=k, norm=norm, radius=b)
-    m = _check_int(n_draws, "n_draws")
+    m = check_count(n_draws, "n_draws")
     signs = torch.cat(list(rademacher_signs(n, m, num_columns=k, seed=seed, device=psi.device, dtype=psi.dtype)))
     sig = signs.to(torch.float64).cpu().numpy().transpose(0, 2, 1)
     mean, err = _mean_stderr(torch.from_numpy(linear_sup_cvxpy(psi, sig, b, norm=norm, center=w0,
                                                                center_radius=r)))
-    return RademacherResult(value=mean, stderr=err, upper=upper, lower=None,
+    return ErcSummary(value=mean, stderr=err, upper=upper, lower=None,
                             method="cvxpy", n=n, num_outputs=k, norm=norm, radius=b, n_draws=m)
 
 
@@ -818,20 +744,20 @@ def _finite_exact(values: torch.Tensor, n_div: int, budget: int) -> float:
 
 
 def _finite(values: torch.Tensor, n: int, columns: int, method: str, n_draws: int, seed: int,
-            delta_mc: float, budget: int, max_exact: int, norm: str) -> RademacherResult:
+            delta_mc: float, budget: int, max_exact: int, norm: str) -> ErcSummary:
     """values (|A|, columns * n), column-major per member: entry c * n + i is a_c(x_i)."""
     v = values.to(torch.float64)
     radius = float(torch.linalg.vector_norm(v, dim=1).max())
-    method = _check_method(method, ("exact", "mc", "auto"))
+    method = check_choice(method, "method", ("exact", "mc", "auto"))
     if method == "auto":
         method = "exact" if n * columns <= max_exact else "mc"
     common = dict(method=method, n=n, num_outputs=columns, norm=norm, radius=radius)
     if method == "exact":
         _check_exact(n * columns, max_exact)
         value = _finite_exact(v, n, budget)
-        return RademacherResult(value=value, stderr=0.0, upper=value, lower=value, **common)
-    m = _check_int(n_draws, "n_draws")
-    delta = _check_delta(delta_mc)
+        return ErcSummary(value=value, stderr=0.0, upper=value, lower=value, **common)
+    m = check_count(n_draws, "n_draws")
+    delta = check_delta(delta_mc, "delta_mc")
 
     def kernel(signs: torch.Tensor) -> torch.Tensor:
         return (signs.reshape(signs.shape[0], columns * n) @ v.T).amax(1)
@@ -841,13 +767,13 @@ def _finite(values: torch.Tensor, n: int, columns: int, method: str, n_draws: in
     # McDiarmid: sign (i, c) moves one draw by <= 2 max_a |a_c(x_i)| / n; Massart holds for the nK signs too.
     dev = mcdiarmid_deviation(4.0 * float(v.abs().amax(0).square().sum()) / n ** 2, m, delta)
     massart = radius * math.sqrt(2.0 * math.log(v.shape[0])) / n
-    return RademacherResult(value=mean, stderr=err, upper=min(mean + dev, massart),
+    return ErcSummary(value=mean, stderr=err, upper=min(mean + dev, massart),
                             lower=None, n_draws=m, delta_mc=delta, **common)
 
 
 def rademacher_finite(values: Any, *, method: str = "exact", n_draws: int = 1000, seed: int = 0,
                       delta_mc: float = 0.01, memory_budget_bytes: int = DEFAULT_MEMORY_BUDGET,
-                      max_exact_signs: int = DEFAULT_MAX_EXACT_SIGNS) -> RademacherResult:
+                      max_exact_signs: int = DEFAULT_MAX_EXACT_SIGNS) -> ErcSummary:
     """ERC of a finite class A given by its values ``values[j, i] = a_j(x_i)`` (|A| x n) (THEORY §0, §7):
 
     ``R_hat(A) = E_sigma max_j (1/n) sum_i sigma_i a_ji``.
@@ -858,12 +784,12 @@ def rademacher_finite(values: Any, *, method: str = "exact", n_draws: int = 1000
     """
     v = _as_matrix(values, "values")
     return _finite(v, v.shape[1], 1, method, n_draws, seed, delta_mc, _check_budget(memory_budget_bytes),
-                   _check_int(max_exact_signs, "max_exact_signs"), "finite")
+                   check_count(max_exact_signs, "max_exact_signs"), "finite")
 
 
 def rademacher_finite_vector(values: Any, *, method: str = "exact", n_draws: int = 1000, seed: int = 0,
                              delta_mc: float = 0.01, memory_budget_bytes: int = DEFAULT_MEMORY_BUDGET,
-                             max_exact_signs: int = DEFAULT_MAX_EXACT_SIGNS) -> RademacherResult:
+                             max_exact_signs: int = DEFAULT_MAX_EXACT_SIGNS) -> ErcSummary:
     """Vector ERC of a finite class of R^K-valued functions, ``values[j, i, c] = a_jc(x_i)`` (|A| x n x K)
     (THEORY §0): ``R_hat^v(A) = E_Sigma max_j (1/n) sum_i sum_c Sigma_ic a_jc(x_i)``, Sigma in {+-1}^{n x K}.
 
@@ -878,7 +804,7 @@ def rademacher_finite_vector(values: Any, *, method: str = "exact", n_draws: int
     n, k = t.shape[1], t.shape[2]
     flat = _as_matrix(t.permute(0, 2, 1).reshape(t.shape[0], k * n), "values")
     return _finite(flat, n, k, method, n_draws, seed, delta_mc, _check_budget(memory_budget_bytes),
-                   _check_int(max_exact_signs, "max_exact_signs"), "finite_vector")
+                   check_count(max_exact_signs, "max_exact_signs"), "finite_vector")
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -928,7 +854,7 @@ def coupled_sup_closed(psi_penult: Any, psi_final: Any, signs: Any, scale: float
     if p1.shape != p2.shape:
         raise ValueError(f"psi_penult and psi_final must have the same shape, got {p1.shape} and {p2.shape}.")
     s = _signs_array(signs, p1.shape[0])
-    sc = _check_real(scale, "scale")
+    sc = check_nonneg(scale, "scale")
     grid = _check_alpha_grid(alpha_grid)
     a = np.einsum("nd,mnk->mkd", p1, s)
     bm = np.einsum("nd,mnk->mkd", p2, s)
@@ -962,7 +888,7 @@ def coupled_sup_cvxpy(psi_penult: Any, psi_final: Any, signs: Any, scale: float,
     n, d = p1.shape
     s = _signs_array(signs, n)
     k = s.shape[2]
-    sc = _check_real(scale, "scale")
+    sc = check_nonneg(scale, "scale")
     grid = _check_alpha_grid(alpha_grid) or CVXPY_ALPHA_GRID
     at, bt = cp.Parameter((k, d)), cp.Parameter((k, d))
     problems = []
@@ -1016,15 +942,15 @@ def rademacher_coupled_scilt(psi_penult: Any, psi_final: Any, num_classes: int, 
     if p1.device != p2.device:
         raise ValueError("psi_penult and psi_final must be on the same device.")
     p2 = p2.to(p1.dtype)
-    k = _check_int(num_classes, "num_classes")
-    sc = _check_real(scale, "scale")
-    method = _check_method(method)
+    k = check_count(num_classes, "num_classes")
+    sc = check_nonneg(scale, "scale")
+    method = check_choice(method, "method", METHODS)
     if method == "closed":
         raise ValueError("the coupled class has no closed form of its own; use method \"mc\", \"exact\", "
                          "\"cvxpy\" or \"auto\" (the closed form of the Lemma 5.1 sum is rademacher_linear's).")
     grid = _check_alpha_grid(alpha_grid)
     budget = _check_budget(memory_budget_bytes)
-    max_exact = _check_int(max_exact_signs, "max_exact_signs")
+    max_exact = check_count(max_exact_signs, "max_exact_signs")
     n, d = p1.shape
     method = select_estimator(method, n * k)
     closed_sum = (_closed_upper(_sum_sq(p1), n, 2 * sc, k, "row") + _closed_upper(_sum_sq(p2), n, sc, k, "row"))
@@ -1044,7 +970,7 @@ def rademacher_coupled_scilt(psi_penult: Any, psi_final: Any, num_classes: int, 
         mean = sc / n * _column_combinations_mean(chunks, k, lambda f: _coupled_reduce(f, grid), budget)
         return finish(mean[0], mean[1], 0.0, 0.0, float(mean[0]))
 
-    m = _check_int(n_draws, "n_draws")
+    m = check_count(n_draws, "n_draws")
     if method == "cvxpy":
         sig = torch.cat(list(rademacher_signs(n, m, num_columns=k, seed=seed, device=p1.device, dtype=p1.dtype)))
         sig = sig.to(torch.float64).cpu().numpy().transpose(0, 2, 1)
@@ -1053,7 +979,7 @@ def rademacher_coupled_scilt(psi_penult: Any, psi_final: Any, num_classes: int, 
         (v, e), (sv, se) = _mean_stderr(coupled), _mean_stderr(total)
         return finish(v, sv, e, se, closed_sum, n_draws=m)
 
-    delta = _check_delta(delta_mc)
+    delta = check_delta(delta_mc, "delta_mc")
     itemsize = p1.element_size()
 
     def kernel(signs: torch.Tensor) -> torch.Tensor:

@@ -59,7 +59,7 @@ class ScaleDesign:
         return [int(c) for c in longtail_counts(head, self.num_classes, self.imbalance)]
 
     def groups(self) -> list[str] | None:
-        from scilt_theory.bounds import class_groups_from_counts
+        from scilt_theory.metrics import class_groups as class_groups_from_counts
 
         if not self.fixed_groups:
             return None

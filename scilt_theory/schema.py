@@ -23,6 +23,7 @@ from typing import Any
 
 from scilt_theory.codec import decode, described, hints, layout_text, nested, to_jsonable
 from scilt_theory.erc import ErcSummary as Erc  # an ERC record: the one definition, shared with the formulas
+from scilt_theory.metrics import check_group_thresholds
 
 _hints, _nested = hints, nested  # the codec's, under the names the tests use
 
@@ -329,9 +330,7 @@ class BoundsReport:
     def __post_init__(self) -> None:
         if [row.class_index for row in self.per_class] != list(range(self.num_classes)):
             raise ValueError(f"per_class must hold one row per class 0..{self.num_classes - 1}, in order")
-        few, many = self.thresholds.get("few"), self.thresholds.get("many")
-        if not (isinstance(few, int) and isinstance(many, int) and few <= many + 1):
-            raise ValueError(f"thresholds must be integers with few <= many + 1, got {self.thresholds}")
+        check_group_thresholds(self.thresholds.get("many"), self.thresholds.get("few"))
 
     # -------------------------------------------------------------------------------------------- access
     def statement(self, name: str, target: str = "overall") -> StatementRecord | None:

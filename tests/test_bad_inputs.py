@@ -25,9 +25,10 @@ from experiments import demo as demo_cli
 from experiments import plot as plot_cli
 from experiments import train as train_cli
 from experiments._cli import run_main
-from scilt_theory.bounds import BoundGrid, theorem53_bound
+from scilt_theory.bounds import theorem53_bound
 from scilt_theory.checkpoint import FORMAT_VERSION, load_run, save_run
 from scilt_theory.data import DataConfig, LongTailDataset, build_dataset
+from scilt_theory.grid import BoundGrid
 from scilt_theory.models import ModelConfig
 from scilt_theory.rademacher import rademacher_linear
 from scilt_theory.training import TrainConfig, train

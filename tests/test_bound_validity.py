@@ -35,12 +35,12 @@ import pytest
 from scipy.stats import binom, multivariate_normal
 
 from scilt_theory.bounds import (
-    BoundGrid,
     confidence_term,
     corollary54_class_bound,
     theorem53_bound,
     theorem53_bound_bounded_features,
 )
+from scilt_theory.grid import BoundGrid
 from scilt_theory.losses import margins
 from scilt_theory.statements import fused_model_bounds
 

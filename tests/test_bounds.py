@@ -20,10 +20,6 @@ from hypothesis import strategies as st
 
 from scilt_theory import bounds as B
 from scilt_theory.bounds import (
-    BoundGrid,
-    ErcSummary,
-    class_groups_from_counts,
-    confidence_split_from_parts,
     confidence_term,
     contraction_factor,
     corollary54_all_classes,
@@ -32,14 +28,17 @@ from scilt_theory.bounds import (
     lemma51_scale,
     lemma51_sum,
     margin_lipschitz,
-    split_confidence,
     theorem53_bound,
     theorem53_bound_bounded_features,
     theorem53_grid_bound,
     uniform_deviation_bound,
     vector_contraction,
 )
+from scilt_theory.confidence import confidence_split_from_parts, split_confidence
+from scilt_theory.erc import ErcSummary
+from scilt_theory.grid import BoundGrid
 from scilt_theory.losses import margins, ramp_loss, zero_one_error
+from scilt_theory.metrics import class_groups
 from scilt_theory.statements import fused_model_bounds
 
 SQRT2 = math.sqrt(2.0)
@@ -293,8 +292,8 @@ def test_corollary54_group_is_mean_of_class_bounds_and_worst_is_max():
 
 
 def test_corollary54_groups_from_thresholds():
-    assert class_groups_from_counts([101, 100, 20, 19, 0]) == ["many", "medium", "medium", "few", "few"]
-    assert class_groups_from_counts([5, 3], many_threshold=4, few_threshold=4) == ["many", "few"]
+    assert class_groups([101, 100, 20, 19, 0]) == ["many", "medium", "medium", "few", "few"]
+    assert class_groups([5, 3], many_threshold=4, few_threshold=4) == ["many", "few"]
     res = _toy_corollary(class_counts=[500, 50, 0, 5])
     assert [pc.group for pc in res.per_class] == ["many", "medium", "few", "few"]
     assert res.groups["few"].bound == pytest.approx(res.per_class[3].bound)

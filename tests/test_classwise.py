@@ -14,7 +14,8 @@ from hypothesis import strategies as st
 from test_tighter import S, _cosine_model  # unit features, unit-row SciLT heads U = s(αŴ1 + Ŵ2), V = s(1 − α)Ŵ1
 
 from scilt_theory import bounds
-from scilt_theory.bounds import BoundGrid, classwise_geometry, confidence_term
+from scilt_theory.bounds import classwise_geometry, confidence_term
+from scilt_theory.grid import BoundGrid
 from scilt_theory.losses import margins, ramp_loss
 from scilt_theory.statements import fused_model_bounds
 from scilt_theory.statements.radii import FUSION_INTERVALS, data_radii_grid, fusion_radii_grid, trained_radii

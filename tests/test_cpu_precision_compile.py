@@ -164,7 +164,7 @@ def test_accelerator_chunks_are_bound_by_the_memory_budget_alone():
 
 
 def test_estimators_and_bounds_given_a_torch_device():
-    from scilt_theory.bounds import BoundGrid
+    from scilt_theory.grid import BoundGrid
     from scilt_theory.rademacher import rademacher_coupled_scilt, rademacher_linear, rademacher_signs
     from scilt_theory.statements import fused_model_bounds
 

@@ -337,7 +337,7 @@ def test_config_refusals_name_the_field_and_what_it_accepts(kwargs, accepts):
 def test_the_check_that_combines_fields_keeps_its_own_sentence():
     with pytest.raises(ValueError) as info:
         DataConfig(few_threshold=200)
-    assert str(info.value) == ("the thresholds need 0 <= few_threshold <= many_threshold, got few_threshold 200 and "
+    assert str(info.value) == ("the Many/Few thresholds need 0 <= few <= many, got few_threshold 200 and "
                                "many_threshold 100")
 
 

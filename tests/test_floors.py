@@ -12,7 +12,8 @@ import math
 import numpy as np
 import pytest
 
-from scilt_theory.bounds import BoundGrid, BoundTerms, confidence_term, envelope_bounds
+from scilt_theory.bounds import BoundTerms, confidence_term, envelope_bounds
+from scilt_theory.grid import BoundGrid
 from scilt_theory.statements import fused_model_bounds
 from scilt_theory.statements.certificates import CertificateSample
 from scilt_theory.statements.margin import n_for_nonvacuous

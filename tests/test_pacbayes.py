@@ -20,7 +20,7 @@ from scipy.stats import binom
 from test_bound_validity import ROT
 
 from scilt_theory.binomial import kl_bernoulli, kl_upper
-from scilt_theory.bounds import BoundGrid
+from scilt_theory.grid import BoundGrid
 from scilt_theory.statements import build_context, fused_model_bounds
 from scilt_theory.statements.pacbayes import (
     DRAWS_SHARE,

@@ -17,8 +17,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from scilt_theory.erc import ErcSummary
 from scilt_theory.rademacher import (
-    RademacherResult,
     closed_form_bounds,
     linear_sup_closed,
     linear_sup_cvxpy,
@@ -482,7 +482,7 @@ def test_to_dict_is_json():
     res = rademacher_linear(_psi(0, 6, 2), 1.0, n_draws=1)  # one draw: stderr undefined -> None
     d = res.to_dict()
     json.dumps(d)
-    assert d["stderr"] is None and d["method"] == "mc" and set(d) == {f for f in RademacherResult.__annotations__}
+    assert d["stderr"] is None and d["method"] == "mc" and set(d) == {f for f in ErcSummary.__annotations__}
     json.dumps(rademacher_linear(_psi(0, 6, 2), 1.0, method="exact").to_dict())
 
 

@@ -54,7 +54,7 @@ def test_host_generated_words_give_the_cpu_stream_for_any_chunking():
 def test_bounds_erc_on_an_explicit_device_equals_the_default_path():
     import dataclasses
 
-    from scilt_theory.bounds import BoundGrid
+    from scilt_theory.grid import BoundGrid
     from scilt_theory.statements import fused_model_bounds
 
     rng = np.random.default_rng(4)

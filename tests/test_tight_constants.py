@@ -57,6 +57,7 @@ import torch
 from scipy.stats import binom
 
 from scilt_theory import bounds, rademacher
+from scilt_theory.grid import BoundGrid
 
 REL = 1e-12
 
@@ -210,7 +211,7 @@ def test_theorem53_grid_entry_point_on_the_switch_class():
     # all of S in A (q = 1), through theorem53_grid_bound with the worst scorer's margins (all equal to rho)
     n, rho, delta = 400, 0.5, 0.05
     rc_unit = rho / 8                        # each half of F at radius 1
-    res = bounds.theorem53_grid_bound(np.full(n, rho), rc_unit, rc_unit, delta, bounds.BoundGrid(rhos=(rho,)),
+    res = bounds.theorem53_grid_bound(np.full(n, rho), rc_unit, rc_unit, delta, BoundGrid(rhos=(rho,)),
                                       1.0, 1.0)
     risk = 1 - n / N_POINTS
     assert res.best.train_margin_loss == 0.0
@@ -226,7 +227,7 @@ def test_corollary54_complexity_term_is_necessary_every_class():
     labels = np.repeat(np.arange(k_cls), counts)
     rc = [rho / 8, rho / 8]                  # per class, each half of F, on n_c distinct points
     res = bounds.corollary54_all_classes(np.full(labels.size, rho), labels, rc, rc, num_classes=k_cls, delta=delta,
-                                         grid=bounds.BoundGrid(rhos=(rho,)), radius_penult=1.0, radius_final=1.0)
+                                         grid=BoundGrid(rhos=(rho,)), radius_penult=1.0, radius_final=1.0)
     p_collision = float(np.sum(_collision_prob(np.array(counts))))
     assert p_collision <= delta
     for c, n_c in enumerate(counts):
@@ -463,7 +464,7 @@ def test_grid_and_class_unions_from_the_proof():
     labels = np.array([0, 0, 0, 0, 1, 1, 1, 3])
     res = bounds.corollary54_all_classes(np.linspace(-0.5, 1.5, 8), labels, [0.1, 0.1, None, 0.1],
                                          [0.05, 0.05, None, 0.05], num_classes=4, delta=0.1,
-                                         grid=bounds.BoundGrid(rhos=(0.5, 1.0)), radius_penult=2.0, radius_final=1.0)
+                                         grid=BoundGrid(rhos=(0.5, 1.0)), radius_penult=2.0, radius_final=1.0)
     for pc in res.per_class:
         if pc.terms is not None:
             _close(pc.terms.confidence, derived_confidence(pc.n_train, 0.1, 4 * 2),
@@ -491,7 +492,7 @@ def test_margin_bound_complexity_from_the_proof_steps():
                "Corollary 5.4 complexity")
         _close(bounds.weighted_margin_bound(0.1, r1, r2, 0.01, rho, 0.05).complexity, derived,
                "weighted margin bound complexity")
-        g = bounds.theorem53_grid_bound(np.linspace(-1, 1, 20), r1, r2, 0.05, bounds.BoundGrid(rhos=(rho,)), 1.0, 1.0)
+        g = bounds.theorem53_grid_bound(np.linspace(-1, 1, 20), r1, r2, 0.05, BoundGrid(rhos=(rho,)), 1.0, 1.0)
         _close(g.best.complexity, derived, "theorem53_grid_bound complexity")
 
 

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 from scipy.stats import kendalltau
 
-from scilt_theory.bounds import BoundGrid, confidence_term, envelope_bounds
+from scilt_theory.bounds import confidence_term, envelope_bounds
+from scilt_theory.grid import BoundGrid
 from scilt_theory.losses import margins, ramp_loss
 from scilt_theory.rademacher import rademacher_coupled_scilt
 from scilt_theory.schema import Comparison

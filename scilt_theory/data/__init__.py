@@ -15,8 +15,9 @@ from scilt_theory.data.dataset import LongTailDataset
 from scilt_theory.data.holdout import Holdout, holdout_parts, holdout_split
 from scilt_theory.data.lazy import LazyImages, row_range
 from scilt_theory.data.loaders import make_loader, normalize
-from scilt_theory.data.longtail import class_groups, head_first_order, longtail_counts, subsample_per_class
+from scilt_theory.data.longtail import head_first_order, longtail_counts, subsample_per_class
 from scilt_theory.data.registry import DATASETS, DatasetSpec, build_dataset, register_dataset
+from scilt_theory.metrics import class_groups
 
 __all__ = ["DATASETS", "DataConfig", "DatasetSpec", "Holdout", "LazyImages", "LongTailDataset", "build_dataset",
            "class_groups", "head_first_order", "holdout_parts", "holdout_split", "longtail_counts", "make_loader",

@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from scilt_theory.constraints import Choice, Interval, NoneOr, Text, TupleOf, check_fields, option
+from scilt_theory.metrics import check_group_thresholds
 
 INTERPOLATIONS = ("bicubic", "bilinear", "nearest")
 PROFILES = ("exponential", "natural")
@@ -88,6 +89,4 @@ class DataConfig:
         elif isinstance(excluded, list):
             object.__setattr__(self, "exclude_classes", tuple(excluded))  # a JSON round trip gives a list
         check_fields(self)
-        if self.few_threshold > self.many_threshold:
-            raise ValueError(f"the thresholds need 0 <= few_threshold <= many_threshold, got few_threshold "
-                             f"{self.few_threshold!r} and many_threshold {self.many_threshold!r}")
+        check_group_thresholds(self.many_threshold, self.few_threshold)

@@ -11,7 +11,7 @@ import torch
 
 from scilt_theory.data.config import DataConfig
 from scilt_theory.data.lazy import LazyImages
-from scilt_theory.data.longtail import class_groups
+from scilt_theory.metrics import class_groups
 
 Images = torch.Tensor | LazyImages
 

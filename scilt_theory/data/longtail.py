@@ -6,8 +6,6 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from scilt_theory.metrics import group_of
-
 
 def longtail_counts(n_max: int, num_classes: int, imbalance: float) -> np.ndarray:
     """Training size of every class under the exponential long-tail profile; class 0 is the head.
@@ -45,21 +43,6 @@ def longtail_counts(n_max: int, num_classes: int, imbalance: float) -> np.ndarra
     # a tiny epsilon keeps exact powers (e.g. 100 · 100^-0.5 = 10) from flooring to 9 by rounding error
     counts = np.floor(n_max * float(imbalance) ** (-exponents) + 1e-9).astype(np.int64)
     return np.maximum(counts, 1)
-
-
-def class_groups(counts: Sequence[int], many_threshold: int = 100, few_threshold: int = 20) -> list[str]:
-    """Group of every class by its training count: "many" if n_c > many_threshold, "few" if
-    n_c < few_threshold, "medium" otherwise (so exactly 100 and exactly 20 are Medium with the defaults).
-
-    The rule itself lives in ``scilt_theory.metrics.group_of`` so that data, metrics and bounds share one rule.
-    """
-    if not 0 <= few_threshold <= many_threshold:
-        raise ValueError(f"the thresholds need 0 <= few_threshold <= many_threshold, got {few_threshold} and "
-                         f"{many_threshold}")
-    values = [int(n) for n in counts]
-    if any(n < 0 for n in values):
-        raise ValueError(f"class counts must be non-negative, got {values}")
-    return [group_of(n, many_threshold, few_threshold) for n in values]
 
 
 def subsample_per_class(labels: np.ndarray, counts: Sequence[int], rng: np.random.Generator) -> np.ndarray:

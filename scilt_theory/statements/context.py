@@ -14,20 +14,17 @@ from typing import Any
 
 import numpy as np
 
-from scilt_theory.bounds import (
-    BoundGrid,
-    ConfidenceSplit,
-    ErcSummary,
-    _check_count,
-    _check_delta,
-    _check_features,
-    _check_nonneg,
-    _check_norm,
-    _resolve_groups,
-    confidence_split_from_parts,
-)
+from scilt_theory.confidence import ConfidenceSplit, confidence_split_from_parts
+from scilt_theory.constraints import check_count as _check_count
+from scilt_theory.constraints import check_delta as _check_delta
+from scilt_theory.constraints import check_matrix as _check_features
+from scilt_theory.constraints import check_nonneg as _check_nonneg
+from scilt_theory.erc import ErcSummary
+from scilt_theory.grid import BoundGrid
 from scilt_theory.losses import margins as _margins
+from scilt_theory.metrics import resolve_groups as _resolve_groups
 from scilt_theory.rademacher import LIMITS, METHODS, independent_signs, select_estimator
+from scilt_theory.rademacher import check_norm as _check_norm
 
 __all__ = ["VALIDITY", "BoundContext", "build_context"]
 

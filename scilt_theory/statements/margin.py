@@ -21,16 +21,14 @@ from typing import ClassVar
 import numpy as np
 
 from scilt_theory.bounds import (
-    BoundGrid,
     BoundTerms,
-    GridBoundResult,
-    GridPoint,
-    _grid_evaluate,
     _group_bound,
     corollary54_all_classes,
     theorem53_bound_bounded_features,
     theorem53_grid_bound,
 )
+from scilt_theory.grid import BoundGrid, GridBoundResult, GridPoint
+from scilt_theory.grid import grid_evaluate as _grid_evaluate
 from scilt_theory.losses import ramp_loss
 from scilt_theory.schema import StatementRecord
 from scilt_theory.statements.base import Statement, register_statement

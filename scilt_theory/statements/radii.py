@@ -7,7 +7,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from scilt_theory.bounds import BoundGrid
+from scilt_theory.grid import BoundGrid
 from scilt_theory.statements.context import BoundContext
 
 __all__ = ["FUSION_INTERVALS", "RADII_RATIO", "RADII_SPAN", "DataRadii", "FusionRadii", "data_radii_grid",

@@ -18,7 +18,9 @@ from typing import ClassVar
 
 import numpy as np
 
-from scilt_theory.bounds import BoundGrid, BoundTerms, GridPoint, _grid_evaluate, coupled_margin_bound
+from scilt_theory.bounds import BoundTerms, coupled_margin_bound
+from scilt_theory.grid import BoundGrid, GridPoint
+from scilt_theory.grid import grid_evaluate as _grid_evaluate
 from scilt_theory.losses import ramp_loss
 from scilt_theory.schema import StatementRecord
 from scilt_theory.statements.base import STATEMENTS, Statement, register_statement

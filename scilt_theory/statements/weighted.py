@@ -19,11 +19,11 @@ import numpy as np
 
 from scilt_theory.bounds import (
     BoundTerms,
-    GridPoint,
-    _grid_evaluate,
     weighted_margin_bound,
     weighted_margin_bound_bounded_features,
 )
+from scilt_theory.grid import GridPoint
+from scilt_theory.grid import grid_evaluate as _grid_evaluate
 from scilt_theory.losses import ramp_loss
 from scilt_theory.schema import StatementRecord
 from scilt_theory.statements.base import Statement, register_statement
