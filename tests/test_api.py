@@ -1,5 +1,6 @@
-"""The README's Python API block, run as written on a small run (only the run's path is replaced), and the API's
-own checks: settings and options together, the contract statements added to a subset, limits before any work."""
+"""The README's Python API block ("Cite a bound from Python"), run as written on a small run (only the run's path is
+replaced), and the API's own checks: settings and options together, the contract statements added to a subset, limits
+before any work."""
 
 from __future__ import annotations
 
@@ -34,7 +35,7 @@ def run_dir(tmp_path_factory) -> Path:
 
 def readme_api_block() -> str:
     text = (ROOT / "README.md").read_text(encoding="utf-8")
-    section = text.split("### Python API", 1)[1]
+    section = text.split("## Cite a bound from Python", 1)[1]
     return re.search(r"```python\n(.*?)```", section, re.S).group(1)
 
 

@@ -1,4 +1,5 @@
-"""One test per row of README.md's "What happens when…" table: the table is read here, so it cannot drift.
+"""One test per row of the "What happens when…" table in docs/robustness.md: the table is read here, so it cannot
+drift.
 
 Each row names a case below by its id; the case makes the bad input, runs the command (in-process through
 run_main, exactly what ``python -m experiments.X`` runs) or the library call, and returns the exit status (or
@@ -40,9 +41,8 @@ TINY_TRAIN = ["--dataset", "synthetic-lt", "--num-classes", "3", "--imbalance", 
 
 
 def read_table() -> list[dict[str, str]]:
-    """Rows of the README's "What happens when…" table, as {id, when, where, message, exit}."""
-    text = (ROOT / "README.md").read_text(encoding="utf-8")
-    section = text.split("## What happens when…", 1)[1].split("\n## ", 1)[0]
+    """Rows of the "What happens when…" table of docs/robustness.md, as {id, when, where, message, exit}."""
+    section = (ROOT / "docs" / "robustness.md").read_text(encoding="utf-8")
     rows = []
     for line in section.splitlines():
         if not line.startswith("| `"):
@@ -327,7 +327,7 @@ ROWS = read_table()
 
 def test_table_and_cases_match():
     ids = [row["id"] for row in ROWS]
-    assert len(ids) == len(set(ids)), "duplicate ids in the README table"
+    assert len(ids) == len(set(ids)), "duplicate ids in the docs/robustness.md table"
     assert set(ids) == set(CASES), (set(ids) ^ set(CASES))
     assert len(ids) >= 15
 
