@@ -4,7 +4,7 @@ Rebuilds the model from run.pt (weights-only load), re-creates its data split, e
 streamed pass per sample, and computes docs/THEORY.md's numbers: the empirical Rademacher complexities of F_{N-1},
 F_N and their sum (Lemma 5.1), the coupled class and its tightness ratio, Theorem 5.3 overall and Corollary 5.4
 per class / per Many-Medium-Few group / worst class, beside the empirical errors. Writes DIR/bounds.json
-(schema in README.md), DIR/report.md and the plots. Under ``torchrun --nproc_per_node N -m experiments.bounds``
+(schema in docs/bounds.md), DIR/report.md and the plots. Under ``torchrun --nproc_per_node N -m experiments.bounds``
 the N processes share the feature extraction and rank 0 computes and writes the rest.
 
 The Python API does the same in two calls (scilt_theory/api.py): ``report = scilt_theory.bounds_report(ckpt,

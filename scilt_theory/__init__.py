@@ -1,6 +1,6 @@
 """scilt-theory: the SciLT fused ViT on long-tailed scientific images and the bounds of docs/THEORY.md.
 
-The Python API (README "Python API"; names load lazily, so ``import scilt_theory`` stays cheap)::
+The Python API (README "Cite a bound from Python"; names load lazily, so ``import scilt_theory`` stays cheap)::
 
     import scilt_theory
     report = scilt_theory.bounds_report("runs/demo/run.pt", mode="certified")   # a typed BoundsReport
