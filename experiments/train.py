@@ -10,9 +10,10 @@ them all with their defaults.
 ``--h2t-*`` set the CAR and H2T / PI-H2T components. An option that contradicts the method (``--heads 2`` with
 ``--method final_only``) is refused.
 
-``--recipe NAME`` starts from a named recipe of experiments/recipes.py (the demo's ``dinov2-adaptformer``, its LoRA
-and frozen-feature variants, ``scratch``); any option given beside it overrides the recipe's value and is checked
-against the configs like any other. A DINOv2 recipe gets ``--weights`` from ``python -m experiments.weights`` unless
+``--recipe NAME`` starts from a named recipe of scilt_theory/recipes.py (the demo's ``dinov2-adaptformer``, its
+LoRA and frozen-feature variants, ``scratch``): typed overrides of the configs, checked against their fields when the
+recipe is defined; any option given beside it overrides the recipe's value and is checked like any other. A DINOv2
+recipe loads its named backbone weights (scilt_theory/pretrained.py, fetched and converted on first use) unless
 ``--weights`` is given. On a data set of one's own (``imagefolder`` and the other real-data readers) with no model
 option given, the default is that recipe (the embedded foundation backbone, frozen, with adapters), not a random
 ViT; adapters trained on a randomly initialised frozen backbone are warned about.
@@ -78,10 +79,10 @@ def build_parser() -> argparse.ArgumentParser:
     add_dataclass_options(parser, H2TConfig, title="H2T / PI-H2T (methods h2t, pi_h2t)", prefix="h2t")
     parser.add_argument("--resume", metavar="PATH", default=None,
                         help="continue the unfinished run.pt written by --save-every (same settings; see above)")
-    from experiments.recipes import DEFAULT_RECIPE, RECIPES
+    from scilt_theory.recipes import DEFAULT_RECIPE, RECIPES
 
     parser.add_argument("--recipe", default=None, choices=list(RECIPES), metavar="NAME",
-                        help="start from a named recipe (experiments/recipes.py); options given beside it override "
+                        help="start from a named recipe (scilt_theory/recipes.py); options given beside it override "
                              "it: " + "; ".join(f"{r.name}: {r.summary}" for r in RECIPES.values())
                              + f". Default: none, except {DEFAULT_RECIPE} on a real data set (imagefolder, "
                                "nih-cxr-lt, isic2019, bloodmnist) when no model option is given")
@@ -138,11 +139,11 @@ def _given(argv: list[str], option: str) -> bool:
     return any(a == option or a.startswith(option + "=") for a in argv)
 
 
-def chosen_recipe(args: argparse.Namespace, argv: list[str]) -> tuple[str | None, bool]:
+def chosen_recipe(args: argparse.Namespace) -> tuple[str | None, bool]:
     """(the recipe to start from, whether it was chosen by default): ``--recipe``, else the demo's recipe for a
     real data set when no model option was given (a first run on one's own data), else none."""
-    from experiments.recipes import DEFAULT_RECIPE
     from scilt_theory.models import ModelConfig
+    from scilt_theory.recipes import DEFAULT_RECIPE
 
     if args.resume is not None:
         if args.recipe is not None:
@@ -155,15 +156,15 @@ def chosen_recipe(args: argparse.Namespace, argv: list[str]) -> tuple[str | None
     return None, False
 
 
-def recipe_argv(name: str, argv: list[str], *, weights: str | Path | None = None) -> list[str]:
-    """The arguments of recipe ``name`` followed by ``argv`` (later options win, so ``argv`` overrides the recipe).
-    A backbone recipe gets ``--weights`` (``weights``, else from experiments.weights) unless ``argv`` has one."""
-    from experiments.recipes import get_recipe, recipe_args
+def recipe_weights(recipe: str | None, args: argparse.Namespace) -> str | None:
+    """The named backbone weights recipe ``recipe`` still has to load (None when it needs none or --weights was
+    given)."""
+    from scilt_theory.models import ModelConfig
+    from scilt_theory.recipes import get_recipe
 
-    recipe = get_recipe(name)
-    if not recipe.backbone or _given(argv, "--weights"):
-        return [*recipe.args, *argv]
-    return [*recipe_args(name, weights=weights), *argv]
+    if recipe is None or "weights" in given_options(ModelConfig, args):
+        return None
+    return get_recipe(recipe).weights
 
 
 def check_numbers(args: argparse.Namespace) -> None:
@@ -272,9 +273,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)  # --help, unknown options and bad types end here, before anything else
     check_numbers(args)
-    recipe, by_default = chosen_recipe(args, argv)
-    if recipe is not None:  # the user's own options come last and win; both are checked by the same parser
-        args = parser.parse_args(recipe_argv(recipe, argv, weights="WEIGHTS"))  # checked without a file first
+    recipe, by_default = chosen_recipe(args)
     from scilt_theory import distributed
     from scilt_theory.checkpoint import remove_if_empty
     from scilt_theory.training import train
@@ -282,8 +281,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.resume is not None:
         data_config, model_config, train_config, method_config = _configs_for_resume(args)
     else:
-        _opt_in_profile(args, argv)
-        data_config, model_config, train_config, method_config = configs_from_args(args)
+        _opt_in_profile(args, argv)  # the recipe's overrides first, the user's options on top; checked without a file
+        data_config, model_config, train_config, method_config = configs_from_args(args, recipe=recipe)
     refuse_contradictions(args, method_config.method)
     if args.resume is None:
         check_data_memory(data_config)
@@ -295,9 +294,11 @@ def main(argv: list[str] | None = None) -> int:
         if not quiet:
             print(f"recipe {recipe}" + (" (the default on a data set of one's own; --recipe scratch or any model "
                                         "option chooses otherwise)" if by_default else ""))
-        args = parser.parse_args(recipe_argv(recipe, argv))  # now the real backbone file (fetched on first use)
-        _opt_in_profile(args, argv)
-        data_config, model_config, train_config, method_config = configs_from_args(args)
+        named = recipe_weights(recipe, args)
+        if named is not None:  # now the real backbone file (fetched and converted on first use)
+            from scilt_theory.pretrained import pretrained_weights
+
+            model_config = dataclasses.replace(model_config, weights=str(pretrained_weights(named)))
     warning = random_backbone_warning(model_config) if args.resume is None else None
     if warning and not quiet:
         print(warning)
@@ -390,15 +391,26 @@ def _interrupted(run: Path) -> str:
             f"python -m experiments.train --resume {run}")
 
 
-def configs_from_args(args: argparse.Namespace):
-    """(DataConfig, ModelConfig, TrainConfig, MethodConfig) of a fresh run, validated (no data is read)."""
+#: the weights path a recipe's configs carry until the named file is fetched (no file is read before then)
+PENDING_WEIGHTS = "<named weights, fetched before training>"
+
+
+def configs_from_args(args: argparse.Namespace, recipe: str | None = None, weights: str | Path | None = None):
+    """(DataConfig, ModelConfig, TrainConfig, MethodConfig) of a fresh run, validated (no data is read): the
+    overrides of ``recipe`` (scilt_theory/recipes.py) first, the options given on top. A recipe's named backbone
+    weights become ``weights`` (a path; :data:`PENDING_WEIGHTS` when not given) unless --weights was given."""
     from scilt_theory.data import DATASETS, DataConfig
     from scilt_theory.models import ModelConfig
+    from scilt_theory.recipes import get_recipe
     from scilt_theory.training import TrainConfig
 
+    chosen = get_recipe(recipe) if recipe is not None else None
+    base = {part: chosen.overrides(part) if chosen else {} for part in ("model", "train", "data")}
+    if recipe_weights(recipe, args) is not None:
+        base["model"]["weights"] = str(weights) if weights is not None else PENDING_WEIGHTS
     method_config = method_config_from_args(args)
     # num_classes is a placeholder until the data set is built; train() replaces it.
-    model_config = dataclass_from_args(ModelConfig, args, num_classes=2)
+    model_config = dataclass_from_args(ModelConfig, args, num_classes=2, **base["model"])
     # images are made at the model's input size, so there is one size option (--img-size); real images are
     # resized with the interpolation / centre crop of the model's timm data config unless given
     preprocessing = {}
@@ -409,11 +421,25 @@ def configs_from_args(args: argparse.Namespace):
                          if getattr(args, f"DataConfig.{k}", None) is None}
         for key in preprocessing:  # an explicit "none" also means the model's value
             vars(args).pop(f"DataConfig.{key}", None)
-    data_config = dataclass_from_args(DataConfig, args, image_size=model_config.img_size, **preprocessing)
-    train_config = dataclass_from_args(TrainConfig, args)
+    data_config = dataclass_from_args(DataConfig, args, **{**base["data"], "image_size": model_config.img_size,
+                                                           **preprocessing})
+    train_config = dataclass_from_args(TrainConfig, args, **base["train"])
     if data_config.name not in DATASETS:
         raise UserError(f"unknown data set {data_config.name!r}; choose one of {', '.join(sorted(DATASETS))}")
     return data_config, model_config, train_config, method_config
+
+
+def resolve_configs(argv: list[str], *, weights: str | Path | None = None):
+    """(DataConfig, ModelConfig, TrainConfig, MethodConfig) that ``python -m experiments.train ARGV`` would train,
+    checked like the command checks them (no data or weights file is read). A recipe's named weights become
+    ``weights`` (:data:`PENDING_WEIGHTS` when not given). ``--resume`` is not resolved here."""
+    args = build_parser().parse_args(argv)
+    check_numbers(args)
+    recipe, _ = chosen_recipe(args)
+    _opt_in_profile(args, argv)
+    configs = configs_from_args(args, recipe=recipe, weights=weights)
+    refuse_contradictions(args, configs[3].method)
+    return configs
 
 
 def _configs_for_resume(args: argparse.Namespace):

@@ -160,9 +160,11 @@ def _cell(stat: Mapping[str, Any], kind: str) -> str:
 
 
 def compare_markdown(summary: Mapping[str, Mapping[str, Any]], *, title: str, notes: Sequence[str] = (),
-                     paired: Mapping[str, Any] | None = None, sections: Sequence[str] = ()) -> str:
+                     paired: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None = None,
+                     sections: Sequence[str] = ()) -> str:
     """The comparison table: one row per method, mean ± std over seeds; accuracies in %. ``paired``
-    (:func:`paired_differences`) adds the second table; ``sections`` are further Markdown blocks appended."""
+    (:func:`paired_differences`, or a list of them: one per reference) adds a table per reference after it;
+    ``sections`` are further Markdown blocks appended."""
     header = "| method | seeds | " + " | ".join(title_ for _, title_, _ in COLUMNS) + " |"
     rule = "|---|---:|" + "---:|" * len(COLUMNS)
     lines = [f"# {title}", "", header, rule]
@@ -174,7 +176,8 @@ def compare_markdown(summary: Mapping[str, Mapping[str, Any]], *, title: str, no
                   "mean ± sample std over seeds. A bound above 1 is vacuous and reported as computed."]
     lines += [f"- {note}" for note in notes]
     text = "\n".join(lines) + "\n"
-    for block in ([paired_markdown(paired)] if paired is not None and paired["methods"] else []) + list(sections):
+    tables = [] if paired is None else [paired] if isinstance(paired, Mapping) else list(paired)
+    for block in [paired_markdown(table) for table in tables if table["methods"]] + list(sections):
         text += "\n" + block.rstrip("\n") + "\n"
     return text
 

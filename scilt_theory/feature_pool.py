@@ -30,7 +30,7 @@ __all__ = ["DEFAULT_ROOT", "FeaturePool", "PoolFeatures", "load_backbone", "pool
 
 #: where the caches live (runs/ is ignored by git)
 DEFAULT_ROOT = Path("runs/feature_pool")
-#: the model side and patch of the DINOv2 recipes (experiments/recipes.py: 98 px, 7 × 7 patches of 14 px)
+#: the model side and patch of the DINOv2 recipes (scilt_theory/recipes.py: 98 px, 7 × 7 patches of 14 px)
 IMAGE_SIZE = 98
 ARCH = "vit_small_patch14_dinov2"
 
@@ -67,9 +67,9 @@ def load_backbone(weights: str | Path | None = None, num_classes: int = 9):
     from scilt_theory.models.config import ModelConfig
 
     if weights is None:
-        from experiments.recipes import backbone_weights
+        from scilt_theory.pretrained import pretrained_weights
 
-        weights = backbone_weights()
+        weights = pretrained_weights()
     config = ModelConfig(num_classes=num_classes, arch=ARCH, img_size=IMAGE_SIZE, patch_size=14, adapter="none",
                          weights=str(weights))
     return SciLTModel(config).eval()

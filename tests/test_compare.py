@@ -225,7 +225,8 @@ def test_compare_adds_linear_probe_rows_and_the_paired_table(first):
         [True] * sum(kind == "value" for _, _, kind in COLUMNS)  # every bound column is empty
     assert cells[0] != "—"  # and the balanced accuracy is there
     assert "## Paired differences against final_only" in table and "## Linear probe" in table
-    paired = got["paired"]
+    assert [table["reference"] for table in got["paired"]] == ["final_only"]  # one table per reference
+    paired = got["paired"][0]
     assert paired["reference"] == "final_only" and set(paired["methods"]) == {"scilt", *names}
     rows = {(r["method"], r["seed"]): r for r in got["rows"]}
     diffs = [rows["scilt", s]["balanced_accuracy"] - rows["final_only", s]["balanced_accuracy"] for s in (0, 1)]
@@ -238,9 +239,65 @@ def test_compare_adds_linear_probe_rows_and_the_paired_table(first):
     assert [r for r in again["rows"] if r["method"].startswith("linear")] == probe
 
 
+def test_paired_reference_takes_a_list_one_table_each(first):
+    out, payload = first
+    assert compare_cli.main(_argv(out, "scilt,final_only", "0,1", "--paired-reference", "final_only,scilt")) == 0
+    got = json.loads((out / "compare.json").read_text())
+    assert all(r["reused_run"] and r["reused_bounds"] for r in got["runs"])
+    assert [t["reference"] for t in got["paired"]] == ["final_only", "scilt"]
+    assert list(got["paired"][0]["methods"]) == ["scilt"] and list(got["paired"][1]["methods"]) == ["final_only"]
+    ahead = got["paired"][0]["methods"]["scilt"]["balanced_accuracy"]["mean"]
+    assert got["paired"][1]["methods"]["final_only"]["balanced_accuracy"]["mean"] == pytest.approx(-ahead)
+    table = (out / "compare.md").read_text()
+    assert "## Paired differences against final_only" in table and "## Paired differences against scilt" in table
+
+
+def test_runs_are_identified_by_their_configs_not_by_how_the_options_were_spelled(first):
+    out, payload = first
+    # --out with a trailing slash, the learning rate of the recipe spelled out, the options in another order
+    argv = _argv(str(out) + "/", "scilt,final_only", "0,1", "--lr", "0.001")
+    argv = argv[argv.index("--out"):] + argv[:argv.index("--out")]
+    assert compare_cli.main(argv) == 0
+    again = json.loads((out / "compare.json").read_text())
+    assert all(r["reused_run"] and r["reused_bounds"] for r in again["runs"])
+    assert again["rows"] == payload["rows"]
+
+
+def test_a_run_dir_of_the_previous_version_is_reused_through_its_argument_list(first):
+    """compare_args.json of the previous release holds argument lists; they resolve to the same configs."""
+    out, payload = first
+    scratch = ["--arch", "vit_tiny_patch16_224", "--img-size", "32", "--patch-size", "4", "--depth", "6", "--adapter",
+               "full", "--epochs", "15", "--batch-size", "64", "--optimizer", "adamw", "--lr", "1e-3",
+               "--weight-decay", "0.05", "--warmup-epochs", "1"]  # the old argv recipe "scratch"
+    stamps = {}
+    for method, seed in (("scilt", 0), ("final_only", 1)):
+        run = out / "runs" / method / f"seed{seed}"
+        stamps[run] = {p: p.stat().st_mtime_ns for p in (run / "run.pt", run / "bounds" / "bounds.json")}
+        old = {"train": ["--dataset", "synthetic-lt", *scratch, "--epochs", "1", *TINY, "--method", method, "--seed",
+                         str(seed), "--out", str(run)],
+               "bounds": ["--ckpt", str(run / "run.pt"), "--out", str(run / "bounds"), "--draws", "40", "--quiet",
+                          "--no-plots"]}
+        (run / "compare_args.json").write_text(json.dumps(old))
+    assert compare_cli.main(_argv(out)) == 0
+    again = json.loads((out / "compare.json").read_text())
+    assert all(r["reused_run"] and r["reused_bounds"] for r in again["runs"]) and again["rows"] == payload["rows"]
+    for before in stamps.values():  # nothing was trained or computed again
+        assert {p: p.stat().st_mtime_ns for p in before} == before
+    # an old argument list of other settings is not reused
+    run = out / "runs" / "scilt" / "seed0"
+    old = json.loads((run / "compare_args.json").read_text())
+    old["train"] = [a if a != "1e-3" else "2e-3" for a in old["train"]]
+    (run / "compare_args.json").write_text(json.dumps(old))
+    with pytest.raises(UserError, match="holds a run made with other settings"):
+        compare_cli.main(_argv(out, "scilt", "0"))
+    old["train"] = [a if a != "2e-3" else "1e-3" for a in old["train"]]
+    (run / "compare_args.json").write_text(json.dumps(old))
+
+
 @pytest.mark.parametrize("argv, message", [
     (["--references", "nope"], "unknown reference 'nope'"),
     (["--paired-reference", "car"], "--paired-reference 'car' is not compared here"),
+    (["--paired-reference", "scilt,car"], "--paired-reference 'car' is not compared here"),
 ])
 def test_bad_reference_arguments_give_one_line(tmp_path, argv, message):
     err = io.StringIO()

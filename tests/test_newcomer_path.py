@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from experiments import _cli, recipes
+from experiments import _cli
 from experiments import bounds as bounds_cli
 from experiments import compare as compare_cli
 from experiments import data as data_cli
@@ -24,6 +24,7 @@ from experiments import plot as plot_cli
 from experiments import train as train_cli
 from experiments import weights as weights_cli
 from experiments._cli import run_main
+from scilt_theory import pretrained, recipes
 from scilt_theory.data import DataConfig, build_dataset
 from scilt_theory.models import ModelConfig
 
@@ -58,7 +59,7 @@ def test_help_prints_and_exits_0_and_unknown_options_are_refused(name, monkeypat
         raise AssertionError("work started")
 
     monkeypatch.setattr(demo_cli, "get_weights", no_work)  # the demo used to ignore argv and run
-    monkeypatch.setattr(recipes, "backbone_weights", no_work)
+    monkeypatch.setattr(pretrained, "pretrained_weights", no_work)
     code, out, err = _run(COMMANDS[name], ["--help"])
     assert code == 0 and out.startswith("usage: python -m experiments.") and not err
     required = {"bounds": ["--ckpt", "run.pt"], "compare": ["--out", "o"], "plot": ["--bounds", "b"]}
@@ -78,17 +79,14 @@ def test_bounds_help_lists_every_registered_statement():
 
 # ---- 2. recipes, defaults for one's own data, warnings ----------------------------------------------------------
 def test_a_recipe_is_typed_and_options_beside_it_win(monkeypatch, tmp_path):
-    monkeypatch.setattr(recipes, "backbone_weights", lambda cache=None: pytest.fail("--weights given: no fetch"))
-    parser = train_cli.build_parser()
+    monkeypatch.setattr(pretrained, "pretrained_weights", lambda *a, **k: pytest.fail("--weights given: no fetch"))
     argv = ["--recipe", "dinov2-lora", "--dataset", "scitiles-lt", "--epochs", "2", "--weights", "w.safetensors",
             "--out", str(tmp_path / "o")]
-    args = parser.parse_args(train_cli.recipe_argv("dinov2-lora", argv))
-    data, model, config, _ = train_cli.configs_from_args(args)
+    data, model, config, _ = train_cli.resolve_configs(argv)
     assert config.epochs == 2 and model.adapter == "lora" and model.weights == "w.safetensors"
     assert model.arch == "vit_small_patch14_dinov2" and data.image_size == 98  # the rest is the recipe's
-    bad = parser.parse_args(train_cli.recipe_argv("scratch", ["--lr", "-1", "--out", str(tmp_path / "o")]))
-    with pytest.raises(_cli.UserError, match="lr"):  # an override is checked against the configs like any option
-        train_cli.configs_from_args(bad)
+    with pytest.raises(_cli.UserError, match="lr"):  # an option beside it is checked against the configs as always
+        train_cli.resolve_configs(["--recipe", "scratch", "--lr", "-1", "--out", str(tmp_path / "o")])
     code, _, err = _run(train_cli.main, ["--recipe", "scratch", "--resume", str(tmp_path / "x.pt")])
     assert code == 2 and "--recipe starts a new run" in err
 
@@ -96,11 +94,11 @@ def test_a_recipe_is_typed_and_options_beside_it_win(monkeypatch, tmp_path):
 def test_own_data_default_to_the_foundation_backbone_unless_a_model_option_is_given(tmp_path):
     parser = train_cli.build_parser()
     own = ["--dataset", "imagefolder", "--data-root", str(tmp_path)]
-    assert train_cli.chosen_recipe(parser.parse_args(own), own) == (recipes.DEFAULT_RECIPE, True)
+    assert train_cli.chosen_recipe(parser.parse_args(own)) == (recipes.DEFAULT_RECIPE, True)
     chosen = [*own, "--img-size", "32"]
-    assert train_cli.chosen_recipe(parser.parse_args(chosen), chosen) == (None, False)
+    assert train_cli.chosen_recipe(parser.parse_args(chosen)) == (None, False)
     embedded = ["--dataset", "synthetic-lt"]
-    assert train_cli.chosen_recipe(parser.parse_args(embedded), embedded) == (None, False)
+    assert train_cli.chosen_recipe(parser.parse_args(embedded)) == (None, False)
 
 
 def test_adapters_on_a_random_frozen_backbone_are_warned_about():
@@ -137,7 +135,7 @@ def test_the_fingerprint_covers_content_and_is_computed_once(tmp_path, monkeypat
     def no_read(path):
         raise AssertionError(f"read {path} again")
 
-    monkeypatch.setattr(split, "_file_sha256", no_read)  # unchanged files: the cache answers
+    monkeypatch.setattr(split, "file_sha256", no_read)  # unchanged files: the cache answers
     assert build_dataset(config).provenance["fingerprint"] == first
     monkeypatch.undo()
     monkeypatch.setenv("SCILT_THEORY_CACHE", str(tmp_path / "cache"))
