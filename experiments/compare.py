@@ -236,8 +236,9 @@ def _bounds(ckpt: Path, out: Path, settings, plots: bool) -> None:
 def run_one(args, extra, method: str, seed: int, run_dir: Path) -> dict:
     """Train (or reuse / continue) one run and compute (or reuse) its bounds; returns what the table needs."""
     from scilt_theory.bounds_pipeline import BoundsSettings
-    from scilt_theory.checkpoint import CheckpointError, atomic_write_text, load_run
+    from scilt_theory.checkpoint import CheckpointError, atomic_write_text
     from scilt_theory.run_identity import bounds_identity, run_identity
+    from scilt_theory.run_record import read_run
 
     ckpt = run_dir / "run.pt"
     sidecar = run_dir / "compare_args.json"
@@ -249,7 +250,7 @@ def run_one(args, extra, method: str, seed: int, run_dir: Path) -> dict:
     if ckpt.exists():
         if stored_identity(saved, "run") != wanted:
             raise UserError(f"{run_dir} holds a run made with other settings; give another --out or delete it")
-        if load_run(ckpt, allow_unfinished=True).get("finished", True) is False:
+        if not read_run(ckpt, allow_unfinished=True).finished:
             _train(configs, ckpt, args, run_dir)
         else:
             timing["reused_run"] = True
@@ -277,7 +278,7 @@ def run_one(args, extra, method: str, seed: int, run_dir: Path) -> dict:
         atomic_write_text(json.dumps({"run": wanted, "bounds": wanted_bounds}, indent=1) + "\n", sidecar)
     timing["bounds_seconds"] = time.perf_counter() - started
     try:
-        metrics = load_run(ckpt)["metrics"]
+        metrics = read_run(ckpt).metrics
     except CheckpointError as exc:
         raise UserError(str(exc)) from None
     return {"metrics": metrics, "bounds": report, "timing": timing}

@@ -217,7 +217,8 @@ def random_backbone_warning(model_config) -> str | None:
 
 def check_out(out: Path, overwrite: bool) -> None:
     """Refuse an --out that already holds a run (finished or not), unless --overwrite."""
-    from scilt_theory.checkpoint import CheckpointError, check_output_dir, load_run
+    from scilt_theory.checkpoint import CheckpointError, check_output_dir
+    from scilt_theory.run_record import read_run
 
     try:
         check_output_dir(out)
@@ -227,14 +228,14 @@ def check_out(out: Path, overwrite: bool) -> None:
     if overwrite or not (run.exists() or run.is_symlink()):
         return
     try:
-        record = load_run(run, allow_unfinished=True)
+        record = read_run(run, allow_unfinished=True)
     except CheckpointError:
         raise UserError(f"{out} already holds a run.pt that is not a readable run; give --overwrite to replace it, "
                         f"or another --out") from None
-    if record.get("finished", True) is False:
-        step = ((record.get("train_state") or {}).get("progress") or {}).get("global_step")
-        raise UserError(f"{out} holds an unfinished run (stopped after optimiser step {step}); continue it with "
-                        f"python -m experiments.train --resume {run}, or give --overwrite to start over")
+    if not record.finished:
+        raise UserError(f"{out} holds an unfinished run (stopped after optimiser step {record.checkpoint_step}); "
+                        f"continue it with python -m experiments.train --resume {run}, or give --overwrite to start "
+                        f"over")
     raise UserError(f"{out} already holds a finished run ({run}); give --overwrite to replace it (its metrics and "
                     f"bounds folders go with it), or another --out")
 
@@ -377,18 +378,18 @@ def _restore_previous(out: Path, aside: Path | None) -> None:
 
 def _interrupted(run: Path) -> str:
     """The one line of a Ctrl-C: which checkpoint is kept and how to continue it."""
-    from scilt_theory.checkpoint import CheckpointError, load_run
+    from scilt_theory.checkpoint import CheckpointError
+    from scilt_theory.run_record import read_run
 
     try:
-        record = load_run(run, allow_unfinished=True)
+        record = read_run(run, allow_unfinished=True)
     except CheckpointError:
         return ("interrupted before the first periodic checkpoint, so there is nothing to resume; give --save-every "
                 "N to make a run resumable")
-    if record.get("finished", True) is not False:
+    if record.finished:
         return f"interrupted after training finished; {run} is complete"
-    step = ((record.get("train_state") or {}).get("progress") or {}).get("global_step")
-    return (f"interrupted; the last periodic checkpoint {run} (optimiser step {step}) is kept: continue it with "
-            f"python -m experiments.train --resume {run}")
+    return (f"interrupted; the last periodic checkpoint {run} (optimiser step {record.checkpoint_step}) is kept: "
+            f"continue it with python -m experiments.train --resume {run}")
 
 
 #: the weights path a recipe's configs carry until the named file is fetched (no file is read before then)
@@ -445,13 +446,14 @@ def resolve_configs(argv: list[str], *, weights: str | Path | None = None):
 def _configs_for_resume(args: argparse.Namespace):
     """The checkpoint's own settings with the options given beside --resume on top; train() then refuses any
     that differ from the checkpoint (other than --out, --quiet, --save-every)."""
-    from scilt_theory.checkpoint import CheckpointError, load_run
+    from scilt_theory.checkpoint import CheckpointError
     from scilt_theory.data import DataConfig
     from scilt_theory.models import ModelConfig
+    from scilt_theory.run_record import read_run
     from scilt_theory.training import TrainConfig
 
     try:
-        record = load_run(args.resume, allow_unfinished=True)
+        record = read_run(args.resume, allow_unfinished=True)
     except CheckpointError as exc:
         raise UserError(str(exc)) from None
 
@@ -465,11 +467,11 @@ def _configs_for_resume(args: argparse.Namespace):
         except (TypeError, ValueError) as exc:
             raise UserError(str(exc)) from None
 
-    model_config = merged(ModelConfig, record["model_config"])
-    data_config = merged(DataConfig, record["data_config"], image_size=model_config.img_size)
-    train_config = merged(TrainConfig, record.get("train_config", {}), out=str(Path(args.resume).parent),
+    model_config = merged(ModelConfig, dataclasses.asdict(record.model_config))
+    data_config = merged(DataConfig, dataclasses.asdict(record.data_config), image_size=model_config.img_size)
+    train_config = merged(TrainConfig, dataclasses.asdict(record.train_config), out=str(Path(args.resume).parent),
                           quiet=False)
-    saved_method = record.get("method_config") or {"name": record.get("method", "scilt")}
+    saved_method = record.method_config.to_dict()
     return data_config, model_config, train_config, method_config_from_args(args, saved_method)
 
 

@@ -18,9 +18,12 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from scilt_theory.schema import BoundsReport, StatementRecord
+
+if TYPE_CHECKING:
+    from scilt_theory.run_record import RunRecord
 
 __all__ = ["CONTRACT_STATEMENTS", "Report", "bounds_report", "owned_by_bounds", "read_report", "run_size"]
 
@@ -103,19 +106,17 @@ def read_report(path: str | Path) -> Report:
     return as_api_report(schema.read_report(path / "bounds.json" if path.is_dir() else path))
 
 
-def run_size(record: dict, mode: str) -> tuple[int, int, int]:
+def run_size(record: RunRecord, mode: str) -> tuple[int, int, int]:
     """(n, K, d) of a bounds run on a checkpoint's record, before any data are read: the bound sample's size (the
     held-out part in certified mode, the fitted part otherwise), the classes, the feature dimension."""
-    counts = [int(c) for c in record.get("class_counts", [])]
-    held = len(record.get("holdout_indices", []) or [])
-    fit = record.get("fit_counts")
-    n = held if mode == "certified" else (sum(int(c) for c in fit) if fit else sum(counts) - held)
+    held = len(record.holdout_indices)
+    n = held if mode == "certified" else sum(record.fit_counts)
     dim = 768
-    for key, value in (record.get("model_state") or {}).items():
+    for key, value in record.model_state.items():
         if key.endswith("head1.weight") and getattr(value, "ndim", 0) == 2:
             dim = int(value.shape[1])
             break
-    return max(n, 1), max(len(counts), 1), dim
+    return max(n, 1), max(len(record.class_counts), 1), dim
 
 
 def _settings(settings: Any, options: dict[str, Any]):
@@ -135,8 +136,8 @@ def _settings(settings: Any, options: dict[str, Any]):
 def prepare(ckpt: str | Path, settings: Any = None, **options: Any):
     """(settings with the contract statements added, the statements added, the estimate) — every check that needs
     no data: the settings, the checkpoint, the declared maxima and the memory estimate."""
-    from scilt_theory.checkpoint import load_run
     from scilt_theory.resources import check_bounds_resources, estimate_bounds
+    from scilt_theory.run_record import read_run
 
     settings = _settings(settings, options)
     added: tuple[str, ...] = ()
@@ -144,7 +145,7 @@ def prepare(ckpt: str | Path, settings: Any = None, **options: Any):
         added = tuple(s for s in CONTRACT_STATEMENTS if s not in settings.statements)
         if added:
             settings = dataclasses.replace(settings, statements=tuple(settings.statements) + added)
-    record = load_run(ckpt)
+    record = read_run(ckpt)
     n, k, d = run_size(record, settings.mode)
     estimate = estimate_bounds(n=n, num_classes=k, dim=d, draws=settings.draws,
                                grid_size=1 if settings.margin is not None else settings.margin_grid_size,

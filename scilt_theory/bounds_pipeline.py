@@ -30,6 +30,7 @@ from scilt_theory.grid import BoundGrid
 from scilt_theory.methods import get_method
 from scilt_theory.rademacher import independent_signs, rademacher_coupled_scilt, select_estimator
 from scilt_theory.restore import restore_run
+from scilt_theory.run_record import RunRecord
 from scilt_theory.schema import BoundsReport, Coupled, RunInfo
 from scilt_theory.statements import FusedBounds, Views, fused_model_bounds
 from scilt_theory.statements.views import attach_comparisons, certificate_block, delta_budget, rank_correlations
@@ -165,7 +166,7 @@ def validity_of(mode: str, model) -> str:
     return "diagnostic"
 
 
-def bound_sample_indices(record: dict, data) -> tuple[torch.Tensor, torch.Tensor]:
+def bound_sample_indices(record: RunRecord, data) -> tuple[torch.Tensor, torch.Tensor]:
     """(fit, held-out) indices of the training split: the part the model was fitted on, and the held-out part.
 
     Runs whose hold-out kept whole groups (scitiles blocks) dropped the rest of a partly needed group from both
@@ -174,10 +175,9 @@ def bound_sample_indices(record: dict, data) -> tuple[torch.Tensor, torch.Tensor
     """
     from scilt_theory.data import holdout_parts
 
-    held = torch.as_tensor(record.get("holdout_indices", []), dtype=torch.long)
-    config = record.get("train_config", {})
-    parts = holdout_parts(data.train_labels, float(config.get("holdout_fraction", 0.0)), int(config.get("seed", 0)),
-                          data.train_groups)
+    held = torch.as_tensor(record.holdout_indices, dtype=torch.long)
+    config = record.train_config
+    parts = holdout_parts(data.train_labels, float(config.holdout_fraction), int(config.seed), data.train_groups)
     if torch.equal(torch.sort(held).values, parts.held):
         return parts.fit, parts.held
     in_holdout = torch.zeros(len(data.train_labels), dtype=torch.bool)  # a record made by another rule: trust it
@@ -249,10 +249,10 @@ def compute_bounds_report(ckpt: Path, settings: BoundsSettings) -> BoundsReport 
     prior_heads = None
     if settings.mode == "certified":
         prior_heads = heads()  # fitted on S_A only: fixed before the hold-out sample (a PAC-Bayes prior centre)
-        fit_counts = torch.as_tensor(record.get("fit_counts", data.class_counts.tolist()))
-        trained_with = record.get("train_config", {})
+        fit_counts = torch.as_tensor(record.fit_counts)
+        trained_with = record.train_config
         refit_heads(model, train_features, fit_counts, settings.refit_steps, settings.seed,
-                    tau=trained_with.get("tau", 1.0), lam=trained_with.get("lam", 1.0))
+                    tau=trained_with.tau, lam=trained_with.lam)
         train_features = rescore(model, train_features)
         test_features = rescore(model, test_features)
     same_distribution = bool(data.provenance.get("test_same_distribution", False))
@@ -306,21 +306,20 @@ def tie_aware_predictions(scores: torch.Tensor, labels: torch.Tensor) -> torch.T
     return torch.where(margins(scores, labels) > 0, labels, others.argmax(dim=1))
 
 
-def spectral_report(record: dict, train: FeatureSet, test: FeatureSet, class_counts: torch.Tensor,
+def spectral_report(record: RunRecord, train: FeatureSet, test: FeatureSet, class_counts: torch.Tensor,
                     num_classes: int) -> dict[str, Any]:
     """CAR's spectral figures (THEORY §6, PEERS.md) of the train and test confusion rates C (columns = true
     classes, diagonal zeroed), with CAR's frequency weights w of the training counts: ‖C‖₁ = the worst-class
     error exactly, ‖C‖₂, ‖C·diag(w)‖₂, √K·‖C‖₂ ≥ ‖C‖₁. For a CAR run also the final EMA of its soft confusion."""
     from scilt_theory.car import car_class_weights, confusion_rates, spectral_figures, weighted_spectral_norm
-    from scilt_theory.methods import MethodConfig
 
-    method = MethodConfig.from_dict(record.get("method_config"))
+    method = record.method_config
     weights = car_class_weights(class_counts.tolist(), r0=method.car.r0)
     out: dict[str, Any] = {"r0": method.car.r0, "weights": weights.tolist()}
     for name, feats in (("train", train), ("test", test)):
         rates = confusion_rates(tie_aware_predictions(feats.scores, feats.labels), feats.labels, num_classes)
         out[name] = spectral_figures(rates, weights)
-    car_state = (record.get("method_state") or {}).get("car")
+    car_state = record.method_state.get("car")  # CAR's own state (car.CARRegularizer.state_dict)
     ema = car_state.get("ema") if car_state else None
     out["car_ema"] = None if ema is None else {
         **spectral_figures(ema.double(), weights), "steps": int(car_state.get("steps", 0)),
@@ -365,11 +364,11 @@ def _coupled(features: FeatureSet, num_classes: int, scale: float, settings: Bou
     return Coupled(**res.to_dict(), n_subsample=int(idx.numel()), baseline_ratio=baseline.ratio)
 
 
-def assemble_report(record: dict, data, model, settings: BoundsSettings, ckpt: Path, bounds: FusedBounds,
+def assemble_report(record: RunRecord, data, model, settings: BoundsSettings, ckpt: Path, bounds: FusedBounds,
                     views: Views, coupled: Coupled | None, spectral: dict, timing: dict) -> BoundsReport:
     """bounds.json: the statements' records and their views, with the run's identity beside them."""
     cfg = model.config
-    method = get_method(record.get("method", "scilt"))
+    method = get_method(record.method)
     ctx = bounds.context
     o = views.overall
     return BoundsReport(
@@ -378,7 +377,7 @@ def assemble_report(record: dict, data, model, settings: BoundsSettings, ckpt: P
         run=RunInfo(checkpoint=str(ckpt), dataset=data.name, method=method.name, label=method.name,
                     method_summary=method.summary, method_notes=list(method.notes), head=cfg.head, heads=cfg.heads,
                     fusion=cfg.fusion, scale=float(cfg.scale), alpha=float(model.alpha.detach()),
-                    versions=dict(record.get("versions", {}))),
+                    versions=dict(record.versions)),
         delta=ctx.confidence.delta, delta_mc=ctx.confidence.delta_mc, n=ctx.n, num_classes=ctx.num_classes,
         thresholds={"many": data.config.many_threshold, "few": data.config.few_threshold},
         radii={"norm": ctx.norm, "penultimate": o.radius_penult, "final": o.radius_final},

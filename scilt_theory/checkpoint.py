@@ -5,24 +5,10 @@ A run file is a plain dictionary of tensors and JSON-like values, so it loads wi
 file in the same directory, are flushed and fsync'ed, then renamed over the target: a crash or a kill
 during a save leaves the previous file intact.
 
-Layout of the dictionary (``format_version`` 1)::
-
-    format          "scilt-theory/run"      marks the file as ours
-    format_version  int                     refused when newer than this code knows
-    model_config    dict                    ModelConfig.to_dict()
-    data_config     dict                    DataConfig as a dict (names the split and its seed)
-    train_config    dict                    TrainConfig as a dict
-    model_state     {name: tensor}          trainable parameters (+ fusion, heads); not a frozen file backbone
-    weights_sha256  str | None              sha256 of the pretrained weights file, when one was used
-    class_names     list[str]
-    class_counts    list[int]               training counts per class
-    metrics         dict                    evaluation metrics at the end of training
-    versions        dict                    library versions
-    extra           dict                    method-specific state
-    finished        bool                    False for a periodic checkpoint written during training (absent in
-                                            older files: finished); such a file also holds ``train_state``
-                                            (optimiser, scheduler, RNG states, progress; see train_state.py)
-                                            and is refused by every loader except ``--resume``
+What the dictionary holds is defined in one place, :class:`scilt_theory.run_record.RunRecord` (the typed record
+every reader gets; its layout, generated from the field help, is docs/run_record.md). This module is the file
+layer beneath it: the format markers ``format`` ("scilt-theory/run") and ``format_version`` (refused when newer
+than this code knows), and the refusal of an unfinished run (``finished: False``) except where asked for.
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ import dataclasses
 import math
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 __all__ = ["decode", "described", "hints", "json_key", "layout_text", "nested", "to_jsonable", "type_text"]
@@ -68,13 +68,22 @@ def hints(cls: type) -> dict[str, Any]:
     return _HINTS[cls]
 
 
-def decode(tp: Any, data: Any, where: str, error: type[Exception] = ValueError) -> Any:
+def decode(tp: Any, data: Any, where: str, error: type[Exception] = ValueError,
+           readers: Mapping[type, Callable[[Any], Any]] | None = None) -> Any:
     """``data`` (a plain tree: a JSON document, or run.pt's dictionary) read as type ``tp``; ``where`` names the
     place in the file for the one-sentence ``error``. Unknown fields of a dataclass are refused; a missing field
-    takes its declared default, or is refused when it has none."""
+    takes its declared default, or is refused when it has none. ``readers`` build the types that read themselves
+    (the configs in run.pt: ``ModelConfig.from_dict`` ...); their TypeError / ValueError becomes ``error``."""
     origin = typing.get_origin(tp)
     if tp is Any:
         return data
+    if readers and tp in readers:
+        try:
+            return readers[tp](data)
+        except (TypeError, ValueError) as exc:
+            if isinstance(exc, error):
+                raise
+            raise error(f"{where} is malformed: {exc}") from None
     if origin in (typing.Union, types.UnionType):
         options = typing.get_args(tp)
         if data is None and type(None) in options:
@@ -84,7 +93,7 @@ def decode(tp: Any, data: Any, where: str, error: type[Exception] = ValueError) 
             if option is type(None):
                 continue
             try:
-                return decode(option, data, where, error)
+                return decode(option, data, where, error, readers)
             except error as exc:
                 errors.append(str(exc))
         raise error(errors[0] if errors else f"{where} must not be null")
@@ -103,7 +112,7 @@ def decode(tp: Any, data: Any, where: str, error: type[Exception] = ValueError) 
                 if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
                     raise error(f"{where} has no {key!r} field")
                 continue
-            values[f.name] = decode(field_types[f.name], data[key], f"{where}.{key}", error)
+            values[f.name] = decode(field_types[f.name], data[key], f"{where}.{key}", error, readers)
         try:
             return tp(**values)
         except (TypeError, ValueError) as exc:
@@ -112,12 +121,12 @@ def decode(tp: Any, data: Any, where: str, error: type[Exception] = ValueError) 
         if not isinstance(data, list):
             raise error(f"{where} must be a list, got {type(data).__name__}")
         (item,) = typing.get_args(tp) or (Any,)
-        return [decode(item, v, f"{where}[{i}]", error) for i, v in enumerate(data)]
+        return [decode(item, v, f"{where}[{i}]", error, readers) for i, v in enumerate(data)]
     if origin is dict:
         if not isinstance(data, dict):
             raise error(f"{where} must be an object, got {type(data).__name__}")
         _, item = typing.get_args(tp) or (str, Any)
-        return {k: decode(item, v, f"{where}.{k}", error) for k, v in data.items()}
+        return {k: decode(item, v, f"{where}.{k}", error, readers) for k, v in data.items()}
     if tp is float:
         if isinstance(data, bool) or not isinstance(data, (int, float)) or not math.isfinite(data):
             raise error(f"{where} must be a finite number, got {data!r}")

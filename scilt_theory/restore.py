@@ -1,45 +1,36 @@
-"""Rebuild a trained model and its data split from a run record (the dictionary inside run.pt)."""
+"""Rebuild a trained model and its data split from a run record (:class:`~scilt_theory.run_record.RunRecord`)."""
 
 from __future__ import annotations
 
-from dataclasses import fields, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from scilt_theory.checkpoint import CheckpointError, load_run
-from scilt_theory.data import DATASETS, DataConfig, LongTailDataset, build_dataset
+from scilt_theory.checkpoint import CheckpointError
+from scilt_theory.data import DataConfig, LongTailDataset, build_dataset
 from scilt_theory.methods import METHODS
-from scilt_theory.models import ModelConfig, SciLTModel, build_model
+from scilt_theory.models import SciLTModel, build_model
+from scilt_theory.run_record import RunRecord, read_run
 
 
-def data_config_from_record(record: dict[str, Any], **overrides: Any) -> DataConfig:
+def data_config_from_record(record: RunRecord, **overrides: Any) -> DataConfig:
     """The run's DataConfig; ``overrides`` (e.g. ``data_root`` when the data moved) replace stored fields."""
-    known = {f.name for f in fields(DataConfig)}
-    values = {k: v for k, v in record["data_config"].items() if k in known}
-    if values.get("name") not in DATASETS:
-        raise CheckpointError(f"the checkpoint names data set {values.get('name')!r}, which this installation "
-                              f"does not know (known: {', '.join(sorted(DATASETS))})")
-    values.update({k: v for k, v in overrides.items() if v is not None})
-    return DataConfig(**values)
+    return replace(record.data_config, **{k: v for k, v in overrides.items() if v is not None})
 
 
-def model_from_record(record: dict[str, Any], *, device: torch.device | str = "cpu",
+def model_from_record(record: RunRecord, *, device: torch.device | str = "cpu",
                       weights: str | None = None) -> SciLTModel:
     """Build the model the record describes and load its saved (trainable) state.
 
     The frozen backbone of a run trained from a weights file is rebuilt from that file (or from ``weights``, when
     the file moved); its sha256 must match the one recorded in run.pt.
     """
-    method = record.get("method", "scilt")
-    if method not in METHODS:
-        raise CheckpointError(f"the checkpoint was trained with method {method!r}, which this installation does "
-                              f"not know (known: {', '.join(METHODS)})")
-    try:
-        config = ModelConfig.from_dict(record["model_config"])
-    except (TypeError, ValueError) as exc:
-        raise CheckpointError(f"the checkpoint's model configuration is invalid: {exc}") from None
+    if record.method not in METHODS:
+        raise CheckpointError(f"the checkpoint was trained with method {record.method!r}, which this installation "
+                              f"does not know (known: {', '.join(METHODS)})")
+    config = record.model_config
     if weights is not None:
         if config.weights is None:
             raise CheckpointError("the checkpoint was trained without a weights file; --weights does not apply")
@@ -49,12 +40,12 @@ def model_from_record(record: dict[str, Any], *, device: torch.device | str = "c
                               f"(pass --weights PATH if it moved)")
     torch.manual_seed(0)
     model = build_model(config)
-    expected = record.get("weights_sha256")
+    expected = record.weights_sha256
     if expected is not None and model.weights_sha256 != expected:
         raise CheckpointError(f"weights file {config.weights} has sha256 {model.weights_sha256}, but the checkpoint "
                               f"was trained from {expected}")
     try:
-        model.load_trainable_state_dict(record["model_state"])
+        model.load_trainable_state_dict(record.model_state)
     except (RuntimeError, KeyError, ValueError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise CheckpointError(f"the checkpoint's weights do not fit its model configuration: {first[:200]}") from None
@@ -63,13 +54,13 @@ def model_from_record(record: dict[str, Any], *, device: torch.device | str = "c
 
 def restore_run(path: str | Path, *, device: torch.device | str = "cpu", data: LongTailDataset | None = None,
                 data_root: str | None = None, test_root: str | None = None, weights: str | None = None
-                ) -> tuple[dict[str, Any], SciLTModel, LongTailDataset]:
+                ) -> tuple[RunRecord, SciLTModel, LongTailDataset]:
     """Load run.pt safely, rebuild its model and re-create the data split it names.
 
     ``data_root`` / ``test_root`` / ``weights`` replace the stored paths when the files moved; the class counts
     and the weights' sha256 are still checked against the record.
     """
-    record = load_run(path)
+    record = read_run(path)
     model = model_from_record(record, device=device, weights=weights)
     if data is None:
         config = data_config_from_record(record, data_root=data_root, test_root=test_root)
@@ -84,10 +75,10 @@ def restore_run(path: str | Path, *, device: torch.device | str = "cpu", data: L
     if data.num_classes != model.config.num_classes:
         raise CheckpointError(f"the data set has {data.num_classes} classes but the checkpoint's model has "
                               f"{model.config.num_classes}")
-    if "class_counts" in record and [int(n) for n in data.class_counts] != list(record["class_counts"]):
+    if [int(n) for n in data.class_counts] != record.class_counts:
         raise CheckpointError("the re-created training split does not have the class counts recorded in the "
                               "checkpoint (different data set version or seed)")
-    recorded = record.get("data_fingerprint")
+    recorded = record.data_fingerprint
     if recorded is not None and data.provenance.get("fingerprint") not in (None, recorded):
         raise CheckpointError("the re-created split does not hold the images the checkpoint was trained on (their "
                               "names, labels or contents differ from the fingerprint recorded in run.pt; a run "

@@ -3,11 +3,11 @@
 Where checkpoints go
 --------------------
 Every N optimiser steps the whole training state is written *to OUT/run.pt itself*, atomically (temp file +
-fsync + rename, ``checkpoint.save_run``), with ``finished: False`` and a ``train_state`` entry. The final
+fsync + rename, ``run_record.write_run``), with ``finished: False`` and a ``train_state`` entry. The final
 run.pt (``finished: True``, no ``train_state``) replaces it when training ends. So OUT/run.pt is always either
 the last good periodic checkpoint or the finished run, never half of a file, and a killed run cannot leave a
 stale finished run.pt from an earlier run in the same directory that a later command would mistake for the new
-one: ``load_run`` refuses an unfinished file unless asked for one (only ``--resume`` is).
+one: ``read_run`` refuses an unfinished file unless asked for one (only ``--resume`` is).
 
 What the state holds (all tensors and plain values, so ``weights_only=True`` loads it)
 ---------------------------------------------------------------------------------------
@@ -32,14 +32,15 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from scilt_theory.checkpoint import CheckpointError, load_run, save_run
+from scilt_theory.checkpoint import CheckpointError
+from scilt_theory.run_record import RunRecord, TrainState, read_run, write_run
 
 #: TrainConfig fields that may differ between a checkpoint and its resumption (they change no number).
 RESUME_FREE_FIELDS = ("out", "quiet", "save_every", "feature_store")
@@ -153,7 +154,7 @@ class PeriodicCheckpointer:
     A state with a non-finite weight or optimiser entry is never written: the last good checkpoint stays.
     """
 
-    def __init__(self, path: str | Path, every: int, make_record: Callable[[], dict[str, Any]]) -> None:
+    def __init__(self, path: str | Path, every: int, make_record: Callable[[], RunRecord]) -> None:
         self.path = Path(path)
         self.every = int(every)
         self.make_record = make_record
@@ -165,10 +166,10 @@ class PeriodicCheckpointer:
             return False
         record = self.make_record()
         state = training_state(model, optimizer, scheduler, progress, aug_generator)
-        if not (_all_finite(record["model_state"]) and _all_finite(state["optimizer"]["state"])):
+        if not (_all_finite(record.model_state) and _all_finite(state["optimizer"]["state"])):
             raise FloatingPointError(f"non-finite weights after optimiser step {progress.global_step} (epoch "
                                      f"{progress.epoch + 1}); lower the learning rate. {self.last_good()}")
-        save_run(self.path, {**record, "finished": False, "train_state": state})
+        write_run(self.path, replace(record, finished=False, train_state=TrainState(**state)))
         self.last_good_step = progress.global_step
         return True
 
@@ -190,16 +191,14 @@ def non_finite_loss_error(loss: torch.Tensor, progress: Progress, lr: float,
 
 
 # ---- resume ---------------------------------------------------------------------------------------------------
-def _differences(saved: dict[str, Any], current: dict[str, Any], ignore: tuple[str, ...] = (),
-                 defaults: dict[str, Any] | None = None) -> list[str]:
-    """The settings of ``current`` that differ from ``saved``; a field the checkpoint's version did not have yet
-    counts as its default in ``defaults`` (that is what the checkpoint ran with)."""
+def _differences(saved: dict[str, Any], current: dict[str, Any], ignore: tuple[str, ...] = ()) -> list[str]:
+    """The settings of ``current`` that differ from ``saved`` (a field the checkpoint's version did not have yet
+    holds its default there: what the checkpoint ran with, filled in when the record is read, run_record.py)."""
     out = []
-    defaults = defaults or {}
     for key in sorted(set(saved) | set(current)):
         if key in ignore or key not in current:  # a field this version does not know cannot be compared
             continue
-        a, b = saved.get(key, defaults.get(key, "<absent>")), current[key]
+        a, b = saved.get(key, "<absent>"), current[key]
         if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
             a, b = list(a), list(b)
         if a != b:
@@ -218,22 +217,8 @@ def _method_differences(saved: dict[str, Any] | None, current: dict[str, Any]) -
     return out
 
 
-def _field_defaults(which: str) -> dict[str, Any]:
-    """Default values of the fields of DataConfig / ModelConfig / TrainConfig (imported here: training imports
-    this module)."""
-    import dataclasses
-
-    if which == "data":
-        from scilt_theory.data.config import DataConfig as cls
-    elif which == "model":
-        from scilt_theory.models.config import ModelConfig as cls
-    else:
-        from scilt_theory.training import TrainConfig as cls
-    return {f.name: f.default for f in dataclasses.fields(cls) if f.default is not dataclasses.MISSING}
-
-
 def load_for_resume(path: str | Path, *, data_config: dict[str, Any], model_config: dict[str, Any],
-                    train_config: dict[str, Any], method_config: dict[str, Any] | None = None) -> dict[str, Any]:
+                    train_config: dict[str, Any], method_config: dict[str, Any] | None = None) -> RunRecord:
     """Load an unfinished run.pt and check that it was made with these settings (except RESUME_FREE_FIELDS).
 
     Raises
@@ -241,31 +226,30 @@ def load_for_resume(path: str | Path, *, data_config: dict[str, Any], model_conf
     CheckpointError
         A missing/corrupt/foreign/future file, a finished run, or different settings (named in the message).
     """
-    record = load_run(path, allow_unfinished=True)
-    if record.get("finished", True) is not False or "train_state" not in record:
+    record = read_run(path, allow_unfinished=True)
+    if record.finished or record.train_state is None:
         raise CheckpointError(f"{path} is a finished run, not a periodic checkpoint; there is nothing to resume "
                               f"(train with --save-every N to get resumable checkpoints)")
-    diffs = (_differences(record["data_config"], data_config, defaults=_field_defaults("data"))
-             + _differences(record["model_config"], model_config, defaults=_field_defaults("model"))
-             + _differences(record.get("train_config", {}), train_config, RESUME_FREE_FIELDS,
-                            _field_defaults("train"))
-             + (_method_differences(record.get("method_config"), method_config) if method_config else []))
+    diffs = (_differences(asdict(record.data_config), data_config)
+             + _differences(record.model_config.to_dict(), model_config)
+             + _differences(asdict(record.train_config), train_config, RESUME_FREE_FIELDS)
+             + (_method_differences(record.method_config.to_dict(), method_config) if method_config else []))
     if diffs:
         raise CheckpointError(f"cannot resume {path} with settings other than its own: {'; '.join(diffs)} "
                               f"(only --out, --quiet, --save-every and --feature-store may change)")
     return record
 
 
-def restore_training(record: dict[str, Any], model: Any, optimizer: torch.optim.Optimizer,
+def restore_training(record: RunRecord, model: Any, optimizer: torch.optim.Optimizer,
                      scheduler: Any, steps_per_epoch: int) -> Progress:
     """Load model, optimiser and scheduler state from ``record``; returns the progress to continue from (its
     RNG states are restored by :meth:`Progress.epoch_batches` once the done batches are skipped)."""
-    state = record["train_state"]
+    state = record.train_state
     try:
-        model.load_trainable_state_dict(record["model_state"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        progress = Progress.from_dict(state["progress"])
+        model.load_trainable_state_dict(record.model_state)
+        optimizer.load_state_dict(state.optimizer)
+        scheduler.load_state_dict(state.scheduler)
+        progress = Progress.from_dict(state.progress)
     except (KeyError, ValueError, RuntimeError, TypeError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise CheckpointError(f"the training state in the checkpoint does not fit this run: {first[:200]}") \
@@ -273,5 +257,5 @@ def restore_training(record: dict[str, Any], model: Any, optimizer: torch.optim.
     if progress.steps_per_epoch != steps_per_epoch:
         raise CheckpointError(f"the checkpoint has {progress.steps_per_epoch} batches per epoch but this data "
                               f"gives {steps_per_epoch}; it was made from other data")
-    progress.pending_rng = state["rng"]
+    progress.pending_rng = state.rng
     return progress

@@ -30,9 +30,8 @@ import torch
 from tqdm.auto import tqdm
 
 from scilt_theory import distributed
-from scilt_theory.checkpoint import atomic_write_text, check_output_dir, library_versions, save_run
+from scilt_theory.checkpoint import atomic_write_text, check_output_dir, library_versions
 from scilt_theory.codec import to_jsonable
-from scilt_theory.constraints import Choice, Interval, NoneOr, Text, check_fields, option
 from scilt_theory.data import DataConfig, LongTailDataset, build_dataset, holdout_split, make_loader, row_range
 from scilt_theory.distributed import DistContext
 from scilt_theory.feature_store import FeatureStore
@@ -49,6 +48,8 @@ from scilt_theory.h2t import retrain_classifier
 from scilt_theory.methods import MethodConfig, Objective, supervised_loss
 from scilt_theory.metrics import evaluate_predictions, metrics_markdown
 from scilt_theory.models import ModelConfig, SciLTModel, build_model
+from scilt_theory.run_record import RunRecord, write_run
+from scilt_theory.train_config import TrainConfig
 from scilt_theory.train_state import (
     PeriodicCheckpointer,
     Progress,
@@ -56,71 +57,6 @@ from scilt_theory.train_state import (
     non_finite_loss_error,
     restore_training,
 )
-
-OPTIMIZERS = ("sgd", "adamw")
-DEVICES = ("auto", "cpu", "cuda")
-PRECISIONS = ("auto", "bf16", "fp32")
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Optimisation settings. Defaults follow LIFT (SGD, momentum 0.9, wd 5e-4, cosine schedule).
-
-    Each field declares what it accepts (scilt_theory/constraints.py); ``check_fields`` refuses a bad value with
-    "<field> must be <what it accepts>, got <value>". ``__post_init__`` adds only the checks that combine fields or
-    look at the machine.
-    """
-
-    epochs: int = option(20, "number of passes over the training set", Interval(int, 1, None))
-    batch_size: int = option(64, "training batch size", Interval(int, 1, None))
-    lr: float = option(0.05, "peak learning rate (after warm-up)", Interval(float, 0, None, closed="neither"))
-    alpha_lr: float | None = option(
-        None, "peak learning rate of the fusion logit a (alpha = sigmoid(a)): its own optimiser parameter group, "
-              "without weight decay, on the same warm-up + cosine schedule as every other parameter; none = lr",
-        NoneOr(Interval(float, 0, None, closed="neither")))
-    optimizer: str = option("sgd", "optimiser", Choice(OPTIMIZERS))
-    momentum: float = option(0.9, "SGD momentum (ignored by adamw)", Interval(float, 0, 1, closed="left"))
-    weight_decay: float = option(5e-4, "weight decay", Interval(float, 0, None))
-    warmup_epochs: float = option(1.0, "linear warm-up length in epochs (0 = none), at most epochs",
-                                  Interval(float, 0, None))
-    tau: float = option(1.0, "logit-adjustment strength τ (0 = plain CE)", Interval(float, 0, None))
-    lam: float = option(1.0, "weight λ of the second head's loss", Interval(float, 0, None))
-    augment: bool = option(True, "random flips and 90° rotations of training images")
-    holdout_fraction: float = option(
-        0.0, "fraction of each class's training images held out from training (stratified, seeded, at least one "
-             "image kept for training); needed by `experiments.bounds --mode certified`, which refits the heads and "
-             "evaluates the bound on this disjoint part", Interval(float, 0, 1, closed="left"))
-    seed: int = option(0, "seed of initialisation, data order and augmentation", Interval(int, None, None))
-    device: str = option("auto", "auto picks CUDA when present", Choice(DEVICES))
-    eval_batch_size: int = option(256, "batch size for evaluation", Interval(int, 1, None))
-    out: str = option("runs/run", "output directory for run.pt, metrics.json, metrics.md", Text())
-    quiet: bool = option(False, "no progress bars or per-epoch lines")
-    num_workers: int | None = option(
-        None, "data-loader worker processes (batches are pinned in page-locked memory on CUDA); none = automatic "
-              "(workers only for more than 2048 images read from files); the data order depends on the seed only, "
-              "whatever this is", NoneOr(Interval(int, 0, None)))
-    compile: bool = option(False, "torch.compile the training forward (first steps are slower while it compiles)")
-    precision: str = option(
-        "auto", "arithmetic of the training steps: bf16 (bfloat16 autocast, on any device), fp32 (no autocast; "
-                "TF32 matmuls on CUDA), auto (bf16 on CUDA, fp32 elsewhere)", Choice(PRECISIONS))
-    feature_cache: bool = option(
-        True, "when the backbone is frozen (adapter none, no drop path): extract the CLS features of every training "
-              "image once (all 8 augmented views when augment is on) and train fusion and heads on them; false "
-              "computes the same per-image features at every step instead (same numbers, slower)")
-    feature_store: str | None = option(
-        None, "folder of a content-addressed store of extracted features (scilt_theory/feature_store.py): runs of "
-              "the same frozen backbone and images read them back instead of extracting them again (same numbers); "
-              "none = no store", NoneOr(Text()))
-    save_every: int = option(
-        0, "write the full training state to OUT/run.pt (marked unfinished) every N optimiser steps, for --resume "
-           "after a crash or kill; 0 = only the final run.pt", Interval(int, 0, None))
-
-    def __post_init__(self) -> None:
-        check_fields(self)
-        if self.warmup_epochs > self.epochs:
-            raise ValueError(f"warmup_epochs must be at most epochs ({self.epochs}), got {self.warmup_epochs}")
-        if self.device == "cuda" and not torch.cuda.is_available():
-            raise ValueError("device 'cuda' was asked for but no CUDA device is available")
 
 
 def resolve_device(name: str) -> torch.device:
@@ -317,18 +253,17 @@ class TrainingRun:
     def steps_per_epoch(self) -> int:
         return len(self.loader)
 
-    def run_record(self) -> dict:
-        """The run.pt entries of this run at this moment (a periodic checkpoint adds its training state)."""
+    def run_record(self) -> RunRecord:
+        """The run.pt record of this run at this moment (a periodic checkpoint adds its training state)."""
         data, model = self.data, self.model
-        return {"method": self.recipe.name, "method_config": self.method.to_dict(),
-                "method_state": self.objective.state_dict(), "model_config": self.model_config.to_dict(),
-                "data_config": asdict(data.config), "train_config": asdict(self.config),
-                "model_state": {k: v.detach().cpu() for k, v in model.trainable_state_dict().items()},
-                "weights_sha256": model.weights_sha256, "class_names": list(data.class_names),
-                "class_counts": [int(n) for n in data.class_counts],
-                "fit_counts": [int(n) for n in self.split.counts],
-                "data_fingerprint": data.provenance.get("fingerprint"),  # real data sets: which images (data/split.py)
-                "holdout_indices": self.split.holdout_index.tolist(), "versions": library_versions()}
+        return RunRecord(
+            method=self.recipe.name, method_config=self.method, method_state=self.objective.state_dict(),
+            model_config=self.model_config, data_config=data.config, train_config=self.config,
+            model_state={k: v.detach().cpu() for k, v in model.trainable_state_dict().items()},
+            weights_sha256=model.weights_sha256, class_names=list(data.class_names),
+            class_counts=[int(n) for n in data.class_counts], fit_counts=[int(n) for n in self.split.counts],
+            data_fingerprint=data.provenance.get("fingerprint"),  # real data sets: which images (data/split.py)
+            holdout_indices=self.split.holdout_index.tolist(), versions=library_versions())
 
 
 def train(data_config: DataConfig, model_config: ModelConfig, config: TrainConfig,
@@ -361,8 +296,8 @@ def set_up(data_config: DataConfig, model_config: ModelConfig, config: TrainConf
     started = time.perf_counter()
     ctx = distributed.current()  # torchrun: this process's rank (scilt_theory/distributed.py)
     method, model_config, config = resolve_configs(model_config, config, method, ctx)
-    out_dir = check_output_dir(config.out, create=True)  # before any work, not after it
     device = training_device(config.device, ctx)
+    out_dir = check_output_dir(config.out, create=True)  # before any work, not after it
     seed_everything(config.seed)
     data, model_config = load_data(data_config, model_config, data)
     resume_record = None if resume is None else load_for_resume(
@@ -413,6 +348,8 @@ def resolve_configs(model_config: ModelConfig, config: TrainConfig, method: Meth
 
 def training_device(name: str, ctx: DistContext) -> torch.device:
     """This process's device (TF32 matmuls on CUDA)."""
+    if name == "cuda" and not torch.cuda.is_available():  # the machine, not the settings: checked where they meet it
+        raise ValueError("device 'cuda' was asked for but no CUDA device is available")
     device = ctx.device(resolve_device(name))
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True
@@ -505,10 +442,10 @@ def make_scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig,
         optimizer, cosine_with_warmup(total_steps, int(round(config.warmup_epochs * steps_per_epoch))))
 
 
-def resume_training(run: TrainingRun, record: dict) -> Progress:
+def resume_training(run: TrainingRun, record: RunRecord) -> Progress:
     """Model, optimiser, schedule and method state from a periodic checkpoint; the progress to continue from."""
     progress = restore_training(record, run.model, run.optimizer, run.scheduler, run.steps_per_epoch)
-    run.objective.load_state_dict(record.get("method_state"))
+    run.objective.load_state_dict(record.method_state)
     return progress
 
 
@@ -606,8 +543,7 @@ def finish(run: TrainingRun) -> TrainResult:
 
 def write_run_files(run: TrainingRun, metrics: dict) -> Path:
     """The finished run.pt, metrics.json and metrics.md (atomic writes)."""
-    run_path = save_run(run.out_dir / "run.pt", {**run.run_record(), "metrics": to_jsonable(metrics),
-                                                 "finished": True})
+    run_path = write_run(run.out_dir / "run.pt", replace(run.run_record(), metrics=to_jsonable(metrics)))
     atomic_write_text(json.dumps(to_jsonable(metrics), indent=2) + "\n", run.out_dir / "metrics.json")
     text = metrics_markdown(metrics, title=f"{run.recipe.name} on {run.data.name} (test split, balanced)")
     for name, split in metrics.get("splits", {}).items():

@@ -76,7 +76,7 @@ def _unfinished(finished: Path, tmp_path: Path) -> Path:
     """A periodic checkpoint's outer form (what loaders look at) made from a finished run."""
     record = torch.load(finished, weights_only=True)
     record["finished"] = False
-    record["train_state"] = {"progress": {"global_step": 3}}
+    record["train_state"] = {"optimizer": {}, "scheduler": {}, "rng": {}, "progress": {"global_step": 3}}
     return save_run(tmp_path / "unfinished" / "run.pt", record)
 
 

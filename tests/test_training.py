@@ -42,8 +42,8 @@ def test_run_pt_round_trip_gives_identical_predictions(tiny_run):
     before = predict(tiny_run.model.cpu(), data.test_images, 64, torch.device("cpu"))
     after = predict(model, data.test_images, 64, torch.device("cpu"))
     assert torch.equal(before, after)
-    assert record["metrics"]["balanced_accuracy"] == tiny_run.metrics["balanced_accuracy"]
-    assert record["versions"]["torch"] == torch.__version__
+    assert record.metrics["balanced_accuracy"] == tiny_run.metrics["balanced_accuracy"]
+    assert record.versions["torch"] == torch.__version__
 
 
 def test_holdout_is_stratified_disjoint_and_recorded(tiny_run):
