@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 from scipy.stats import kendalltau
 
-from scilt_theory.bounds import confidence_term, envelope_bounds
+from scilt_theory.bounds import confidence_term
 from scilt_theory.grid import BoundGrid
 from scilt_theory.losses import margins, ramp_loss
-from scilt_theory.rademacher import rademacher_coupled_scilt
+from scilt_theory.rademacher import closed_form_bounds, rademacher_coupled_scilt
 from scilt_theory.schema import Comparison
 from scilt_theory.statements import STATEMENTS, fused_model_bounds
-from scilt_theory.statements.tighter import RADII_RATIO, data_radii_grid, trained_radii
+from scilt_theory.statements.radii import RADII_RATIO, data_radii_grid, trained_radii
 from scilt_theory.statements.views import rank_correlations
 
 S = 2.0  # cosine scale: class radii (2s, s)
@@ -56,8 +56,8 @@ def test_data_radii_grid_is_fixed_by_the_class_radii_and_covers_the_trained_norm
     smallest = grid.radii_penult[0]
     assert t["radius_penult"] >= b1 and (t["radius_penult"] / RADII_RATIO < b1 or t["radius_penult"] == smallest)
     # by hand: min over covering points of loss + (4/ρ)(B₁ r₁ + B₂ r₂) + 3 sqrt(ln(2|G|/δ)/(2n))
-    r1 = envelope_bounds(psi1, 1.0, 3, "row")[1]
-    r2 = envelope_bounds(psi2, 1.0, 3, "row")[1]
+    r1 = closed_form_bounds(psi1, 1.0, 3, "row")[1]
+    r2 = closed_form_bounds(psi2, 1.0, 3, "row")[1]
     marg = margins(scores, labels)
     n = labels.size
     by_hand = min(float(np.mean(ramp_loss(marg, rho))) + 4 / rho * (c1 * r1 + c2 * r2)

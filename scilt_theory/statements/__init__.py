@@ -1,9 +1,12 @@
 """Bound statements as registered components (docs/THEORY.md §4, §8), and the fused model's bounds built from them.
 
 ``fused_model_bounds`` = validate → context (:func:`build_context`: margins, estimators, unit complexities, the grid,
-the δ accounting, computed once) → evaluate the selected statements (:data:`STATEMENTS`) → views. Adding a statement:
-subclass :class:`Statement` in a module of this package, register an instance, import the module below, write its
-proof in proofs/ and its tests.
+the δ accounting, computed once) → evaluate the selected statements (:data:`STATEMENTS`) → views.
+
+The registry is the declared tuple :data:`REGISTERED` below, in report order. Adding a margin statement: one row of
+statements/margin.MARGIN_TABLE (and its formula there if the combination is new), its proof in proofs/ and its tests;
+it joins ``tightest_uniform`` only if added to that statement's members here. Another family: a :class:`Statement`
+subclass in a module of this package, an instance in :data:`REGISTERED`, its proof and its tests.
 """
 
 from __future__ import annotations
@@ -13,25 +16,35 @@ from dataclasses import dataclass
 from typing import Any
 
 from scilt_theory.schema import StatementRecord
-from scilt_theory.statements import certificates as _certificates  # noqa: F401  (registers the statements)
-from scilt_theory.statements import classwise as _classwise  # noqa: F401
-from scilt_theory.statements import margin as _margin  # noqa: F401
-from scilt_theory.statements import pacbayes as _pacbayes  # noqa: F401
-from scilt_theory.statements import tighter as _tighter  # noqa: F401  (last: tightest_uniform reads the others)
-from scilt_theory.statements import weighted as _weighted  # noqa: F401
 from scilt_theory.statements.base import (
     STATEMENTS,
     Statement,
     evaluate_statements,
     get_statement,
+    headline_statements,
     register_statement,
     select_statements,
 )
+from scilt_theory.statements.certificates import HOLDOUT_CERTIFICATE, TESTSET_CERTIFICATE
 from scilt_theory.statements.context import VALIDITY, BoundContext, build_context
+from scilt_theory.statements.margin import MARGIN, MARGIN_STATEMENTS
+from scilt_theory.statements.pacbayes import PAC_BAYES
+from scilt_theory.statements.tighter import TightestUniform
 from scilt_theory.statements.views import Views, build_views
 
-__all__ = ["STATEMENTS", "VALIDITY", "BoundContext", "FusedBounds", "Statement", "Views", "build_context",
-           "build_views", "evaluate_statements", "fused_model_bounds", "get_statement", "register_statement"]
+#: the minimum over the margin statements of the table, each at δ/J (J: the members the configuration sets up)
+TIGHTEST_UNIFORM = TightestUniform(members=MARGIN_STATEMENTS)
+#: every registered statement, in report order (bounds.json, report.md)
+REGISTERED = (*(MARGIN[n] for n in ("theorem53", "corollary54", "theorem53_bounded_features",
+                                    "corollary54_bounded_features")),
+              HOLDOUT_CERTIFICATE, TESTSET_CERTIFICATE, *MARGIN_STATEMENTS[4:15], PAC_BAYES, *MARGIN_STATEMENTS[15:],
+              TIGHTEST_UNIFORM)
+for _statement in REGISTERED:
+    register_statement(_statement)
+
+__all__ = ["REGISTERED", "STATEMENTS", "TIGHTEST_UNIFORM", "VALIDITY", "BoundContext", "FusedBounds", "Statement",
+           "Views", "build_context", "build_views", "evaluate_statements", "fused_model_bounds", "get_statement",
+           "headline_statements", "register_statement"]
 
 
 @dataclass(frozen=True)

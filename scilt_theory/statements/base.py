@@ -15,7 +15,8 @@ from typing import ClassVar
 from scilt_theory.schema import StatementRecord
 from scilt_theory.statements.context import BoundContext
 
-__all__ = ["STATEMENTS", "Statement", "evaluate_statements", "get_statement", "register_statement", "select_statements"]
+__all__ = ["STATEMENTS", "Statement", "evaluate_statements", "get_statement", "headline_statements",
+           "register_statement", "select_statements"]
 
 #: Validity regimes in which a uniform-convergence statement over the features' hypothesis class is a certificate.
 FEATURES_FIXED = frozenset({"certified", "fixed-features"})
@@ -37,6 +38,11 @@ class Statement:
 
     def evaluate(self, ctx: BoundContext, delta: float) -> list[StatementRecord]:  # pragma: no cover - interface
         raise NotImplementedError
+
+    #: its place in the report's headline table (None: only under "All statements")
+    headline: int | None = None
+    #: its legend label in the statements figure (None: not drawn there)
+    label: str | None = None
 
     #: the shared quantities it reads beyond the default ones (build_context ``needs``)
     needs: ClassVar[frozenset[str]] = frozenset()
@@ -68,6 +74,11 @@ def register_statement(statement: Statement) -> Statement:
         raise ValueError(f"a statement named {statement.name!r} is already registered")
     STATEMENTS[statement.name] = statement
     return statement
+
+
+def headline_statements() -> tuple[Statement, ...]:
+    """The registered statements of the report's headline table, in its order (their ``headline``)."""
+    return tuple(sorted((s for s in STATEMENTS.values() if s.headline is not None), key=lambda s: s.headline))
 
 
 def get_statement(name: str) -> Statement:

@@ -22,7 +22,7 @@ import numpy as np
 
 from scilt_theory.binomial import clopper_pearson_upper, information_floor, kl_upper
 from scilt_theory.schema import StatementRecord
-from scilt_theory.statements.base import Statement, register_statement
+from scilt_theory.statements.base import Statement
 from scilt_theory.statements.context import BoundContext
 from scilt_theory.statements.margin import class_target, group_target
 
@@ -128,6 +128,8 @@ class HoldoutCertificate(BinomialCertificate):
     theory = "THEORY §8, hold-out / test-set bound"
     family = "hold-out"
     sample = "hold-out"
+    headline = 5
+    label = "hold-out certificate"
 
 
 class TestsetCertificate(BinomialCertificate):
@@ -138,10 +140,12 @@ class TestsetCertificate(BinomialCertificate):
     theory = "THEORY §8, hold-out / test-set bound"
     family = "test-set"
     sample = "test"
+    headline = 6
+    label = "test-set certificate"
 
     def applies(self, ctx: BoundContext) -> bool:
         return super().applies(ctx) and ctx.certificate_samples[self.sample].same_distribution
 
 
-HOLDOUT_CERTIFICATE = register_statement(HoldoutCertificate())
-TESTSET_CERTIFICATE = register_statement(TestsetCertificate())
+HOLDOUT_CERTIFICATE = HoldoutCertificate()
+TESTSET_CERTIFICATE = TestsetCertificate()

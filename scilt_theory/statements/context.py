@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from scilt_theory.bounds import check_norm as _check_norm
 from scilt_theory.confidence import ConfidenceSplit, confidence_split_from_parts
 from scilt_theory.constraints import check_count as _check_count
 from scilt_theory.constraints import check_delta as _check_delta
@@ -24,9 +25,8 @@ from scilt_theory.grid import BoundGrid
 from scilt_theory.losses import margins as _margins
 from scilt_theory.metrics import resolve_groups as _resolve_groups
 from scilt_theory.rademacher import LIMITS, METHODS, independent_signs, select_estimator
-from scilt_theory.rademacher import check_norm as _check_norm
 
-__all__ = ["VALIDITY", "BoundContext", "build_context"]
+__all__ = ["VALIDITY", "BoundContext", "build_context", "pre_data_radii"]
 
 #: How the feature maps relate to the bound sample (THEORY §4, validity note).
 VALIDITY = {
@@ -62,6 +62,9 @@ class BoundContext:
     class_unit_penult: tuple[ErcSummary | None, ...] = field(metadata={"help": "R̂ᵛ_{S_c}(W(1)) on ψ₁ per class"})
     class_unit_final: tuple[ErcSummary | None, ...] = field(metadata={"help": "R̂ᵛ_{S_c}(W(1)) on ψ₂ per class"})
     validity: str = field(default="diagnostic", metadata={"help": "a key of VALIDITY"})
+    class_radii: tuple[float, float] = field(default=(0.0, 0.0), metadata={
+        "help": "(B₁, B₂) of the class fixed before the data (the method and s), never a trained norm: the top of the "
+                "data-dependent radii grid (statements/radii.py)"})
     feature_norm_bound: float | None = field(default=None, metadata={
         "help": "r with ||ψ(x)|| <= r for every x (cosine heads: 1), None when not known"})
     settings: Mapping[str, Any] = field(default_factory=dict, metadata={
@@ -71,7 +74,7 @@ class BoundContext:
     max_feature_norms: tuple[float, float] = field(default=(1.0, 1.0), metadata={
         "help": "max_i ||ψ₁(x_i)||, max_i ||ψ₂(x_i)|| on S: every margin on S is <= 2(B₁ r₁ + B₂ r₂)"})
     weighted_unit: Mapping[str, tuple[ErcSummary, ErcSummary]] = field(default_factory=dict, metadata={
-        "help": "target -> class-weighted unit complexities (ψ₁, ψ₂) of statements/weighted.py"})
+        "help": "target -> class-weighted unit complexities (ψ₁, ψ₂) of the weighted margin form"})
     certificate_samples: Mapping[str, Any] = field(default_factory=dict, metadata={
         "help": "name -> CertificateSample (errors of a classifier fixed before that sample, per class)"})
     head_weights: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False, metadata={
@@ -98,7 +101,7 @@ class BoundContext:
         return [c for c in self.present_classes if self.class_groups[c] == group]
 
     def weighted_targets(self) -> dict[str, np.ndarray]:
-        """Class-weighted targets and their sample weights w_i (statements/weighted.py, THEORY §8).
+        """Class-weighted targets and their sample weights w_i (the weighted margin form, THEORY §8).
 
         balanced: w_i = 1 / (K₊ n_{y_i}); group:g: w_i = 1 / (|g₊| n_{y_i}) on the rows of g's classes, 0 elsewhere.
         """
@@ -151,6 +154,15 @@ class BoundContext:
         return self.margins[self.labels == c]
 
 
+def pre_data_radii(grid: BoundGrid, radius_penult: float, radius_final: float) -> tuple[float, float]:
+    """The class radii when none are given: per radius the largest one the grid (fixed before the data) declares, or
+    the given radius where the grid declares none (then it is the class radius the statements use as it is)."""
+    if grid.radii_pairs is not None:
+        return max(p[0] for p in grid.radii_pairs), max(p[1] for p in grid.radii_pairs)
+    return (max(grid.radii_penult) if grid.radii_penult else radius_penult,
+            max(grid.radii_final) if grid.radii_final else radius_final)
+
+
 def _unit_erc(features: np.ndarray, num_outputs: int, norm: str, method: str, n_draws: int, seed: int,
               delta_cert: float | None, device: Any = None) -> ErcSummary:
     import torch
@@ -169,7 +181,7 @@ def _unit_erc(features: np.ndarray, num_outputs: int, norm: str, method: str, n_
 
 def _weighted_unit_erc(features: np.ndarray, weights: np.ndarray, num_outputs: int, norm: str, method: str,
                        n_draws: int, seed: int, delta_cert: float | None, device: Any = None) -> ErcSummary:
-    """Class-weighted unit complexity E sup_{W ∈ W(1)} Σ_i Σ_c σ_ic w_i ⟨w_c, ψ_i⟩ (statements/weighted.py).
+    """Class-weighted unit complexity E sup_{W ∈ W(1)} Σ_i Σ_c σ_ic w_i ⟨w_c, ψ_i⟩ (the weighted margin form).
 
     It is n' · R̂ᵛ(W(1)) on the reweighted features w_i ψ_i (n' = their number: rademacher_linear divides by it),
     so every estimator (closed, exact, MC with its certificate) carries over unchanged.
@@ -229,13 +241,19 @@ def build_context(psi_penult: Any, psi_final: Any, scores: Any, labels: Any, *, 
                   device: Any = None, needs: frozenset[str] = frozenset(),
                   certificate_samples: Mapping[str, Any] | None = None,
                   head_weights: tuple[Any, Any] | None = None, prior_head_weights: tuple[Any, Any] | None = None,
-                  scale: float | None = None, coupled_scale: float | None = None) -> BoundContext:
+                  scale: float | None = None, coupled_scale: float | None = None,
+                  class_radii: tuple[float, float] | None = None) -> BoundContext:
     """Validate the inputs and compute the shared quantities (THEORY §1, §4, §5).
 
     ``scores = U psi_1 + V psi_2`` is assumed to lie in ``F_{N-1} + F_N`` with the given radii (the caller
     checks the trained weights): for cosine heads ``radius_penult = s (1 + alpha_max) = 2s`` and
     ``radius_final = s`` with the row norm over K outputs (THEORY §1); for linear heads put the radii in
     ``grid`` and pass the trained weights' norms as ``radius_*`` (only covering grid points count).
+
+    ``class_radii`` = (B₁, B₂) fixed before the data (by the method and s: cosine heads (2s, s)), the only radii the
+    data-dependent radii grid is built from (THEORY §8): a trained norm passed as ``radius_*`` never moves it. Not
+    given: per radius, the largest radius the ``grid`` declares for it, or ``radius_*`` where the grid declares none
+    (there ``radius_*`` is the class radius every statement uses).
 
     Unit-radius ERCs ``R_hat^v_S(W(1))`` of both feature maps on S and on every S_c are estimated by ``method``
     (:func:`scilt_theory.rademacher.select_estimator`: "auto" = exact enumeration up to
@@ -246,7 +264,7 @@ def build_context(psi_penult: Any, psi_final: Any, scores: Any, labels: Any, *, 
     ``class_counts`` (the full training counts) only decides the Many/Medium/Few groups; ``n_c`` of the bounds is
     always counted in ``labels``. ``device`` (e.g. "cuda"): where the MC and exact estimators run (the same sign
     draws on every device). ``needs`` names the extra shared quantities the selected statements read ("weighted":
-    the class-weighted complexities of statements/weighted.py); their MC certificates share δ_mc with the others.
+    the class-weighted complexities of the weighted margin form); their MC certificates share δ_mc with the others.
     ``certificate_samples`` are handed to the hold-out / test-set statements as they are. ``head_weights`` (U, V)
     of the scorer, ``prior_head_weights`` (U₀, V₀) fixed before S and the cosine ``scale`` are read by statements
     that use the trained weights themselves (data-dependent radii, PAC-Bayes); they are checked against the scores.
@@ -296,6 +314,10 @@ def build_context(psi_penult: Any, psi_final: Any, scores: Any, labels: Any, *, 
         raise ValueError(
             f"no grid point covers the trained weights' norms (penultimate {b1:g}, final {b2:g}); the radii "
             "grid must be enlarged before seeing the data.")
+    pre_data = pre_data_radii(grid, b1, b2) if class_radii is None else \
+        tuple(_check_nonneg(b, "class_radii") for b in class_radii)
+    if len(pre_data) != 2:
+        raise ValueError(f"class_radii must be a pair (B₁, B₂), got {class_radii!r}.")
     names = tuple(str(c) for c in range(k)) if class_names is None else tuple(str(s) for s in class_names)
     if len(names) != k:
         raise ValueError(f"class_names has {len(names)} entries for {k} classes.")
@@ -312,7 +334,7 @@ def build_context(psi_penult: Any, psi_final: Any, scores: Any, labels: Any, *, 
     class_methods = {c: estimator(int(n_c[c])) for c in range(k) if n_c[c] > 0}
     base = BoundContext(margins=np.asarray(_margins(scores_np, y), dtype=np.float64), labels=y, num_classes=k,
                         class_names=names, class_groups=groups, group_names=group_names, grid=grid,
-                        radius_penult=b1, radius_final=b2, norm=norm, delta=delta,
+                        radius_penult=b1, radius_final=b2, class_radii=pre_data, norm=norm, delta=delta,
                         confidence=confidence_split_from_parts(delta, dm, 0), unit_penult=ErcSummary(None, 0.0),
                         unit_final=ErcSummary(None, 0.0), class_unit_penult=(), class_unit_final=())
     weighted = base.weighted_targets() if "weighted" in needs else {}

@@ -1,7 +1,22 @@
-"""The margin bounds of docs/THEORY.md §4 as statements: Theorem 5.3, Corollary 5.4, and their bounded-features forms.
+"""The margin statements of docs/THEORY.md §4 and §8, composed from four axes, and the table of registered ones.
 
-Each evaluates the formula functions of scilt_theory/bounds.py on the shared :class:`BoundContext` at a given δ:
-the smallest value over the covering points of the grid fixed before the data, every point paid for with δ/m.
+A margin statement is one choice on each axis (THEORY §8, "tighter forms"):
+
+* **form** — what it bounds: ``overall`` (Theorem 5.3: the prior-weighted error), ``per_class`` (Corollary 5.4: every
+  class at δ/(K m), with the balanced, group and worst-class errors from the same event) or ``weighted`` (the
+  class-weighted statement: the balanced error and every group's balanced error, proofs/weighted_margin_bound.md);
+* **complexity** — ``erc`` (the empirical unit complexities of the context, Lemma 5.1), ``bounded`` (the expected
+  complexity when every ‖ψ(x)‖ <= r, proofs/theorem_5_3_tighter.md) or ``coupled`` (R̂ᵛ of the coupled SciLT class H_s
+  on the bound sample itself, THEORY §2);
+* **contraction** — ``vector`` (Lemma 5.2(b)) or ``classwise`` (proofs/classwise_contraction.md; row norm only);
+* **radii** — ``class`` (the context's grid and radii), ``data`` (the data-dependent radii grid built from pre-data
+  radii, proofs/data_dependent_radii.md) or ``fusion`` (one radii pair per interval of the fusion weight α, SciLT form).
+
+Each evaluates the formula functions of scilt_theory/bounds.py at a given δ: the smallest value over the covering
+points of a grid fixed before the data, every point paid for with δ/m. :data:`MARGIN_TABLE` declares the registered
+combinations; a statement's name and THEORY reference are derived from its axes (:func:`margin_name`), so the names
+bounds.json, the reports and the tests use stay as they were. Adding a margin statement is one row of the table (and
+its formula here if the combination is new), its proof and its tests.
 
 Beside each value (THEORY §8): its *floor*, the value the statement takes for every classifier of the class at this
 n, K, radii and grid — margins on S cannot exceed ``ctx.max_margin`` so the margin loss is at least
@@ -15,27 +30,30 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import replace
-from typing import ClassVar
+from dataclasses import dataclass, replace
+from typing import NamedTuple
 
 import numpy as np
 
 from scilt_theory.bounds import (
     BoundTerms,
-    _group_bound,
-    corollary54_all_classes,
+    _margin_bound,
+    coupled_margin_bound,
     theorem53_bound_bounded_features,
-    theorem53_grid_bound,
+    weighted_margin_bound,
+    weighted_margin_bound_bounded_features,
 )
 from scilt_theory.grid import BoundGrid, GridBoundResult, GridPoint
 from scilt_theory.grid import grid_evaluate as _grid_evaluate
 from scilt_theory.losses import ramp_loss
 from scilt_theory.schema import StatementRecord
-from scilt_theory.statements.base import Statement, register_statement
+from scilt_theory.statements.base import Statement
 from scilt_theory.statements.context import BoundContext
+from scilt_theory.statements.radii import data_radii_grid, fusion_radii_grid, trained_radii
 
-__all__ = ["COROLLARY54", "COROLLARY54_BOUNDED", "THEOREM53", "THEOREM53_BOUNDED", "class_target", "group_target",
-           "grid_floor", "n_for_nonvacuous", "scaling_curve"]
+__all__ = ["COMPLEXITIES", "CONTRACTIONS", "COROLLARY54", "FORMS", "MARGIN", "MARGIN_STATEMENTS", "MARGIN_TABLE",
+           "RADII", "THEOREM53", "MarginStatement", "Row", "class_family_records", "class_target", "grid_floor",
+           "group_target", "margin_name", "n_for_nonvacuous", "scaling_curve", "terms_of"]
 
 #: keys of BoundTerms that the record carries itself (bound, vacuous, delta) or that the record's theory names
 _RECORD_FIELDS = ("bound", "vacuous", "delta", "statement")
@@ -102,39 +120,11 @@ def _mean(values: list[float]) -> float:
     return float(np.mean(values))
 
 
-class Theorem53(Statement):
-    """THEORY §4, Theorem 5.3: the whole sample, best covering grid point at δ/m. Read conditionally on the labels
-    it bounds the prior-weighted error (THEORY §4, "What it bounds")."""
-
-    name = "theorem53"
-    theory = "THEORY §4, Theorem 5.3"
-    #: the class-wise contraction in place of Lemma 5.2(b) (statements/classwise.py sets it)
-    classwise: ClassVar[bool] = False
-
-    def grid_radii(self, ctx: BoundContext) -> tuple[BoundGrid, float, float]:
-        """The grid fixed before the data, and the radii (or the trained norms a grid radius must cover)."""
-        return ctx.grid, ctx.radius_penult, ctx.radius_final
-
-    def grid_result(self, ctx: BoundContext, delta: float) -> GridBoundResult:
-        grid, b1, b2 = self.grid_radii(ctx)
-        label = ctx.classwise_label_unit(np.full(ctx.n, 1.0 / ctx.n)) if self.classwise else None
-        return theorem53_grid_bound(ctx.margins, ctx.unit_penult.upper, ctx.unit_final.upper, delta, grid, b1, b2,
-                                    label_unit=label)
-
-    def evaluate(self, ctx: BoundContext, delta: float) -> list[StatementRecord]:
-        res = self.grid_result(ctx, delta)
-        best = res.best
-        terms = {**terms_of(best), "curve": scaling_curve(ctx, res.evaluated)}
-        return [self.record(ctx, "overall", best.bound, delta, terms, quantity="prior-weighted error",
-                            floor=grid_floor(ctx, res.evaluated),
-                            n_for_nonvacuous=n_for_nonvacuous([res.evaluated], ctx.n, max))]
-
-
 def class_family_records(statement: Statement, ctx: BoundContext, delta: float,
                          per_class: Sequence[tuple[int, BoundTerms | None, Sequence[BoundTerms], str | None]]
                          ) -> list[StatementRecord]:
-    """Records of a statement that holds for every class at once: each class, the balanced error (mean over the
-    classes with a bound), each group (mean over its classes with a bound) and the worst class (max)."""
+    """Records of a margin statement that holds for every class at once: each class, the balanced error (mean over
+    the classes with a bound), each group (mean over its classes with a bound) and the worst class (max)."""
     records = []
     bounded = {c: (t, ev) for c, t, ev, _ in per_class if t is not None}
     for c, t, ev, reason in per_class:
@@ -167,108 +157,335 @@ def class_family_records(statement: Statement, ctx: BoundContext, delta: float,
     return records
 
 
-def per_class_grid_records(statement: Statement, ctx: BoundContext, delta: float,
-                           class_grid: Callable[[int], GridBoundResult]) -> list[StatementRecord]:
-    """:func:`class_family_records` of a statement whose class-c value is ``class_grid(c)``'s best grid point
-    (classes without training samples get no value)."""
-    per_class = []
-    for c in range(ctx.num_classes):
-        if ctx.class_counts[c] == 0:
-            per_class.append((c, None, (), "no training samples"))
-            continue
-        res = class_grid(c)
-        per_class.append((c, res.best, res.evaluated, None))
-    return class_family_records(statement, ctx, delta, per_class)
+def group_detail(ctx: BoundContext, group: str, best: dict[int, BoundTerms]) -> tuple[dict, str | None]:
+    """The terms bounds.json's group view shows beside a group's mean (Corollary 5.4, THEORY §4), and its reason: the
+    mean terms, and the bound counting every class of the group without training samples as 1 (its error is <= 1)."""
+    members = [c for c in range(ctx.num_classes) if ctx.class_groups[c] == group]
+    with_bound = [c for c in members if c in best]
+    detail = {"num_classes": len(members), "num_classes_with_bound": len(with_bound), "classes": members,
+              "bound_all_classes": None, "train_margin_loss": None, "complexity": None, "confidence": None}
+    if not members:
+        return detail, "no classes in this group"
+    if not with_bound:
+        return {**detail, "bound_all_classes": 1.0}, "no class of this group has training samples"
+    bounds = [best[c].bound for c in with_bound]
+    missing = len(members) - len(with_bound)
+    detail.update(bound_all_classes=float((sum(bounds) + missing) / len(members)),
+                  **{k: float(np.mean([getattr(best[c], k) for c in with_bound]))
+                     for k in ("train_margin_loss", "complexity", "confidence")})
+    return detail, None if missing == 0 else f"{missing} class(es) without training samples left out of the mean"
 
 
-class Corollary54(Statement):
-    """THEORY §4, Corollary 5.4: every class with n_c >= 1 at δ/(K m); the balanced error, the group means and the
-    worst class follow from the same event."""
+# ----------------------------------------------------------------------------------------------------- the axes
 
-    name = "corollary54"
-    theory = "THEORY §4, Corollary 5.4"
-    grid_radii = Theorem53.grid_radii
-    classwise: ClassVar[bool] = False
+@dataclass(frozen=True)
+class Slice:
+    """One sample the statement is applied to: the whole of S, one S_c, or S with class-weights w (w_i > 0 rows)."""
+
+    target: str
+    rows: np.ndarray            # boolean mask of the rows of S
+    weights: np.ndarray | None  # w_i on all of S, 0 off the rows (weighted form); None for a plain mean
+    union: int                  # the union the confidence term pays for besides the grid (1, K or T targets)
+
+    def margin_loss(self, ctx: BoundContext, rho: float) -> float:
+        losses = ramp_loss(ctx.margins[self.rows], rho)
+        if self.weights is None:
+            return float(np.mean(losses))
+        return min(1.0, float(np.sum(self.weights[self.rows] * losses)))  # a weighted mean: <= 1 up to rounding
+
+    @property
+    def n(self) -> int:
+        return int(self.rows.sum())
+
+
+@dataclass(frozen=True)
+class Form:
+    """What a margin statement bounds, and the sample(s) it is applied to."""
+
+    key: str                 # overall | per_class | weighted
+    prefix: str              # the first part of the statement's name
+    theory: str              # where the plain statement is
+    bounded_theory: str      # where its bounded-features form is
+    quantity: str            # what the overall / per-class records bound
+
+    def slices(self, ctx: BoundContext) -> list[Slice | None]:
+        """The samples, in record order (None: a class without training samples)."""
+        if self.key == "overall":
+            return [Slice("overall", np.ones(ctx.n, dtype=bool), None, 1)]
+        if self.key == "per_class":
+            return [Slice(class_target(c), ctx.labels == c, None, ctx.num_classes) if ctx.class_counts[c] else None
+                    for c in range(ctx.num_classes)]
+        targets = ctx.weighted_targets()
+        return [Slice(t, w > 0, w, len(targets)) for t, w in targets.items()]
+
+
+@dataclass(frozen=True)
+class Complexity:
+    """The complexity term's source: ``erc`` | ``bounded`` | ``coupled``."""
+
+    key: str
+    theory: str | None       # the section that names the statement (None: the form's)
+    needs: frozenset[str]    # context quantities the weighted form reads (build_context ``needs``)
+
+    def token(self, contraction: Contraction) -> str | None:
+        if self.key == "bounded":  # "bounded_features", shortened after "classwise" (the registered names)
+            return "bounded" if contraction.key == "classwise" else "bounded_features"
+        return None if self.key == "erc" else self.key
+
+    def configured(self, ctx: BoundContext) -> bool:
+        if self.key == "bounded":
+            return ctx.feature_norm_bound is not None
+        if self.key == "coupled":
+            return "overall" in ctx.coupled_unit and ctx.coupled_scale is not None
+        return True
+
+
+@dataclass(frozen=True)
+class Contraction:
+    """``vector`` (Lemma 5.2(b)) or ``classwise`` (proofs/classwise_contraction.md, row norm only)."""
+
+    key: str
+    theory: str | None
+
+    def configured(self, ctx: BoundContext) -> bool:
+        return self.key == "vector" or ctx.norm == "row"
+
+
+@dataclass(frozen=True)
+class Radii:
+    """Which grid of radii the statement pays for: ``class`` | ``data`` | ``fusion``."""
+
+    key: str
+    theory: str | None
+
+    def configured(self, ctx: BoundContext) -> bool:
+        """The inputs the grid needs are given (a configuration, not a look at the trained norms)."""
+        if self.key == "class":
+            return True
+        return ctx.head_weights is not None and (self.key == "data" or ctx.coupled_scale is not None)
+
+    def grid_radii(self, ctx: BoundContext) -> tuple[BoundGrid, float, float]:
+        """The grid fixed before the data, and the radii (or the trained norms) a grid point must cover."""
+        if self.key == "class":
+            return ctx.grid, ctx.radius_penult, ctx.radius_final
+        grid = data_radii_grid(ctx) if self.key == "data" else fusion_radii_grid(ctx)
+        return (grid, *trained_radii(ctx))
+
+    def covers(self, ctx: BoundContext) -> bool:
+        """Some grid point covers the trained heads (always for the class radii: build_context checks it)."""
+        if self.key == "class":
+            return True
+        b1, b2 = trained_radii(ctx)
+        if self.key == "data":
+            return b1 <= ctx.class_radii[0] * (1 + 1e-9) and b2 <= ctx.class_radii[1] * (1 + 1e-9)
+        return bool(fusion_radii_grid(ctx).covering_points(b1, b2))
+
+
+OVERALL = Form("overall", "theorem53", "THEORY §4, Theorem 5.3", "THEORY §8, tighter forms (bounded features)",
+               "prior-weighted error")
+PER_CLASS = Form("per_class", "corollary54", "THEORY §4, Corollary 5.4",
+                 "THEORY §8, tighter forms (bounded features)", "class error")
+WEIGHTED = Form("weighted", "weighted_margin", "THEORY §8, class-weighted margin bound",
+                "THEORY §8, class-weighted margin bound (bounded features)", "balanced error")
+FORMS = {f.key: f for f in (OVERALL, PER_CLASS, WEIGHTED)}
+COMPLEXITIES = {c.key: c for c in (Complexity("erc", None, frozenset({"weighted"})),
+                                   Complexity("bounded", None, frozenset()),
+                                   Complexity("coupled", "THEORY §8, tighter forms (coupled class)",
+                                              frozenset({"coupled"})))}
+CONTRACTIONS = {c.key: c for c in (Contraction("vector", None),
+                                   Contraction("classwise", "THEORY §8, tighter forms (class-wise contraction)"))}
+RADII = {r.key: r for r in (Radii("class", None), Radii("data", "THEORY §8, tighter forms (data-dependent radii)"),
+                            Radii("fusion", None))}
+
+
+def margin_name(form: str, complexity: str = "erc", contraction: str = "vector", radii: str = "class") -> str:
+    """The registered name of a combination: the form's prefix, then "classwise", the complexity's token and the
+    radii ("data_radii" / "fusion_radii"), each where it is not the plain choice."""
+    c = CONTRACTIONS[contraction]
+    tokens = [FORMS[form].prefix, "classwise" if c.key == "classwise" else None,
+              COMPLEXITIES[complexity].token(c), None if radii == "class" else f"{radii}_radii"]
+    return "_".join(t for t in tokens if t)
+
+
+class MarginStatement(Statement):
+    """One margin statement: a form, a complexity, a contraction and radii (see the module docstring)."""
+
+    def __init__(self, form: str, complexity: str = "erc", contraction: str = "vector", radii: str = "class", *,
+                 headline: int | None = None, label: str | None = None):
+        self.headline, self.label = headline, label
+        self.form, self.complexity = FORMS[form], COMPLEXITIES[complexity]
+        self.contraction, self.radii = CONTRACTIONS[contraction], RADII[radii]
+        if complexity == "coupled" and (radii != "class" or contraction != "vector" or form == "weighted"):
+            raise ValueError("the coupled class has its radii fixed by s: overall or per-class, vector, class radii")
+        self.name = margin_name(form, complexity, contraction, radii)
+        # the most specific tightening names the section: contraction, then radii, then complexity, then the form
+        bounded = self.form.bounded_theory if complexity == "bounded" else None
+        self.theory = next(t for t in (self.contraction.theory, self.radii.theory, self.complexity.theory, bounded,
+                                       self.form.theory) if t)
+        self.needs = self.complexity.needs if form == "weighted" else \
+            (self.complexity.needs if complexity == "coupled" else frozenset())
+
+    def __repr__(self) -> str:
+        return f"MarginStatement({self.name})"
+
+    def configured(self, ctx: BoundContext) -> bool:
+        """The inputs it needs are given (a feature-norm bound, the heads, a SciLT-form scale, the row norm): fixed by
+        the configuration, so it decides tightest_uniform's members."""
+        return all(axis.configured(ctx) for axis in (self.complexity, self.contraction, self.radii))
+
+    def applies(self, ctx: BoundContext) -> bool:
+        return self.configured(ctx) and self.radii.covers(ctx)
+
+    # ------------------------------------------------------------------------------------ terms at a grid point
+    def terms_at(self, ctx: BoundContext, s: Slice, p: GridPoint, delta: float, grid: BoundGrid) -> BoundTerms:
+        loss = s.margin_loss(ctx, p.rho)
+        classwise = self.contraction.key == "classwise"
+        k = ctx.num_classes
+        if self.complexity.key == "coupled":
+            return coupled_margin_bound(loss, ctx.coupled_unit[s.target].upper, s.n, p.rho, delta,
+                                        scale=ctx.coupled_scale, grid_size=ctx.grid.size, num_classes=s.union)
+        if self.complexity.key == "bounded":
+            sq = self._class_sq_weights(ctx, s) if classwise else None
+            common = dict(radius_penult=p.radius_penult, radius_final=p.radius_final, num_outputs=k,
+                          feature_norm_bound=float(ctx.feature_norm_bound), grid_size=grid.size, class_sq_weights=sq)
+            if self.form.key == "weighted":
+                return weighted_margin_bound_bounded_features(loss, float(np.sum(s.weights[s.rows] ** 2)), p.rho, delta,
+                                                              num_targets=s.union, **common)
+            return theorem53_bound_bounded_features(loss, s.n, p.rho, delta, norm=ctx.norm, num_classes=s.union,
+                                                    **common)
+        r1, r2 = self._unit(ctx, s)
+        label = (None, None)
+        if classwise:
+            if self.form.key == "per_class":
+                label = (0.0, 0.0)  # S_c: rows + label part = R̂ᵛ_{S_c} exactly
+            else:
+                l1, l2 = ctx.classwise_label_unit(self._weights(ctx, s))
+                label = (p.radius_penult * l1, p.radius_final * l2)
+        if self.form.key == "weighted":
+            return weighted_margin_bound(loss, p.radius_penult * r1, p.radius_final * r2,
+                                         float(np.sum(s.weights[s.rows] ** 2)), p.rho, delta, grid.size, s.union,
+                                         p.radius_penult, p.radius_final, *label)
+        return _margin_bound("Theorem 5.3" if self.form.key == "overall" else "Corollary 5.4", loss,
+                             p.radius_penult * r1, p.radius_final * r2, s.n, p.rho, delta, grid.size, s.union,
+                             p.radius_penult, p.radius_final, *label)
+
+    def _unit(self, ctx: BoundContext, s: Slice) -> tuple[float, float]:
+        """Upper unit complexities of both feature maps on the slice (the context's, computed once)."""
+        if self.form.key == "overall":
+            return ctx.unit_penult.upper, ctx.unit_final.upper
+        if self.form.key == "per_class":
+            c = int(s.target.split(":", 1)[1])
+            return ctx.class_unit_penult[c].upper, ctx.class_unit_final[c].upper
+        r1, r2 = ctx.weighted_unit[s.target]
+        return r1.upper, r2.upper
+
+    @staticmethod
+    def _weights(ctx: BoundContext, s: Slice) -> np.ndarray:
+        """w_i on all of S (1/n for the overall form)."""
+        return np.full(ctx.n, 1.0 / ctx.n) if s.weights is None else s.weights
+
+    def _class_sq_weights(self, ctx: BoundContext, s: Slice) -> np.ndarray:
+        """a_c = Σ_{i∈S_c} w_i² of the class-wise bounded-features form (S_c with w_i = 1/n_c: 1/n_c at c)."""
+        if self.form.key == "per_class":
+            c = int(s.target.split(":", 1)[1])
+            return np.eye(ctx.num_classes)[c] / float(ctx.class_counts[c])
+        return ctx.class_sq_weights(self._weights(ctx, s))
+
+    # ---------------------------------------------------------------------------------------------- evaluation
+    def slice_grid(self, ctx: BoundContext, s: Slice, delta: float) -> GridBoundResult:
+        """The statement on one slice over its grid: every covering point at δ/m (the best one is the value)."""
+        if self.complexity.key == "coupled":  # H_s has its radii fixed by s: the grid's ρ axis only
+            grid, b1, b2 = BoundGrid(rhos=ctx.grid.rhos), 0.0, 0.0
+        else:
+            grid, b1, b2 = self.radii.grid_radii(ctx)
+        return _grid_evaluate(lambda p: self.terms_at(ctx, s, p, delta, grid), grid, b1, b2)
+
+    def grid_result(self, ctx: BoundContext, delta: float) -> GridBoundResult:
+        """The overall form's grid evaluation (the report's grid view)."""
+        if self.form.key != "overall":
+            raise ValueError(f"{self.name} is not an overall statement")
+        return self.slice_grid(ctx, self.form.slices(ctx)[0], delta)
 
     def evaluate(self, ctx: BoundContext, delta: float) -> list[StatementRecord]:
-        grid, b1, b2 = self.grid_radii(ctx)
-        res = corollary54_all_classes(
-            ctx.margins, ctx.labels, ctx.class_unit_penult, ctx.class_unit_final, num_classes=ctx.num_classes,
-            delta=delta, grid=grid, radius_penult=b1, radius_final=b2, class_names=ctx.class_names,
-            class_groups=ctx.class_groups, classwise=self.classwise)
-        records = class_family_records(self, ctx, delta, [(pc.class_index, pc.terms, pc.evaluated, pc.reason)
-                                                          for pc in res.per_class])
-        # the group view of bounds.json also shows the mean terms and the bound counting a class without samples as 1
+        if self.form.key == "per_class":
+            return self._class_family(ctx, delta)
+        records = []
+        for s in self.form.slices(ctx):
+            res = self.slice_grid(ctx, s, delta)
+            terms = terms_of(res.best)
+            quantity = self.form.quantity
+            if self.form.key == "weighted":
+                quantity = "balanced error" if s.target == "balanced" else "group balanced error"
+                terms.update(sum_sq_weights=float(np.sum(s.weights ** 2)),
+                             classes=sorted(int(c) for c in np.unique(ctx.labels[s.rows])), num_targets=s.union)
+            if self.form.key == "weighted" or self.complexity.key != "bounded":
+                terms["curve"] = scaling_curve(ctx, res.evaluated)
+            records.append(self.record(ctx, s.target, res.best.bound, delta, terms, quantity=quantity,
+                                       floor=grid_floor(ctx, res.evaluated),
+                                       n_for_nonvacuous=n_for_nonvacuous([res.evaluated], ctx.n, max)))
+        return records
+
+    def _class_family(self, ctx: BoundContext, delta: float) -> list[StatementRecord]:
+        per_class = []
+        for c, s in enumerate(self.form.slices(ctx)):
+            if s is None:
+                per_class.append((c, None, (), "no training samples"))
+                continue
+            res = self.slice_grid(ctx, s, delta)
+            per_class.append((c, res.best, res.evaluated, None))
+        records = class_family_records(self, ctx, delta, per_class)
+        if self.complexity.key != "erc":
+            return records
+        # with the empirical complexities, the group view of bounds.json also shows the mean terms (group_detail)
+        best = {c: t for c, t, _, _ in per_class if t is not None}
         for i, r in enumerate(records):
             if r.target.startswith("group:"):
-                g = r.target.split(":", 1)[1]
-                gb = _group_bound(g, [pc for pc in res.per_class if pc.group == g])
-                terms = {**r.terms, "num_classes": gb.num_classes, "num_classes_with_bound": gb.num_classes_with_bound,
-                         "classes": list(gb.classes), "bound_all_classes": gb.bound_all_classes,
-                         "train_margin_loss": gb.train_margin_loss, "complexity": gb.complexity,
-                         "confidence": gb.confidence}
-                records[i] = replace(r, terms=terms, reason=gb.reason)
+                detail, reason = group_detail(ctx, r.target.split(":", 1)[1], best)
+                records[i] = replace(r, terms={**r.terms, **detail}, reason=reason)
         return records
 
 
-def _bounded_grid(ctx: BoundContext, margins: np.ndarray, n: int, union: int, delta: float,
-                  grid_radii: tuple[BoundGrid, float, float], class_sq_weights: np.ndarray | None = None
-                  ) -> GridBoundResult:
-    r = float(ctx.feature_norm_bound)
-    grid, b1, b2 = grid_radii
+class Row(NamedTuple):
+    """One registered margin statement: its axes, and where the report shows it (Statement.headline / label)."""
 
-    def at(p: GridPoint) -> BoundTerms:
-        return theorem53_bound_bounded_features(
-            float(np.mean(ramp_loss(margins, p.rho))), n, p.rho, delta, radius_penult=p.radius_penult,
-            radius_final=p.radius_final, num_outputs=ctx.num_classes, feature_norm_bound=r, norm=ctx.norm,
-            grid_size=grid.size, num_classes=union, class_sq_weights=class_sq_weights)
-
-    return _grid_evaluate(at, grid, b1, b2)
+    form: str
+    complexity: str = "erc"
+    contraction: str = "vector"
+    radii: str = "class"
+    headline: int | None = None
+    label: str | None = None
 
 
-class Theorem53BoundedFeatures(Statement):
-    """proofs/theorem_5_3_tighter.md: Theorem 5.3 with the expected complexity when every ||ψ(x)|| <= r."""
-
-    name = "theorem53_bounded_features"
-    theory = "THEORY §8, tighter forms (bounded features)"
-    grid_radii = Theorem53.grid_radii
-    classwise: ClassVar[bool] = False
-
-    def applies(self, ctx: BoundContext) -> bool:
-        return ctx.feature_norm_bound is not None
-
-    def evaluate(self, ctx: BoundContext, delta: float) -> list[StatementRecord]:
-        sq = ctx.class_sq_weights(np.full(ctx.n, 1.0 / ctx.n)) if self.classwise else None
-        res = _bounded_grid(ctx, ctx.margins, ctx.n, 1, delta, self.grid_radii(ctx), sq)
-        return [self.record(ctx, "overall", res.best.bound, delta, terms_of(res.best),
-                            quantity="prior-weighted error", floor=grid_floor(ctx, res.evaluated),
-                            n_for_nonvacuous=n_for_nonvacuous([res.evaluated], ctx.n, max))]
-
-
-class Corollary54BoundedFeatures(Statement):
-    """proofs/theorem_5_3_tighter.md: Corollary 5.4 with the expected complexity when every ||ψ(x)|| <= r."""
-
-    name = "corollary54_bounded_features"
-    theory = "THEORY §8, tighter forms (bounded features)"
-    grid_radii = Theorem53.grid_radii
-    classwise: ClassVar[bool] = False
-
-    def class_sq_weights(self, ctx: BoundContext, c: int) -> np.ndarray | None:
-        """S_c with w_i = 1/n_c: a = 1/n_c at c, 0 elsewhere (class-wise contraction only)."""
-        if not self.classwise:
-            return None
-        return np.eye(ctx.num_classes)[c] / float(ctx.class_counts[c])
-
-    def applies(self, ctx: BoundContext) -> bool:
-        return ctx.feature_norm_bound is not None
-
-    def evaluate(self, ctx: BoundContext, delta: float) -> list[StatementRecord]:
-        return per_class_grid_records(self, ctx, delta, lambda c: _bounded_grid(
-            ctx, ctx.class_margins(c), int(ctx.class_counts[c]), ctx.num_classes, delta, self.grid_radii(ctx),
-            self.class_sq_weights(ctx, c)))
-
-
-THEOREM53 = register_statement(Theorem53())
-COROLLARY54 = register_statement(Corollary54())
-THEOREM53_BOUNDED = register_statement(Theorem53BoundedFeatures())
-COROLLARY54_BOUNDED = register_statement(Corollary54BoundedFeatures())
+#: The registered margin statements, one row per combination, in report order (statements/__init__.py interleaves
+#: the other families at their places).
+MARGIN_TABLE: tuple[Row, ...] = (
+    Row("overall", headline=0, label="contract (Thm 5.3 / Cor. 5.4)"),
+    Row("per_class", headline=1),
+    Row("overall", "bounded"),
+    Row("per_class", "bounded"),
+    Row("weighted", headline=2, label="class-weighted"),
+    Row("weighted", "bounded"),
+    Row("overall", "erc", "classwise"),
+    Row("per_class", "erc", "classwise"),
+    Row("weighted", "erc", "classwise"),
+    Row("overall", "bounded", "classwise", "data"),
+    Row("per_class", "bounded", "classwise", "data"),
+    Row("weighted", "bounded", "classwise", "data"),
+    Row("overall", "bounded", "classwise", "fusion"),
+    Row("per_class", "bounded", "classwise", "fusion"),
+    Row("weighted", "bounded", "classwise", "fusion"),
+    Row("overall", "erc", "vector", "data"),
+    Row("per_class", "erc", "vector", "data"),
+    Row("weighted", "erc", "vector", "data"),
+    Row("weighted", "bounded", "vector", "data"),
+    Row("overall", "bounded", "vector", "data"),
+    Row("per_class", "bounded", "vector", "data"),
+    Row("overall", "coupled"),
+    Row("per_class", "coupled"),
+)
+MARGIN_STATEMENTS: tuple[MarginStatement, ...] = tuple(
+    MarginStatement(r.form, r.complexity, r.contraction, r.radii, headline=r.headline, label=r.label)
+    for r in MARGIN_TABLE)
+#: the registered margin statements by name
+MARGIN = {s.name: s for s in MARGIN_STATEMENTS}
+THEOREM53, COROLLARY54 = MARGIN["theorem53"], MARGIN["corollary54"]

@@ -39,7 +39,7 @@ from scipy import special, stats
 
 from scilt_theory.binomial import kl_upper
 from scilt_theory.schema import StatementRecord
-from scilt_theory.statements.base import Statement, register_statement
+from scilt_theory.statements.base import Statement
 from scilt_theory.statements.context import BoundContext
 from scilt_theory.statements.margin import class_target, group_target
 
@@ -211,6 +211,8 @@ class PacBayes(Statement):
     name = "pac_bayes"
     theory = "THEORY §8, PAC-Bayes"
     family = "pac-bayes"
+    headline = 4
+    label = "PAC-Bayes"
 
     def __init__(self, grid: PacBayesGrid | None = None, draws: int = 1000, min_draws: int = 100,
                  work: float = 2e8, project: bool = True) -> None:
@@ -417,4 +419,4 @@ def _n_for_nonvacuous(curves: Sequence[_Curve], how: Callable[[list[float]], flo
     return float(n * _T_GRID[i - 1] * (_T_GRID[i] / _T_GRID[i - 1]) ** frac)
 
 
-PAC_BAYES = register_statement(PacBayes())
+PAC_BAYES = PacBayes()

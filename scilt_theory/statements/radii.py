@@ -1,17 +1,15 @@
-"""Data-dependent radii (THEORY §8; proofs/data_dependent_radii.md): the radii grid fixed before the data and the
-mixin that evaluates a statement on it, covering the trained heads' largest row norms."""
+"""The radii grids fixed before the data (THEORY §8): the data-dependent radii grid (proofs/data_dependent_radii.md)
+and the fusion-weight grid (proofs/classwise_contraction.md), and the trained heads' largest row norms a grid point
+must cover. The margin statements' radii axis (statements/margin.py) evaluates on them."""
 
 from __future__ import annotations
-
-from typing import ClassVar
 
 import numpy as np
 
 from scilt_theory.grid import BoundGrid
 from scilt_theory.statements.context import BoundContext
 
-__all__ = ["FUSION_INTERVALS", "RADII_RATIO", "RADII_SPAN", "DataRadii", "FusionRadii", "data_radii_grid",
-           "fusion_radii_grid", "trained_radii"]
+__all__ = ["FUSION_INTERVALS", "RADII_RATIO", "RADII_SPAN", "data_radii_grid", "fusion_radii_grid", "trained_radii"]
 
 #: the data-dependent radii grid: from the class radius B down to B/RADII_SPAN in steps of RADII_RATIO
 RADII_RATIO = 2.0 ** 0.25
@@ -26,10 +24,11 @@ def _radii_axis(b: float) -> tuple[float, ...] | None:
 
 
 def data_radii_grid(ctx: BoundContext) -> BoundGrid:
-    """(ρ, B₁, B₂): the context's ρ values times radii axes fixed before the data (they depend on the class radii
-    only, which depend on s and the method)."""
-    return BoundGrid(rhos=ctx.grid.rhos, radii_penult=_radii_axis(ctx.radius_penult),
-                     radii_final=_radii_axis(ctx.radius_final))
+    """(ρ, B₁, B₂): the context's ρ values times radii axes fixed before the data: they depend on the class radii
+    ``ctx.class_radii`` only (s and the method, or the radii the grid declares), never on the trained norms a caller
+    passes as ``radius_*`` (a radius chosen after seeing the data would not be paid for)."""
+    b1, b2 = ctx.class_radii
+    return BoundGrid(rhos=ctx.grid.rhos, radii_penult=_radii_axis(b1), radii_final=_radii_axis(b2))
 
 
 def trained_radii(ctx: BoundContext) -> tuple[float, float]:
@@ -43,24 +42,7 @@ def trained_radii(ctx: BoundContext) -> tuple[float, float]:
         b = float(np.linalg.norm(w, axis=1).max())
         return radius if radius < b <= radius * (1 + 1e-9) else b
 
-    return largest(u, ctx.radius_penult), largest(v, ctx.radius_final)
-
-
-class DataRadii:
-    """Mixin: the statement on the data-dependent radii grid, covering the trained heads' norms."""
-
-    theory: ClassVar[str] = "THEORY §8, tighter forms (data-dependent radii)"
-
-    def applies(self, ctx: BoundContext) -> bool:
-        if ctx.head_weights is None:
-            return False
-        b1, b2 = trained_radii(ctx)
-        within = b1 <= ctx.radius_penult * (1 + 1e-9) and b2 <= ctx.radius_final * (1 + 1e-9)
-        return within and super().applies(ctx)
-
-    def grid_radii(self, ctx: BoundContext) -> tuple[BoundGrid, float, float]:
-        b1, b2 = trained_radii(ctx)
-        return data_radii_grid(ctx), b1, b2
+    return largest(u, ctx.class_radii[0]), largest(v, ctx.class_radii[1])
 
 
 #: the fusion-weight grid: [0, 1] cut into this many intervals of α, fixed before the data
@@ -75,18 +57,3 @@ def fusion_radii_grid(ctx: BoundContext) -> BoundGrid:
     s = float(ctx.coupled_scale)
     a = FUSION_INTERVALS
     return BoundGrid(rhos=ctx.grid.rhos, radii_pairs=tuple((s * (1 + (k + 1) / a), s * (1 - k / a)) for k in range(a)))
-
-
-class FusionRadii:
-    """Mixin: the statement on the fusion-weight radii grid (SciLT-form models only), covering the trained heads'
-    largest row norms."""
-
-    def applies(self, ctx: BoundContext) -> bool:
-        if ctx.head_weights is None or ctx.coupled_scale is None:
-            return False
-        b1, b2 = trained_radii(ctx)
-        return bool(fusion_radii_grid(ctx).covering_points(b1, b2)) and super().applies(ctx)
-
-    def grid_radii(self, ctx: BoundContext) -> tuple[BoundGrid, float, float]:
-        b1, b2 = trained_radii(ctx)
-        return fusion_radii_grid(ctx), b1, b2
