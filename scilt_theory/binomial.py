@@ -5,9 +5,10 @@ For a classifier fixed before a sample of n independent draws with k errors:
 * :func:`clopper_pearson_upper` — the exact binomial tail inversion = the one-sided Clopper–Pearson limit
   ``Beta⁻¹(1 − δ; k + 1, n − k)`` (1 for k = n): the largest p with ``P_{Bin(n,p)}(X ≤ k) ≥ δ``. Valid when the n
   draws are i.i.d. (one class's sample: a Binomial(n, err_c) count).
-* :func:`kl_upper` — the Chernoff (relative-entropy) inversion ``sup{p ≥ k/n : n·kl(k/n ‖ p) ≤ ln(1/δ)}``. Valid
-  for independent draws with *different* error rates (a class-stratified sample: a Poisson-binomial count), for
-  the mean error rate, where the exact binomial inversion can fail (proofs/holdout_certificates.md).
+* :func:`kl_upper` — the Chernoff (relative-entropy) inversion ``sup{p ≥ k/n : n·kl(k/n ‖ p) ≤ ln(1/δ)}``, through
+  :func:`kl_inverse_upper` (the one kl inversion, also the PAC-Bayes-kl bound's). Valid for independent draws
+  with *different* error rates (a class-stratified sample: a Poisson-binomial count), for the mean error rate, where
+  the exact binomial inversion can fail (proofs/holdout_certificates.md).
 * :func:`information_floor` — what a classifier with zero errors could certify from n draws: ``1 − δ^{1/n}``.
 """
 
@@ -15,12 +16,13 @@ from __future__ import annotations
 
 import math
 
-from scipy import optimize, stats
+import numpy as np
+from scipy import special, stats
 
 from scilt_theory.constraints import check_count, check_delta
 
 __all__ = ["clopper_pearson_interval", "clopper_pearson_upper", "information_floor", "kl_bernoulli", "kl_interval",
-           "kl_upper", "max_rate_interval", "mean_rate_interval"]
+           "kl_inverse_upper", "kl_upper", "max_rate_interval", "mean_rate_interval"]
 
 
 def _check(errors: int, n: int, delta: float) -> tuple[int, int, float]:
@@ -43,32 +45,48 @@ def clopper_pearson_upper(errors: int, n: int, delta: float) -> float:
     return float(stats.beta.ppf(1.0 - delta, k + 1, n - k))
 
 
+def _kl(q: np.ndarray, p: np.ndarray) -> np.ndarray:
+    """kl(q ‖ p) elementwise, unchecked: q ln(q/p) + (1 − q) ln((1 − q)/(1 − p)) with 0 ln 0 = 0."""
+    return special.xlogy(q, q / p) + special.xlogy(1.0 - q, (1.0 - q) / (1.0 - p))
+
+
 def kl_bernoulli(q: float, p: float) -> float:
-    """kl(q ‖ p) = q ln(q/p) + (1 − q) ln((1 − q)/(1 − p)) for Bernoulli means, with 0 ln 0 = 0."""
+    """kl(q ‖ p) = q ln(q/p) + (1 − q) ln((1 − q)/(1 − p)) for Bernoulli means, with 0 ln 0 = 0 (+inf where p sits
+    on a boundary that q does not)."""
     if not (0.0 <= q <= 1.0 and 0.0 <= p <= 1.0):
         raise ValueError(f"kl needs means in [0, 1], got q={q}, p={p}.")
-    out = 0.0
-    if q > 0:
-        out += math.inf if p == 0 else q * math.log(q / p)
-    if q < 1:
-        out += math.inf if p == 1 else (1 - q) * math.log((1 - q) / (1 - p))
-    return out
+    if q == p:
+        return 0.0
+    with np.errstate(divide="ignore"):
+        return float(_kl(np.float64(q), np.float64(p)))
+
+
+def kl_inverse_upper(q: float | np.ndarray, budget: float | np.ndarray, iterations: int = 64) -> np.ndarray:
+    """The kl inverse ``sup{p ∈ [q, 1] : kl(q ‖ p) ≤ budget}``, elementwise, rounded up: bisection keeps
+    kl(q ‖ lo) ≤ budget and returns the upper end, so the value is never below the exact inverse. Nondecreasing in q
+    and in the budget. The one kl inversion of the toolkit (:func:`kl_upper`; the PAC-Bayes-kl bound)."""
+    q = np.clip(np.asarray(q, dtype=np.float64), 0.0, 1.0)
+    budget = np.asarray(budget, dtype=np.float64)
+    q, budget = np.broadcast_arrays(q, budget)
+    lo, hi = q.copy(), np.ones_like(q)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        for _ in range(iterations):
+            mid = 0.5 * (lo + hi)
+            ok = _kl(q, mid) <= budget
+            lo, hi = np.where(ok, mid, lo), np.where(ok, hi, mid)
+    return np.where(budget <= 0, q, hi)
 
 
 def kl_upper(errors: int, n: int, delta: float) -> float:
     """``sup{p >= k/n : n·kl(k/n ‖ p) <= ln(1/δ)}`` (THEORY §8; Chernoff's bound inverted).
 
     For independent Bernoulli draws with means p_1..p_n and p̄ their mean, P(k/n ≤ q) ≤ exp(−n kl(q ‖ p̄)) for
-    q ≤ p̄, so P(p̄ > kl_upper) ≤ δ (proofs/holdout_certificates.md). Solved with ``scipy.optimize.brentq``.
+    q ≤ p̄, so P(p̄ > kl_upper) ≤ δ (proofs/holdout_certificates.md). Solved by :func:`kl_inverse_upper`.
     """
     k, n, delta = _check(errors, n, delta)
-    q = k / n
-    budget = math.log(1.0 / delta) / n
     if k == n:
         return 1.0
-    if kl_bernoulli(q, 1.0 - 1e-15) <= budget:  # the whole interval qualifies
-        return 1.0
-    return float(optimize.brentq(lambda p: kl_bernoulli(q, p) - budget, q, 1.0 - 1e-15, xtol=1e-14, rtol=1e-14))
+    return float(kl_inverse_upper(k / n, math.log(1.0 / delta) / n))
 
 
 def information_floor(n: int, delta: float) -> float:

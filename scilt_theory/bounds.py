@@ -3,7 +3,7 @@
 Map from docs/THEORY.md to this module
 ---------------------------------
 * §2 Lemma 5.1 (summed class): :func:`lemma51_sum`, :func:`lemma51_scale`.
-* §3 Lemma 5.2 (a) envelope: :func:`envelope_bounds`; (b) contraction: :func:`margin_lipschitz`,
+* §3 Lemma 5.2 (a) envelope: :func:`envelope`; (b) contraction: :func:`margin_lipschitz`,
   :func:`vector_contraction`, :func:`contraction_factor`; (c) uniform deviation:
   :func:`uniform_deviation_bound`, :func:`confidence_term`.
 * §4 Theorem 5.3: :func:`theorem53_bound`, over a grid: :func:`theorem53_grid_bound`.
@@ -37,10 +37,10 @@ import numpy as np
 
 from scilt_theory.codec import to_jsonable
 from scilt_theory.constraints import (
+    check_choice,
     check_count,
     check_delta,
     check_finite,
-    check_matrix,
     check_nonneg,
     check_positive,
     check_unit_mean,
@@ -50,7 +50,6 @@ from scilt_theory.grid import BoundGrid, GridBoundResult, GridPoint, grid_evalua
 from scilt_theory.losses import margins as _margins
 from scilt_theory.losses import ramp_loss
 from scilt_theory.metrics import resolve_groups
-from scilt_theory.rademacher import check_norm
 
 __all__ = [
     "BoundTerms",
@@ -64,7 +63,9 @@ __all__ = [
     "coupled_margin_bound",
     "corollary54_all_classes",
     "corollary54_class_bound",
-    "envelope_bounds",
+    "NORMS",
+    "check_norm",
+    "envelope",
     "lemma51_scale",
     "lemma51_sum",
     "margin_lipschitz",
@@ -148,31 +149,37 @@ def lemma51_sum(r1: Any, r2: Any) -> Any:
 # Lemma 5.2 (THEORY §3)
 # ----------------------------------------------------------------------------------------------------------
 
-def envelope_bounds(features: Any, radius: float, num_outputs: int = 1, norm: str = "frobenius"
-                    ) -> tuple[float, float]:
-    """Lemma 5.2(a), the envelope of the linear class (THEORY §3a).
+#: The norm balls of the linear classes (THEORY §1): ``W_F(B) = {||W||_F <= B}`` and ``W_row(B) = {||w_c|| <= B}``.
+NORMS = ("frobenius", "row")
 
-    With ``S2 = sum_i ||psi_i||^2`` (Jensen above; Khintchine-Kahane with the optimal constant
-    ``1/sqrt(2)``, Latala-Oleszkiewicz, below):
+
+def check_norm(norm: Any) -> str:
+    """One of :data:`NORMS`."""
+    return check_choice(norm, "norm", NORMS)
+
+
+def envelope(sum_sq: float, n: int, radius: float, num_outputs: int = 1, norm: str = "frobenius"
+             ) -> tuple[float, float]:
+    """Lemma 5.2(a), the envelope of the linear class (THEORY §3a), from ``S2 = sum_i ||psi_i||^2`` of n points.
+
+    Jensen above; Khintchine-Kahane with the optimal constant ``1/sqrt(2)`` (Latala-Oleszkiewicz) below:
 
     * Frobenius ball: ``(B/n) sqrt(K S2 / 2) <= R_hat^v(W_F(B)) <= (B/n) sqrt(K S2)``;
     * row-wise ball:  ``(B K/n) sqrt(S2 / 2) <= R_hat^v(W_row(B)) <= (B K/n) sqrt(S2)``;
     * K = 1 gives the scalar l2 ball for either norm.
 
+    The closed-form estimator of scilt_theory/rademacher.py (``closed_form_bounds`` on a feature matrix, and the
+    closed side of every certificate) is this function.
+
     Returns
     -------
     (lower, upper) : tuple of floats
     """
-    psi = check_matrix(features, "features")
-    n = psi.shape[0]
-    if n == 0:
-        raise ValueError("the Rademacher complexity of an empty sample is not defined (n = 0).")
+    s2 = check_nonneg(sum_sq, "sum_sq")
+    n = check_count(n, "n")
     b = check_nonneg(radius, "radius")
     k = check_count(num_outputs, "num_outputs")
-    check_norm(norm)
-    s2 = float(np.sum(psi * psi))
-    factor = b * math.sqrt(k) / n if norm == "frobenius" else b * k / n
-    upper = factor * math.sqrt(s2)
+    upper = b / n * math.sqrt(k * s2) if check_norm(norm) == "frobenius" else b * k / n * math.sqrt(s2)
     return upper / math.sqrt(2.0), upper
 
 

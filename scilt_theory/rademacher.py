@@ -48,6 +48,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from scilt_theory.bounds import check_norm, envelope
 from scilt_theory.codec import to_jsonable
 from scilt_theory.constraints import check_choice, check_count, check_delta, check_nonneg
 from scilt_theory.erc import ErcSummary
@@ -60,7 +61,6 @@ __all__ = [
     "select_estimator",
     "DEFAULT_MEMORY_BUDGET",
     "CoupledResult",
-    "check_norm",
     "closed_form_bounds",
     "coupled_sup_closed",
     "coupled_sup_cvxpy",
@@ -78,7 +78,6 @@ __all__ = [
     "rademacher_signs",
 ]
 
-NORMS = ("frobenius", "row")
 METHODS = ("closed", "mc", "exact", "cvxpy", "auto")
 
 
@@ -194,11 +193,6 @@ def _as_matrix(x: Any, name: str) -> torch.Tensor:
     return t
 
 
-def check_norm(norm: Any) -> str:
-    """One of :data:`NORMS`, the norm balls of THEORY §1."""
-    return check_choice(norm, "norm", NORMS)
-
-
 def _check_budget(budget: Any) -> int:
     return check_count(budget, "memory_budget_bytes", 1)
 
@@ -228,27 +222,12 @@ def _sum_sq(psi: torch.Tensor) -> float:
 # Closed forms and certificates (THEORY §3a, §5)
 # ----------------------------------------------------------------------------------------------------------
 
-def _closed_upper(sum_sq: float, n: int, radius: float, num_outputs: int, norm: str) -> float:
-    if norm == "frobenius":
-        return radius / n * math.sqrt(num_outputs * sum_sq)
-    return radius * num_outputs / n * math.sqrt(sum_sq)
-
-
 def closed_form_bounds(features: Any, radius: float, num_outputs: int = 1, norm: str = "frobenius"
                        ) -> tuple[float, float]:
-    """Envelope of Lemma 5.2(a) (THEORY §3a): ``(lower, upper)`` with ``lower = upper / sqrt 2`` and
-
-    * Frobenius ``W_F(B)``: ``upper = (B/n) sqrt(K sum_i ||psi_i||^2)`` (Jensen);
-    * row ``W_row(B)``:     ``upper = (B K/n) sqrt(sum_i ||psi_i||^2)``;
-
-    the lower value is Khintchine-Kahane with the optimal constant ``1/sqrt 2`` (Latala-Oleszkiewicz):
-    ``E||sum_j eps_j x_j|| >= sqrt(E||sum_j eps_j x_j||^2 / 2)``.
-    """
+    """The envelope of Lemma 5.2(a) (THEORY §3a) on a feature matrix: ``(lower, upper)`` of
+    :func:`scilt_theory.bounds.envelope` with ``S2 = sum_i ||psi_i||^2`` of its rows (the formula lives there)."""
     psi = _as_matrix(features, "features")
-    b = check_nonneg(radius, "radius")
-    k = check_count(num_outputs, "num_outputs")
-    upper = _closed_upper(_sum_sq(psi), psi.shape[0], b, k, check_norm(norm))
-    return upper / math.sqrt(2.0), upper
+    return envelope(_sum_sq(psi), psi.shape[0], radius, num_outputs, norm)
 
 
 def mc_deviation(features: Any, radius: float, *, num_outputs: int = 1, norm: str = "frobenius",
@@ -548,7 +527,7 @@ def rademacher_linear(features: Any, radius: float, *, num_outputs: int = 1, nor
     max_exact = check_count(max_exact_signs, "max_exact_signs")
     n = psi.shape[0]
     sum_sq = _sum_sq(psi)
-    closed_up = _closed_upper(sum_sq, n, b, k, norm)
+    closed_up = envelope(sum_sq, n, b, k, norm)[1]
     closed_lo = closed_up / math.sqrt(2.0)
     columns = k if norm == "frobenius" else 1       # independent sign columns per draw
     scale = b / n if norm == "frobenius" else b * k / n
@@ -705,8 +684,8 @@ def rademacher_ball_intersection(features: Any, radius: float, center: Any, cent
         raise ValueError(f"the class is empty: the center is {gap:.6g} away from the {norm} ball of radius {b:g}, "
                          f"more than center_radius={r:g}.")
     sum_sq = _sum_sq(psi)
-    upper = min(_closed_upper(sum_sq, n, b, k, norm),
-                _closed_upper(sum_sq, n, float(np.linalg.norm(w0)) + r, k, "frobenius"))
+    upper = min(envelope(sum_sq, n, b, k, norm)[1],
+                envelope(sum_sq, n, float(np.linalg.norm(w0)) + r, k, "frobenius")[1])
     if method == "exact":
         num = n * k
         _check_exact(num, check_count(max_exact_signs, "max_exact_signs"))
@@ -953,7 +932,7 @@ def rademacher_coupled_scilt(psi_penult: Any, psi_final: Any, num_classes: int, 
     max_exact = check_count(max_exact_signs, "max_exact_signs")
     n, d = p1.shape
     method = select_estimator(method, n * k)
-    closed_sum = (_closed_upper(_sum_sq(p1), n, 2 * sc, k, "row") + _closed_upper(_sum_sq(p2), n, sc, k, "row"))
+    closed_sum = (envelope(_sum_sq(p1), n, 2 * sc, k, "row")[1] + envelope(_sum_sq(p2), n, sc, k, "row")[1])
     common = dict(method=method, n=n, num_outputs=k, scale=sc, alpha_grid=grid)
 
     def finish(coupled: torch.Tensor | float, total: torch.Tensor | float, err: float, sum_err: float,

@@ -24,7 +24,7 @@ from scilt_theory.bounds import (
     contraction_factor,
     corollary54_all_classes,
     corollary54_class_bound,
-    envelope_bounds,
+    envelope,
     lemma51_scale,
     lemma51_sum,
     margin_lipschitz,
@@ -39,6 +39,7 @@ from scilt_theory.erc import ErcSummary
 from scilt_theory.grid import BoundGrid
 from scilt_theory.losses import margins, ramp_loss, zero_one_error
 from scilt_theory.metrics import class_groups
+from scilt_theory.rademacher import closed_form_bounds
 from scilt_theory.statements import fused_model_bounds
 
 SQRT2 = math.sqrt(2.0)
@@ -78,6 +79,24 @@ def test_lemma51_sum_of_results_adds_each_field():
     assert lemma51_sum(a, ErcSummary(value=None, upper=1.0, method="closed")).value is None
 
 
+def test_one_erc_record_from_the_estimators_to_the_bounds():
+    # the estimators return the record the bounds carry; as the bounds carry it, only a certified Monte Carlo value
+    # keeps its draws and failure probability (a cvxpy mean has draws but no certificate)
+    from scilt_theory.rademacher import rademacher_linear
+
+    psi = np.random.default_rng(1).normal(size=(8, 3))
+    mc = rademacher_linear(psi, 1.0, num_outputs=2, norm="row", method="mc", n_draws=20, seed=0, delta_mc=0.1)
+    cv = rademacher_linear(psi, 1.0, num_outputs=2, norm="row", method="cvxpy", n_draws=3, seed=0)
+    assert isinstance(mc, ErcSummary) and isinstance(cv, ErcSummary) and cv.n_draws == 3
+    assert ErcSummary.from_result(mc) == mc and ErcSummary.from_result(mc.to_dict()) == mc
+    carried = ErcSummary.from_result(cv)
+    assert (carried.n_draws, carried.delta_mc, carried.upper) == (None, None, cv.upper)
+    with pytest.raises(ValueError, match="must be >= 0 to enter a bound"):
+        ErcSummary.from_result({"value": None, "upper": -1e-3})
+    with pytest.raises(ValueError, match="without a finite upper value"):
+        ErcSummary.from_result({"value": 0.1, "upper": float("inf")})
+
+
 def test_lemma51_scale_is_abs_c_times_r():
     assert lemma51_scale(0.3, -2.0) == pytest.approx(0.6)
     r = ErcSummary(value=0.1, upper=0.2, stderr=0.01, lower=0.05, radius=1.0)
@@ -98,10 +117,10 @@ def test_lemma51_sum_equality_for_independent_classes_by_enumeration():
 
 def test_lemma52a_envelope_hand_values():
     psi = np.array([[3.0, 4.0], [0.0, 0.0], [1.0, 0.0]])  # sum ||psi_i||^2 = 26, n = 3
-    lo, up = envelope_bounds(psi, radius=2.0, num_outputs=3, norm="frobenius")
+    lo, up = closed_form_bounds(psi, radius=2.0, num_outputs=3, norm="frobenius")
     assert up == pytest.approx(2.0 / 3.0 * math.sqrt(3 * 26))
     assert lo == pytest.approx(up / SQRT2)
-    lo, up = envelope_bounds(psi, radius=2.0, num_outputs=3, norm="row")
+    lo, up = closed_form_bounds(psi, radius=2.0, num_outputs=3, norm="row")
     assert up == pytest.approx(2.0 * 3 / 3.0 * math.sqrt(26))
     assert lo == pytest.approx(up / SQRT2)
 
@@ -110,16 +129,23 @@ def test_lemma52a_envelope_hand_values():
 def test_lemma52a_envelope_brackets_exact_enumeration(n, d, k, seed):
     psi = np.random.default_rng(seed).normal(size=(n, d))
     exact = exact_row_erc(psi, 1.7, k)
-    lo, up = envelope_bounds(psi, 1.7, num_outputs=k, norm="row")
+    lo, up = closed_form_bounds(psi, 1.7, num_outputs=k, norm="row")
     assert lo - 1e-12 <= exact <= up + 1e-12
 
 
-def test_lemma52a_envelope_agrees_with_rademacher_closed_form():
+def test_lemma52a_envelope_is_the_one_closed_form():
+    # the scalar formula (bounds.envelope, of S2 = sum ||psi_i||^2) is what the "closed" estimator returns
     rademacher_linear = pytest.importorskip("scilt_theory.rademacher").rademacher_linear
     psi = np.random.default_rng(0).normal(size=(30, 5))
+    s2 = float(np.sum(psi * psi))
     for norm in ("row", "frobenius"):
         res = rademacher_linear(psi, 2.5, num_outputs=4, norm=norm, method="closed")
-        assert res.upper == pytest.approx(envelope_bounds(psi, 2.5, 4, norm)[1], rel=1e-9)
+        lo, up = envelope(s2, 30, 2.5, 4, norm)
+        assert (res.upper, res.lower) == pytest.approx((up, lo), rel=1e-12)
+    assert envelope(26.0, 3, 2.0, 3, "frobenius")[1] == pytest.approx(2.0 / 3.0 * math.sqrt(3 * 26))
+    assert envelope(26.0, 3, 2.0, 3, "row")[1] == pytest.approx(2.0 * 3 / 3.0 * math.sqrt(26))
+    with pytest.raises(ValueError, match="n must be"):
+        envelope(1.0, 0, 1.0)
 
 
 def test_lemma52b_constants():
@@ -220,7 +246,7 @@ def test_theorem53_bounded_features_hand_value_and_tighter_confidence():
 def test_theorem53_bounded_features_complexity_dominates_contract_with_closed_form():
     # with ||psi_i|| = 1 the closed form of Lemma 5.2(a) equals the a.s. bound used by the tighter form
     psi = unit_sphere(np.random.default_rng(2), 50, 4)
-    up = envelope_bounds(psi, 1.0, 3, "row")[1]
+    up = closed_form_bounds(psi, 1.0, 3, "row")[1]
     contract = theorem53_bound(0.1, 2 * up, up, 50, 0.5, 0.05)
     tighter = theorem53_bound_bounded_features(0.1, 50, 0.5, 0.05, radius_penult=2, radius_final=1, num_outputs=3)
     assert tighter.complexity == pytest.approx(contract.complexity)
@@ -430,7 +456,7 @@ def test_fused_overall_equals_theorem53_recomputed_by_hand():
     rep = fused_model_bounds(psi1, psi2, scores, labels, num_classes=3, radius_penult=2.0, radius_final=1.0,
                              grid=grid, n_draws=0)  # closed form everywhere
     assert rep.context.settings["overall_method"] == "closed" and rep.context.confidence.n_certificates == 0
-    up1, up2 = envelope_bounds(psi1, 2.0, 3, "row")[1], envelope_bounds(psi2, 1.0, 3, "row")[1]
+    up1, up2 = closed_form_bounds(psi1, 2.0, 3, "row")[1], closed_form_bounds(psi2, 1.0, 3, "row")[1]
     marg = margins(scores, labels)
     best = min(theorem53_bound(float(np.mean(ramp_loss(marg, r))), up1, up2, labels.size, r, 0.05,
                                grid_size=3).bound for r in grid.rhos)
@@ -530,7 +556,7 @@ def test_validation_empty_class_where_bound_requested():
     with pytest.raises(ValueError, match="n_c = 0"):
         corollary54_class_bound(0.1, 0.1, 0.1, n_c=0, rho=1.0, delta=0.1, num_classes=3)
     with pytest.raises(ValueError, match="n = 0|empty"):
-        envelope_bounds(np.zeros((0, 3)), 1.0)
+        closed_form_bounds(np.zeros((0, 3)), 1.0)
 
 
 def test_validation_nan_or_inf_features_and_scores():
@@ -545,7 +571,7 @@ def test_validation_nan_or_inf_features_and_scores():
     with pytest.raises(ValueError, match="scores contain NaN"):
         fused_model_bounds(psi1, psi2, bad_scores, labels, **kw)
     with pytest.raises(ValueError, match="NaN"):
-        envelope_bounds(np.array([[np.inf, 0.0]]), 1.0)
+        closed_form_bounds(np.array([[np.inf, 0.0]]), 1.0)
 
 
 def test_validation_shape_mismatch():
@@ -558,7 +584,7 @@ def test_validation_shape_mismatch():
     with pytest.raises(ValueError, match="labels must be 1-D"):
         fused_model_bounds(psi1, psi2, scores, labels[:-1], **kw)
     with pytest.raises(ValueError, match="2-D"):
-        envelope_bounds(np.zeros(4), 1.0)
+        closed_form_bounds(np.zeros(4), 1.0)
 
 
 def test_validation_labels_out_of_range():
@@ -601,7 +627,7 @@ def test_validation_terms_out_of_range():
     with pytest.raises(ValueError, match="n must be"):
         theorem53_bound(0.5, 0.1, 0.1, n=0, rho=1.0, delta=0.1)
     with pytest.raises(ValueError, match="norm"):
-        envelope_bounds(np.ones((2, 2)), 1.0, norm="spectral")
+        closed_form_bounds(np.ones((2, 2)), 1.0, norm="spectral")
     with pytest.raises(ValueError, match="mc_fraction"):
         split_confidence(0.1, 1.0, 3)
     from scilt_theory.rademacher import LIMITS, select_estimator

@@ -108,3 +108,48 @@ def test_every_config_field_declares_its_constraint_and_help(config):
         assert constraint_of(f) is not None, f"{config.__name__}.{f.name} declares no constraint"
         if f.default is not dataclasses.MISSING:  # the declared default is itself accepted
             assert constraint_of(f).accepts(f.default), f"{config.__name__}.{f.name} default {f.default!r}"
+
+
+# ---- the argument checks of functions (one set for every module) ---------------------------------------------------
+
+@pytest.mark.parametrize("check, args, value, message", [
+    ("check_finite", ("x",), "a", "x must be a number, got 'a'."),
+    ("check_finite", ("x",), True, "x must be a number, got True."),
+    ("check_finite", ("x",), float("nan"), "x must be finite, got nan."),
+    ("check_nonneg", ("radius",), -1.0, "radius must be >= 0, got -1.0."),
+    ("check_positive", ("rho",), 0.0, "rho must be positive, got 0.0."),
+    ("check_delta", (), 1.0, "delta must lie strictly between 0 and 1, got 1.0."),
+    ("check_delta", ("delta_mc",), 0, "delta_mc must lie strictly between 0 and 1, got 0.0."),
+    ("check_unit_mean", ("loss",), 1.5, "loss must lie in [0, 1] (it is a mean of losses in [0, 1]), got 1.5."),
+    ("check_count", ("n",), 2.5, "n must be an integer, got 2.5."),
+    ("check_count", ("n",), 0, "n must be >= 1, got 0."),
+    ("check_count", ("n",), True, "n must be an integer, got True."),
+    ("check_choice", ("norm", ("row", "frobenius")), "spectral",
+     "norm must be one of ('row', 'frobenius'), got 'spectral'."),
+])
+def test_argument_checks_name_the_argument_in_one_sentence(check, args, value, message):
+    import re
+
+    from scilt_theory import constraints
+
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+        getattr(constraints, check)(value, *args)
+
+
+def test_argument_checks_return_the_cleaned_value():
+    import numpy as np
+
+    from scilt_theory.constraints import Interval, check_count, check_delta, check_finite, check_matrix, check_value
+
+    assert check_count(np.int64(3), "n") == 3 and type(check_count(3.0, "n")) is int
+    assert check_count(0, "n", 0) == 0
+    assert check_delta(np.float32(0.5)) == 0.5 and type(check_finite(np.float64(2), "x")) is float
+    assert check_value(0.25, "rho", Interval(float, 0.0, 1.0)) == 0.25
+    with pytest.raises(ValueError, match=r"^rho must be a number in \[0, 1\], got 1.5\.$"):
+        check_value(1.5, "rho", Interval(float, 0.0, 1.0))
+    arr = check_matrix([[1, 2], [3, 4]], "psi", n=2)
+    assert arr.dtype == np.float64 and arr.shape == (2, 2)
+    with pytest.raises(ValueError, match="psi has 2 rows but the sample has 3 examples"):
+        check_matrix(arr, "psi", n=3)
+    with pytest.raises(ValueError, match="NaN"):
+        check_matrix([[np.nan]], "psi")

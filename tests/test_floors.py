@@ -12,8 +12,9 @@ import math
 import numpy as np
 import pytest
 
-from scilt_theory.bounds import BoundTerms, confidence_term, envelope_bounds
+from scilt_theory.bounds import BoundTerms, confidence_term
 from scilt_theory.grid import BoundGrid
+from scilt_theory.rademacher import closed_form_bounds
 from scilt_theory.statements import fused_model_bounds
 from scilt_theory.statements.certificates import CertificateSample
 from scilt_theory.statements.margin import n_for_nonvacuous
@@ -42,8 +43,8 @@ def test_the_floor_is_the_bound_of_a_classifier_with_every_margin_maximal():
             assert r.floor == pytest.approx(r.bound, rel=1e-12), (r.name, r.target)
     # and by hand, for Theorem 5.3: min over ρ of max(0, 1 − M/ρ) + (4/ρ)(B₁ r₁ + B₂ r₂) + 3 sqrt(ln(2m/δ)/(2n))
     n = y.size
-    r1 = envelope_bounds(psi1, 1.0, 2, "row")[1]
-    r2 = envelope_bounds(psi2, 1.0, 2, "row")[1]
+    r1 = closed_form_bounds(psi1, 1.0, 2, "row")[1]
+    r2 = closed_form_bounds(psi2, 1.0, 2, "row")[1]
     m_max = 2 * (B1 + B2)
     by_hand = min(max(0.0, 1 - m_max / rho) + 4 / rho * (B1 * r1 + B2 * r2) + 3 * math.sqrt(
         math.log(2 * grid.size / DELTA) / (2 * n)) for rho in grid.rhos)

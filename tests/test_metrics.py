@@ -6,7 +6,14 @@ import numpy as np
 import pytest
 from sklearn.metrics import balanced_accuracy_score, recall_score
 
-from scilt_theory.metrics import evaluate_predictions, group_of, metrics_markdown
+from scilt_theory.metrics import (
+    check_group_thresholds,
+    class_groups,
+    evaluate_predictions,
+    group_of,
+    metrics_markdown,
+    resolve_groups,
+)
 
 
 @pytest.mark.parametrize("count,group", [(101, "many"), (100, "medium"), (20, "medium"), (19, "few"), (0, "few")])
@@ -47,3 +54,31 @@ def test_metrics_reject_bad_input():
         evaluate_predictions([0, 1], [0], num_classes=2, train_counts=[1, 1])
     with pytest.raises(ValueError, match="labels must lie"):
         evaluate_predictions([0, 5], [0, 1], num_classes=2, train_counts=[1, 1])
+
+
+def test_one_many_few_threshold_rule():
+    # few <= many: every group keeps a range of counts (Medium: few <= n <= many); few = many + 1 leaves Medium none
+    assert check_group_thresholds(100, 20) == (100, 20) and check_group_thresholds(4, 4) == (4, 4)
+    assert class_groups([5, 4, 3], many_threshold=4, few_threshold=4) == ["many", "medium", "few"]
+    for many, few in ((4, 5), (10, 11), (0, 1)):
+        with pytest.raises(ValueError, match="few <= many"):
+            check_group_thresholds(many, few)
+    with pytest.raises(ValueError, match="few_threshold must be >= 0"):
+        check_group_thresholds(10, -1)
+    with pytest.raises(ValueError, match="non-negative"):
+        class_groups([3, -1])
+    # the schema of bounds.json and the data configuration apply the same rule
+    from scilt_theory.data import DataConfig
+
+    with pytest.raises(ValueError, match="few <= many"):
+        DataConfig(many_threshold=10, few_threshold=11)
+
+
+def test_resolve_groups_given_names_or_training_counts():
+    assert resolve_groups(3, [500, 50, 5]) == ["many", "medium", "few"]
+    assert resolve_groups(3, [1, 1, 1], class_counts=[500, 50, 5]) == ["many", "medium", "few"]
+    assert resolve_groups(2, [1, 1], {0: "a", 1: "b"}) == ["a", "b"]
+    with pytest.raises(ValueError, match="no group for class"):
+        resolve_groups(2, [1, 1], {0: "a"})
+    with pytest.raises(ValueError, match="2 entries for 3 classes"):
+        resolve_groups(3, [1, 1, 1], ["a", "b"])

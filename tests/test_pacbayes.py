@@ -19,7 +19,7 @@ from scipy.special import logsumexp
 from scipy.stats import binom
 from test_bound_validity import ROT
 
-from scilt_theory.binomial import kl_bernoulli, kl_upper
+from scilt_theory.binomial import kl_bernoulli, kl_inverse_upper, kl_upper
 from scilt_theory.grid import BoundGrid
 from scilt_theory.statements import build_context, fused_model_bounds
 from scilt_theory.statements.pacbayes import (
@@ -29,7 +29,6 @@ from scilt_theory.statements.pacbayes import (
     derandomisation_factor,
     gaussian_kl,
     gibbs_threshold_counts,
-    kl_inverse_upper,
     log_xi,
     pac_bayes_kl_bound,
 )

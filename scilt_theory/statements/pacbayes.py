@@ -37,14 +37,14 @@ from dataclasses import dataclass, replace
 import numpy as np
 from scipy import special, stats
 
-from scilt_theory.binomial import kl_upper
+from scilt_theory.binomial import kl_inverse_upper, kl_upper
 from scilt_theory.schema import StatementRecord
 from scilt_theory.statements.base import Statement
 from scilt_theory.statements.context import BoundContext
 from scilt_theory.statements.margin import class_target, group_target
 
 __all__ = ["PAC_BAYES", "PacBayes", "PacBayesGrid", "derandomisation_factor", "gaussian_kl", "gibbs_threshold_counts",
-           "kl_inverse_upper", "log_xi", "pac_bayes_kl_bound"]
+           "log_xi", "pac_bayes_kl_bound"]
 
 #: share of the statement's δ given to the Monte Carlo estimates of the empirical Gibbs losses
 DRAWS_SHARE = 0.1
@@ -96,26 +96,6 @@ def gaussian_kl(dist_sq: float, dim: int, sigma: float | np.ndarray, sigma_prior
     sigma, sigma_prior = np.asarray(sigma, dtype=np.float64), np.asarray(sigma_prior, dtype=np.float64)
     r = (sigma / sigma_prior) ** 2
     return 0.5 * (dim * (r - 1.0 - np.log(r)) + float(dist_sq) / sigma_prior ** 2)
-
-
-def _kl(q: np.ndarray, p: np.ndarray) -> np.ndarray:
-    """kl(q ‖ p) for q <= p < 1 (what the bisection below evaluates), with 0 ln 0 = 0."""
-    return special.xlogy(q, q / p) + special.xlogy(1.0 - q, (1.0 - q) / (1.0 - p))
-
-
-def kl_inverse_upper(q: float | np.ndarray, budget: float | np.ndarray, iterations: int = 64) -> np.ndarray:
-    """sup{p ∈ [q, 1] : kl(q ‖ p) ≤ budget}, elementwise, rounded up: bisection keeps kl(q ‖ lo) ≤ budget and returns
-    the upper end, so the value is never below the exact inverse. Nondecreasing in q and in the budget."""
-    q = np.clip(np.asarray(q, dtype=np.float64), 0.0, 1.0)
-    budget = np.asarray(budget, dtype=np.float64)
-    q, budget = np.broadcast_arrays(q, budget)
-    lo, hi = q.copy(), np.ones_like(q)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        for _ in range(iterations):
-            mid = 0.5 * (lo + hi)
-            ok = _kl(q, mid) <= budget
-            lo, hi = np.where(ok, mid, lo), np.where(ok, hi, mid)
-    return np.where(budget <= 0, q, hi)
 
 
 def pac_bayes_kl_bound(gibbs_loss: float | np.ndarray, kl: float | np.ndarray, n: int, delta: float) -> np.ndarray:
