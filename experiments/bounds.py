@@ -163,11 +163,16 @@ def main(argv: list[str] | None = None) -> int:
         except ValueError as exc:
             raise UserError(str(exc)) from None
     if not args.quiet:
-        for line in report.bottom_line():
-            print(line)
-        print(f"report: {out / 'report.md'}")
-        print(f"wrote {len(written)} files into {out}: " + ", ".join(p.name for p in written))
+        print_report(report, out, written)
     return 0
+
+
+def print_report(report, out: Path, written: list[Path]) -> None:
+    """The lines a bounds run ends with: report.md's bottom line, where the report is, what was written."""
+    for line in report.bottom_line():
+        print(line)
+    print(f"report: {out / 'report.md'}")
+    print(f"wrote {len(written)} files into {out}: " + ", ".join(p.name for p in written))
 
 
 if __name__ == "__main__":

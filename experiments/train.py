@@ -31,10 +31,12 @@ the new run is written, or put back if it fails before its first checkpoint. A f
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import shutil
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 from experiments._cli import (
@@ -276,7 +278,6 @@ def main(argv: list[str] | None = None) -> int:
     check_numbers(args)
     recipe, by_default = chosen_recipe(args)
     from scilt_theory import distributed
-    from scilt_theory.checkpoint import remove_if_empty
     from scilt_theory.training import train
 
     if args.resume is not None:
@@ -310,12 +311,25 @@ def main(argv: list[str] | None = None) -> int:
         data = build_dataset(data_config)
         _print_notes(data, quiet)
 
+    with replacing_run(out, args.resume is None and args.overwrite), heartbeat("train", enabled=not quiet), \
+            distributed.launch(train_config.device) as ctx:
+        result = train(data_config, model_config, train_config, method=method_config, resume=args.resume, data=data)
+    if not quiet and ctx.is_main:
+        print_result(result, data_config)
+    return 0
+
+
+@contextlib.contextmanager
+def replacing_run(out: Path, overwrite: bool) -> Iterator[None]:
+    """Around training into ``out``: with ``overwrite`` the previous run's files are moved aside first and deleted
+    once the new run is written; if training fails they are put back (unless the new run already wrote a checkpoint
+    to resume) and the folders it created are removed again when left empty. Ctrl-C says what to resume."""
+    from scilt_theory.checkpoint import remove_if_empty
+
     created = [p for p in (out, *out.parents) if not p.exists()]  # deepest first: removed again if left empty
-    moved = _move_previous(out) if args.resume is None and args.overwrite else None
+    moved = _move_previous(out) if overwrite else None
     try:
-        with heartbeat("train", enabled=not quiet), distributed.launch(train_config.device) as ctx:
-            result = train(data_config, model_config, train_config, method=method_config, resume=args.resume,
-                           data=data)
+        yield
     except KeyboardInterrupt:
         _restore_previous(out, moved)
         remove_if_empty(created)
@@ -326,20 +340,22 @@ def main(argv: list[str] | None = None) -> int:
         raise
     if moved is not None:
         shutil.rmtree(moved, ignore_errors=True)
+
+
+def print_result(result, data_config) -> None:
+    """The lines a training run ends with: an imbalance note, the test accuracies, what was written."""
     m = result.metrics
     ga = m["group_accuracy"]
 
     def pct(value: float | None) -> str:
         return "n/a" if value is None else f"{100 * value:.1f}%"
 
-    if not quiet and ctx.is_main:
-        note = _imbalance_note(result.data, data_config)
-        if note:
-            print(f"note: {note}")
-        print(f"balanced accuracy {pct(m['balanced_accuracy'])}  many {pct(ga['many'])}  medium {pct(ga['medium'])}  "
-              f"few {pct(ga['few'])}  worst class {pct(m['worst_class']['accuracy'])} ({m['worst_class']['name']})")
-        print(f"wrote {result.run_path} and metrics.json / metrics.md beside it ({result.seconds:.0f} s)")
-    return 0
+    note = _imbalance_note(result.data, data_config)
+    if note:
+        print(f"note: {note}")
+    print(f"balanced accuracy {pct(m['balanced_accuracy'])}  many {pct(ga['many'])}  medium {pct(ga['medium'])}  "
+          f"few {pct(ga['few'])}  worst class {pct(m['worst_class']['accuracy'])} ({m['worst_class']['name']})")
+    print(f"wrote {result.run_path} and metrics.json / metrics.md beside it ({result.seconds:.0f} s)")
 
 
 def _opt_in_profile(args: argparse.Namespace, argv: list[str]) -> None:

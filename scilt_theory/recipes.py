@@ -48,7 +48,7 @@ __all__ = ["DEFAULT_RECIPE", "RECIPES", "Recipe", "get_recipe"]
 
 #: the config a recipe part overrides, by part name (imported lazily: defining a recipe needs no torch model)
 _PARTS = {"model": ("scilt_theory.models.config", "ModelConfig"),
-          "train": ("scilt_theory.training", "TrainConfig"),
+          "train": ("scilt_theory.train_config", "TrainConfig"),
           "data": ("scilt_theory.data.config", "DataConfig")}
 #: fields a recipe may not set: they belong to each run (its data set, output, seed) or to the weights entry
 _NOT_IN_RECIPES = {"model": ("num_classes", "weights"), "train": ("out", "seed", "quiet", "save_every"),
@@ -167,3 +167,34 @@ def get_recipe(name: str) -> Recipe:
         return RECIPES[name]
     except KeyError:
         raise ValueError(f"unknown recipe {name!r}; choose one of {', '.join(RECIPES)}") from None
+
+
+def recipe_configs(name: str, *, dataset: str, weights: str | None = None, method: str = "scilt",
+                   data: Mapping[str, Any] | None = None, model: Mapping[str, Any] | None = None,
+                   train: Mapping[str, Any] | None = None):
+    """(DataConfig, ModelConfig, TrainConfig, MethodConfig) of recipe ``name`` on the data set ``dataset``: the
+    recipe's overrides, then the run's own (``data`` / ``model`` / ``train``, e.g. ``train={"seed": 0, "out":
+    "runs/x"}``) on top, as ``python -m experiments.train --recipe NAME`` resolves them. ``weights``: the path of the
+    recipe's named weights (scilt_theory/pretrained.py ``pretrained_weights``), required when it has some and
+    ``model`` gives none. One ValueError sentence for a bad value."""
+    from scilt_theory.data import DATASETS
+    from scilt_theory.methods import MethodConfig
+
+    recipe = get_recipe(name)
+    model_values = {**recipe.overrides("model"), **(model or {})}
+    if recipe.weights is not None and "weights" not in model_values:
+        if weights is None:
+            raise ValueError(f"recipe {name!r} loads the weights {recipe.weights!r}: pass their path "
+                             f"(scilt_theory.pretrained.pretrained_weights({recipe.weights!r}))")
+        model_values["weights"] = str(weights)
+    model_config = config_class("model")(num_classes=2, **model_values)  # train() sets num_classes from the data
+    data_values = {**recipe.overrides("data"), **(data or {})}
+    spec = DATASETS.get(dataset)
+    if spec is not None and spec.timm_preprocessing:  # real images: resized as the model's timm data config says
+        from scilt_theory.data.images import model_preprocessing
+
+        data_values = {**{k: v for k, v in model_preprocessing(model_config.arch).items()
+                          if data_values.get(k) is None}, **{k: v for k, v in data_values.items() if v is not None}}
+    data_config = config_class("data")(name=dataset, image_size=model_config.img_size, **data_values)
+    train_config = config_class("train")(**{**recipe.overrides("train"), **(train or {})})
+    return data_config, model_config, train_config, MethodConfig(name=method)

@@ -283,6 +283,12 @@ def test_a_run_dir_of_the_previous_version_is_reused_through_its_argument_list(f
     assert all(r["reused_run"] and r["reused_bounds"] for r in again["runs"]) and again["rows"] == payload["rows"]
     for before in stamps.values():  # nothing was trained or computed again
         assert {p: p.stat().st_mtime_ns for p in before} == before
+    probe = out / "references" / "linear_probe" / "seed0"  # a reference result of the previous version, too
+    (probe / "compare_args.json").write_text(json.dumps({"train": [
+        "--dataset", "synthetic-lt", *scratch, "--epochs", "1", *TINY, "--method", "scilt", "--seed", "0", "--out",
+        str(probe)]}))
+    assert compare_cli.main(_argv(out, "scilt", "0", "--references", "linear_probe")) == 0
+    assert json.loads((out / "compare.json").read_text())["references"]["linear_probe"]["0"]["reused"]
     # an old argument list of other settings is not reused
     run = out / "runs" / "scilt" / "seed0"
     old = json.loads((run / "compare_args.json").read_text())

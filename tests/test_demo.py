@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import io
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -30,6 +31,20 @@ def test_demo_trains_the_papers_recipe_with_a_frozen_backbone_an_adapter_and_a_m
     assert train.tau > 0  # logit adjustment
     assert train.holdout_fraction == pytest.approx(0.3)  # so the certified bounds can run
     assert train.out == demo.OUT and train.seed == 0
+
+
+def test_the_demo_runs_what_its_printed_commands_would_run(tmp_path):
+    from experiments._cli import dataclass_from_args
+    from scilt_theory.bounds_pipeline import BoundsSettings
+
+    fake = tmp_path / "fake.safetensors"
+    assert demo.configs(fake) == train_cli.resolve_configs(demo.train_args(fake))
+    parser = bounds_cli.build_parser()
+    for argv, (out, settings) in zip(demo.bounds_args(), demo.bounds_runs(), strict=True):
+        parsed = parser.parse_args(argv)
+        assert dataclass_from_args(BoundsSettings, parsed, progress=True) == settings
+        expected = Path(parsed.out) if parsed.out else Path(parsed.ckpt).resolve().parent / "bounds"
+        assert out == expected  # the bounds command's own default folder for the diagnostic pass
 
 
 def test_demo_runs_the_diagnostic_and_the_certified_bounds():
