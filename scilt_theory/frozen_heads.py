@@ -1,6 +1,6 @@
 """The frozen-feature recipe on cached features, without a backbone: fusion α, the two cosine heads, their bounds.
 
-``python -m experiments.train`` with the recipe ``dinov2-frozen`` (experiments/recipes.py) extracts the CLS features
+``python -m experiments.train`` with the recipe ``dinov2-frozen`` (scilt_theory/recipes.py) extracts the CLS features
 once and trains only α and the heads on them (training.py's frozen path). The validity experiment repeats that
 hundreds of times and the scale study on samples of up to 45,437 draws, on features extracted once into a pool
 (scilt_theory/feature_pool.py), so this module does the same training on feature tensors directly:
@@ -38,7 +38,7 @@ __all__ = ["FusedHeads", "HeadRecipe", "bound_heads", "class_errors", "margins_o
 
 @dataclass(frozen=True)
 class HeadRecipe:
-    """The optimisation of the ``dinov2-frozen`` recipe (experiments/recipes.py) and the model's head settings."""
+    """The optimisation of the ``dinov2-frozen`` recipe (scilt_theory/recipes.py) and the model's head settings."""
 
     epochs: int = 30
     batch_size: int = 64
