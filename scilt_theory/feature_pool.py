@@ -15,7 +15,6 @@ a request for more extracts only the new rows. Extraction saves a part file ever
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -106,10 +105,10 @@ class FeaturePool:
             return int(json.loads(handle.metadata()["info"])["count"])
 
     def _save(self, path: Path, tensors: dict[str, torch.Tensor], info: dict) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp), metadata={"info": json.dumps(info)})
-        os.replace(tmp, path)
+        from scilt_theory.checkpoint import atomic_files
+
+        with atomic_files(path) as (tmp,):
+            save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp), metadata={"info": json.dumps(info)})
 
     # ---- extraction -----------------------------------------------------------------------------------------
     @property

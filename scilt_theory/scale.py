@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
@@ -30,6 +29,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from scilt_theory.checkpoint import atomic_write_text
 from scilt_theory.frozen_heads import BoundSettings, HeadRecipe, bound_heads, class_errors, scores_of, train_heads
 from scilt_theory.validity import claim_design_folder, target_value, targets_of
 
@@ -162,9 +162,7 @@ def run_sizes(train: Any, test: Any, design: ScaleDesign, folder: str | Path,
             out.append(json.loads(path.read_text()))
             continue
         res = run_size(train, test, head, design, log)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(res))
-        os.replace(tmp, path)
+        atomic_write_text(json.dumps(res), path)
         out.append(res)
     return out
 

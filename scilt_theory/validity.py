@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -40,6 +39,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from scilt_theory.checkpoint import atomic_write_text
 from scilt_theory.frozen_heads import BoundSettings, HeadRecipe, bound_heads, class_errors, scores_of, train_heads
 
 __all__ = ["CERTIFICATES", "Population", "ValidityDesign", "aggregate", "passes", "run_repetition",
@@ -276,9 +276,7 @@ def run_repetitions(pop: Population, design: ValidityDesign, repetitions: Iterab
             continue
         rep = run_repetition(pop, design, r, **kwargs)
         if path is not None:
-            tmp = path.with_suffix(".tmp")
-            tmp.write_text(json.dumps(rep))
-            os.replace(tmp, path)
+            atomic_write_text(json.dumps(rep), path)
         out.append(rep)
         log(f"[validity] repetition {r}: {rep['seconds']['total']:.1f} s (train {rep['seconds']['train']:.1f} s), "
             f"alpha {rep['alpha']:.3f}, balanced risk {rep['risk']['balanced']:.4f}")

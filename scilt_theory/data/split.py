@@ -40,13 +40,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from scilt_theory.checkpoint import atomic_write_text
 from scilt_theory.data.config import DataConfig
 from scilt_theory.data.dataset import LongTailDataset
 from scilt_theory.data.lazy import ArrayStore, FileStore, ImageStore, LazyImages
@@ -122,11 +122,7 @@ def file_digests(paths: list[str], root: str | None = None) -> list[str]:
                 if sha is not None:
                     cache[path] = [*stats[path], sha]
         try:
-            cache_path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=f".{cache_path.name}.", suffix=".tmp", dir=cache_path.parent)
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                json.dump(cache, handle)
-            os.replace(tmp, cache_path)
+            atomic_write_text(json.dumps(cache), cache_path)
         except OSError:
             pass  # a read-only home: no cache, the hashes are simply computed again next time
     return [cache[p][2] if p in cache and stats.get(p) is not None else "" for p in absolute]
