@@ -503,10 +503,12 @@ def figure_bound_vs_n(report: BoundsReport | dict) -> Figure:
     return fig
 
 
-#: (statement, legend label) of the statements figure, in drawing order
-FIGURE_STATEMENTS = (("theorem53", "contract (Thm 5.3 / Cor. 5.4)"), ("weighted_margin", "class-weighted"),
-                     ("tightest_uniform", "tightest uniform (δ/J each)"), ("pac_bayes", "PAC-Bayes"),
-                     ("holdout_certificate", "hold-out certificate"), ("testset_certificate", "test-set certificate"))
+def figure_statements_drawn() -> tuple[tuple[str, str], ...]:
+    """(statement, legend label) of the statements figure, in drawing order: the headline statements with a
+    ``label`` (statements/)."""
+    from scilt_theory.statements import headline_statements
+
+    return tuple((s.name, s.label) for s in headline_statements() if s.label)
 
 
 def figure_statements(report: BoundsReport | dict) -> Figure:
@@ -519,7 +521,7 @@ def figure_statements(report: BoundsReport | dict) -> Figure:
     report = as_report(report)
     targets = ["overall"] + [f"group:{g}" for g in GROUPS if g in report.groups and report.groups[g].num_classes]
     series = []
-    for name, label in FIGURE_STATEMENTS:
+    for name, label in figure_statements_drawn():
         records = {}
         for t in targets:
             r = report.statement("corollary54" if name == "theorem53" and t != "overall" else name, t)

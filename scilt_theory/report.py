@@ -95,9 +95,12 @@ def _vacuous_text(r: StatementRecord) -> str:
     return _num(r.vacuous)
 
 
-#: the statements of the headline table (every statement is in "All statements")
-KEY_STATEMENTS = ("theorem53", "corollary54", "weighted_margin", "tightest_uniform", "pac_bayes",
-                  "holdout_certificate", "testset_certificate")
+def key_statements() -> tuple[str, ...]:
+    """The statements of the headline table, in its order: those whose ``headline`` is set (statements/); every
+    statement is in "All statements"."""
+    from scilt_theory.statements import headline_statements
+
+    return tuple(s.name for s in headline_statements())
 
 
 def _statement_table(report: BoundsReport, title: str, names: tuple[str, ...] | None) -> list[str]:
@@ -117,7 +120,7 @@ def _statement_table(report: BoundsReport, title: str, names: tuple[str, ...] | 
 
 
 def _headline(report: BoundsReport) -> list[str]:
-    lines = _statement_table(report, "The key statements beside the quantity each bounds", KEY_STATEMENTS)
+    lines = _statement_table(report, "The key statements beside the quantity each bounds", key_statements())
     lines += ["*bounds* and *compared with* name the same quantity (" +
               "; ".join(f"{q}: {d}" for q, d in QUANTITIES.items()) + "). *floor*: the value the statement takes "
               "for every classifier of its class at this n, K, radii and grid (uniform bounds), or with zero errors "

@@ -39,6 +39,13 @@ def test_the_headline_and_the_figure_come_from_the_statements():
     assert [s.label for s in headline_statements() if s.label] == [
         "contract (Thm 5.3 / Cor. 5.4)", "class-weighted", "tightest uniform (δ/J each)", "PAC-Bayes",
         "hold-out certificate", "test-set certificate"]
+    from scilt_theory.plotting import figure_statements_drawn
+    from scilt_theory.report import key_statements
+
+    assert key_statements() == tuple(s.name for s in headline_statements())
+    assert [name for name, _ in figure_statements_drawn()] == ["theorem53", "weighted_margin", "tightest_uniform",
+                                                               "pac_bayes", "holdout_certificate",
+                                                               "testset_certificate"]
 
 
 def _model(seed=0, counts=(40, 12, 3), d=4, alpha=0.4, k=3):

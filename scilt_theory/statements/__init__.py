@@ -11,10 +11,11 @@ subclass in a module of this package, an instance in :data:`REGISTERED`, its pro
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from scilt_theory.grid import BoundGrid
 from scilt_theory.schema import StatementRecord
 from scilt_theory.statements.base import (
     STATEMENTS,
@@ -66,15 +67,35 @@ class FusedBounds:
 
 
 def fused_model_bounds(psi_penult: Any, psi_final: Any, scores: Any, labels: Any, *,
-                       statements: Iterable[str] | None = None, **context: Any) -> FusedBounds:
+                       statements: Iterable[str] | None = None, num_classes: int, radius_penult: float,
+                       radius_final: float, grid: BoundGrid, norm: str = "row",
+                       class_radii: tuple[float, float] | None = None, delta: float = 0.05, method: str = "auto",
+                       n_draws: int = 1000, delta_mc: float = 0.01, seed: int = 0, device: Any = None,
+                       class_names: Sequence[str] | None = None,
+                       class_groups: Sequence[str] | Mapping[int, str] | None = None,
+                       class_counts: Sequence[int] | None = None, many_threshold: int = 100, few_threshold: int = 20,
+                       feature_norm_bound: float | None = None, validity: str = "diagnostic",
+                       head_weights: tuple[Any, Any] | None = None, prior_head_weights: tuple[Any, Any] | None = None,
+                       scale: float | None = None, coupled_scale: float | None = None,
+                       certificate_samples: Mapping[str, Any] | None = None) -> FusedBounds:
     """Theorem 5.3, Corollary 5.4 and every other selected statement for a trained fused model (THEORY §1, §4, §5).
 
-    ``context`` are the keyword arguments of :func:`build_context` (num_classes, radii, norm, grid, δ, estimator,
-    draws, δ_mc, seed, class names and groups, feature_norm_bound, validity, device). ``statements``: names of
-    registered statements (default: every default statement that applies). Each statement holds on its own w.p.
-    >= 1 - delta - delta_mc.
+    The sample: ψ₁, ψ₂, scores, labels (the classes, their names, groups, training counts and Many/Few thresholds).
+    The scorer's class: its radii (or the trained norms a grid radius must cover), the pre-data ``class_radii`` of
+    the data-dependent radii grid, the norm, the heads (U, V), a prior centre (U₀, V₀), the cosine scale, the coupled
+    scale, the feature-norm bound. The estimation: the grid fixed before the data, δ, the estimator, draws, δ_mc, seed,
+    device, the validity regime. ``certificate_samples``: hold-out / test-set errors. Each is documented at
+    :func:`build_context`. ``statements``: names of registered statements (default: every default statement that
+    applies). Each statement holds on its own w.p. >= 1 - delta - delta_mc.
     """
     chosen = select_statements(statements)
     needs = frozenset().union(*(s.needs for s in chosen))
-    ctx = build_context(psi_penult, psi_final, scores, labels, needs=needs, **context)
+    ctx = build_context(psi_penult, psi_final, scores, labels, needs=needs, num_classes=num_classes,
+                        radius_penult=radius_penult, radius_final=radius_final, grid=grid, norm=norm,
+                        class_radii=class_radii, delta=delta, method=method, n_draws=n_draws, delta_mc=delta_mc,
+                        seed=seed, device=device, class_names=class_names, class_groups=class_groups,
+                        class_counts=class_counts, many_threshold=many_threshold, few_threshold=few_threshold,
+                        feature_norm_bound=feature_norm_bound, validity=validity, head_weights=head_weights,
+                        prior_head_weights=prior_head_weights, scale=scale, coupled_scale=coupled_scale,
+                        certificate_samples=certificate_samples)
     return FusedBounds(context=ctx, records=tuple(evaluate_statements(ctx, [s.name for s in chosen])))

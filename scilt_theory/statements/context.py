@@ -1,9 +1,9 @@
-"""The quantities every bound statement shares, validated and computed once: :class:`BoundContext`.
+"""The quantities every bound statement shares, validated once: :class:`BoundContext`.
 
-``build_context`` checks the inputs (features, scores, labels, radii, grid, δ), picks the estimator of every
-complexity (scilt_theory.rademacher.select_estimator), splits δ_mc among the Monte Carlo certificates it will use
-(THEORY §5), and estimates the unit-radius complexities R̂ᵛ_S(W(1)) of both feature maps on S and on every S_c
-(THEORY §1, §5). The statements (scilt_theory/statements/) only read it.
+``build_context`` checks the inputs (features, scores, labels, radii, grid, δ), plans the estimator of every
+complexity (scilt_theory.rademacher.select_estimator), splits δ_mc among the Monte Carlo certificates of that plan
+(THEORY §5), and hands the plan to :class:`~scilt_theory.statements.complexities.Complexities`, which estimates each
+unit-radius complexity R̂ᵛ(W(1)) (THEORY §1, §5) when a statement first reads it. The statements only read it.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from scilt_theory.grid import BoundGrid
 from scilt_theory.losses import margins as _margins
 from scilt_theory.metrics import resolve_groups as _resolve_groups
 from scilt_theory.rademacher import LIMITS, METHODS, independent_signs, select_estimator
+from scilt_theory.statements.complexities import Complexities
 
 __all__ = ["VALIDITY", "BoundContext", "build_context", "pre_data_radii"]
 
@@ -57,10 +58,8 @@ class BoundContext:
     norm: str = field(metadata={"help": "row | frobenius"})
     delta: float = field(metadata={"help": "δ of each statement"})
     confidence: ConfidenceSplit = field(metadata={"help": "δ / δ_mc accounting of the MC certificates"})
-    unit_penult: ErcSummary = field(metadata={"help": "R̂ᵛ_S(W(1)) on ψ₁"})
-    unit_final: ErcSummary = field(metadata={"help": "R̂ᵛ_S(W(1)) on ψ₂"})
-    class_unit_penult: tuple[ErcSummary | None, ...] = field(metadata={"help": "R̂ᵛ_{S_c}(W(1)) on ψ₁ per class"})
-    class_unit_final: tuple[ErcSummary | None, ...] = field(metadata={"help": "R̂ᵛ_{S_c}(W(1)) on ψ₂ per class"})
+    complexities: Complexities | None = field(repr=False, metadata={
+        "help": "the unit complexities of the plan, each computed when first read (statements/complexities.py)"})
     validity: str = field(default="diagnostic", metadata={"help": "a key of VALIDITY"})
     class_radii: tuple[float, float] = field(default=(0.0, 0.0), metadata={
         "help": "(B₁, B₂) of the class fixed before the data (the method and s), never a trained norm: the top of the "
@@ -73,8 +72,6 @@ class BoundContext:
     psi_final: np.ndarray | None = field(default=None, repr=False, metadata={"help": "ψ₂ on S (n, d)"})
     max_feature_norms: tuple[float, float] = field(default=(1.0, 1.0), metadata={
         "help": "max_i ||ψ₁(x_i)||, max_i ||ψ₂(x_i)|| on S: every margin on S is <= 2(B₁ r₁ + B₂ r₂)"})
-    weighted_unit: Mapping[str, tuple[ErcSummary, ErcSummary]] = field(default_factory=dict, metadata={
-        "help": "target -> class-weighted unit complexities (ψ₁, ψ₂) of the weighted margin form"})
     certificate_samples: Mapping[str, Any] = field(default_factory=dict, metadata={
         "help": "name -> CertificateSample (errors of a classifier fixed before that sample, per class)"})
     head_weights: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False, metadata={
@@ -84,8 +81,36 @@ class BoundContext:
     scale: float | None = field(default=None, metadata={"help": "cosine scale s of the model (None if not known)"})
     coupled_scale: float | None = field(default=None, metadata={
         "help": "s of the coupled SciLT class H_s the scorer lies in (None: not a SciLT-form model)"})
-    coupled_unit: Mapping[str, Any] = field(default_factory=dict, metadata={
-        "help": "target (overall | class:<c>) -> upper value of R̂ᵛ of the coupled class H_s on that very sample"})
+
+    @property
+    def unit_penult(self) -> ErcSummary:
+        """R̂ᵛ_S(W(1)) on ψ₁."""
+        return self.complexities.overall()[0]
+
+    @property
+    def unit_final(self) -> ErcSummary:
+        """R̂ᵛ_S(W(1)) on ψ₂."""
+        return self.complexities.overall()[1]
+
+    @property
+    def class_unit_penult(self) -> Sequence[ErcSummary | None]:
+        """R̂ᵛ_{S_c}(W(1)) on ψ₁ per class (None: no samples of c in S)."""
+        return self.complexities.per_class(0)
+
+    @property
+    def class_unit_final(self) -> Sequence[ErcSummary | None]:
+        """R̂ᵛ_{S_c}(W(1)) on ψ₂ per class (None: no samples of c in S)."""
+        return self.complexities.per_class(1)
+
+    @property
+    def weighted_unit(self) -> Mapping[str, tuple[ErcSummary, ErcSummary]]:
+        """target -> class-weighted unit complexities (ψ₁, ψ₂) of the weighted margin form (with "weighted" needed)."""
+        return self.complexities.weighted_view()
+
+    @property
+    def coupled_unit(self) -> Mapping[str, ErcSummary]:
+        """target (overall | class:<c>) -> R̂ᵛ of the coupled class H_s on that very sample (with "coupled" needed)."""
+        return self.complexities.coupled_view()
 
     def max_margin(self, radius_penult: float, radius_final: float) -> float:
         """The largest margin any scorer Uψ₁ + Vψ₂ with row norms <= (B₁, B₂) can have on S: 2(B₁ r₁ + B₂ r₂)."""
@@ -161,58 +186,6 @@ def pre_data_radii(grid: BoundGrid, radius_penult: float, radius_final: float) -
         return max(p[0] for p in grid.radii_pairs), max(p[1] for p in grid.radii_pairs)
     return (max(grid.radii_penult) if grid.radii_penult else radius_penult,
             max(grid.radii_final) if grid.radii_final else radius_final)
-
-
-def _unit_erc(features: np.ndarray, num_outputs: int, norm: str, method: str, n_draws: int, seed: int,
-              delta_cert: float | None, device: Any = None) -> ErcSummary:
-    import torch
-
-    from scilt_theory.rademacher import rademacher_linear  # estimator module (THEORY §5)
-
-    if device is not None and method in ("mc", "exact"):  # pure-torch estimators run where the tensor lives
-        features = torch.as_tensor(features, device=device)
-    kwargs: dict = {"num_outputs": num_outputs, "norm": norm, "method": method, "seed": seed}
-    if method == "mc":
-        kwargs.update(n_draws=n_draws, delta_mc=delta_cert)
-    elif method == "cvxpy":
-        kwargs.update(n_draws=n_draws)
-    return ErcSummary.from_result(rademacher_linear(features, 1.0, **kwargs))
-
-
-def _weighted_unit_erc(features: np.ndarray, weights: np.ndarray, num_outputs: int, norm: str, method: str,
-                       n_draws: int, seed: int, delta_cert: float | None, device: Any = None) -> ErcSummary:
-    """Class-weighted unit complexity E sup_{W ∈ W(1)} Σ_i Σ_c σ_ic w_i ⟨w_c, ψ_i⟩ (the weighted margin form).
-
-    It is n' · R̂ᵛ(W(1)) on the reweighted features w_i ψ_i (n' = their number: rademacher_linear divides by it),
-    so every estimator (closed, exact, MC with its certificate) carries over unchanged.
-    """
-    from dataclasses import replace as _replace
-
-    unit = _unit_erc(weights[:, None] * features, num_outputs, norm, method, n_draws, seed, delta_cert, device)
-    m = float(features.shape[0])
-
-    def sc(x: float | None) -> float | None:
-        return None if x is None else m * x
-
-    return _replace(unit, value=sc(unit.value), upper=m * unit.upper, stderr=sc(unit.stderr), lower=sc(unit.lower),
-                    radius=None)
-
-
-def _coupled_erc(psi1: np.ndarray, psi2: np.ndarray, num_classes: int, scale: float, method: str, n_draws: int,
-                 seed: int, delta_cert: float | None, device: Any = None) -> ErcSummary:
-    """R̂ᵛ of the coupled class H_s on exactly these rows (THEORY §2; rademacher.rademacher_coupled_scilt)."""
-    import torch
-
-    from scilt_theory.rademacher import rademacher_coupled_scilt
-
-    on = device if device is not None else "cpu"
-    res = rademacher_coupled_scilt(torch.as_tensor(psi1, device=on), torch.as_tensor(psi2, device=on), num_classes,
-                                   scale, method=method, n_draws=n_draws, seed=seed,
-                                   delta_mc=delta_cert if delta_cert is not None else 0.01)
-    return ErcSummary(value=res.value, upper=res.upper, stderr=res.stderr, lower=None, method=res.method,
-                      n=res.n, num_outputs=num_classes, norm="coupled", radius=scale,
-                      n_draws=res.n_draws if res.method == "mc" else None,
-                      delta_mc=delta_cert if res.method == "mc" else None)
 
 
 def _check_heads(heads: Any, k: int, psi1: np.ndarray, psi2: np.ndarray, scores: np.ndarray, *,
@@ -335,8 +308,7 @@ def build_context(psi_penult: Any, psi_final: Any, scores: Any, labels: Any, *, 
     base = BoundContext(margins=np.asarray(_margins(scores_np, y), dtype=np.float64), labels=y, num_classes=k,
                         class_names=names, class_groups=groups, group_names=group_names, grid=grid,
                         radius_penult=b1, radius_final=b2, class_radii=pre_data, norm=norm, delta=delta,
-                        confidence=confidence_split_from_parts(delta, dm, 0), unit_penult=ErcSummary(None, 0.0),
-                        unit_final=ErcSummary(None, 0.0), class_unit_penult=(), class_unit_final=())
+                        confidence=confidence_split_from_parts(delta, dm, 0), complexities=None)
     weighted = base.weighted_targets() if "weighted" in needs else {}
     weighted_methods = {t: estimator(int((w > 0).sum())) for t, w in weighted.items()}
     coupled_rows: dict[str, np.ndarray] = {}
@@ -355,27 +327,10 @@ def build_context(psi_penult: Any, psi_final: Any, scores: Any, labels: Any, *, 
     split = confidence_split_from_parts(delta, dm, n_cert)
     d_cert = split.delta_per_certificate
 
-    unit1 = _unit_erc(psi1, k, norm, overall_method, n_draws, seed, d_cert, device)
-    unit2 = _unit_erc(psi2, k, norm, overall_method, n_draws, seed, d_cert, device)
-    cls1: list[ErcSummary | None] = [None] * k
-    cls2: list[ErcSummary | None] = [None] * k
-    for c, mth in class_methods.items():
-        rows = y == c
-        cls1[c] = _unit_erc(psi1[rows], k, norm, mth, n_draws, seed + 1 + c, d_cert, device)
-        cls2[c] = _unit_erc(psi2[rows], k, norm, mth, n_draws, seed + 1 + c, d_cert, device)
-
-    weighted_unit = {}
-    for i, (target, w) in enumerate(weighted.items()):
-        rows = w > 0
-        mth = weighted_methods[target]
-        weighted_unit[target] = tuple(
-            _weighted_unit_erc(psi[rows], w[rows], k, norm, mth, n_draws, seed + 1 + k + i, d_cert, device)
-            for psi in (psi1, psi2))
-
-    coupled_unit = {}
-    for i, (target, rows) in enumerate(coupled_rows.items()):
-        coupled_unit[target] = _coupled_erc(psi1[rows], psi2[rows], k, float(coupled_scale), coupled_methods[target],
-                                            max(n_draws, 1), seed + 101 + i, d_cert, device)
+    complexities = Complexities(psi1, psi2, y, k, norm, n_draws, seed, d_cert, device, overall_method=overall_method,
+                                class_methods=class_methods, weighted=weighted, weighted_methods=weighted_methods,
+                                coupled_rows=coupled_rows, coupled_methods=coupled_methods,
+                                coupled_scale=None if coupled_scale is None else float(coupled_scale))
 
     settings = {
         "method": method, "overall_method": overall_method,
@@ -394,9 +349,8 @@ def build_context(psi_penult: Any, psi_final: Any, scores: Any, labels: Any, *, 
     norms = (float(np.linalg.norm(psi1, axis=1).max()), float(np.linalg.norm(psi2, axis=1).max()))
     weights = _check_heads(head_weights, k, psi1, psi2, scores_np, check_scores=True)
     prior = _check_heads(prior_head_weights, k, psi1, psi2, scores_np, check_scores=False)
-    return replace(base, confidence=split, unit_penult=unit1, unit_final=unit2, class_unit_penult=tuple(cls1),
-                   class_unit_final=tuple(cls2), validity=validity, feature_norm_bound=feature_norm_bound,
-                   settings=settings, psi_penult=psi1, psi_final=psi2, max_feature_norms=norms,
-                   weighted_unit=weighted_unit, certificate_samples=dict(certificate_samples or {}),
-                   head_weights=weights, prior_head_weights=prior, scale=None if scale is None else float(scale),
-                   coupled_scale=None if coupled_scale is None else float(coupled_scale), coupled_unit=coupled_unit)
+    return replace(base, confidence=split, complexities=complexities, validity=validity,
+                   feature_norm_bound=feature_norm_bound, settings=settings, psi_penult=psi1, psi_final=psi2,
+                   max_feature_norms=norms, certificate_samples=dict(certificate_samples or {}), head_weights=weights,
+                   prior_head_weights=prior, scale=None if scale is None else float(scale),
+                   coupled_scale=None if coupled_scale is None else float(coupled_scale))
