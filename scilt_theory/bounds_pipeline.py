@@ -277,7 +277,8 @@ def compute_bounds_report(ckpt: Path, settings: BoundsSettings) -> BoundsReport 
         feature_norm_bound=1.0,  # cosine heads: ψ = φ/‖φ‖
         validity=validity_of(settings.mode, model), device=device if device.type == "cuda" else None,
         certificate_samples=samples, head_weights=heads(), prior_head_weights=prior_heads, scale=scale,
-        coupled_scale=scale if model.head2 is not None and cfg.fusion == "adaptive" else None)
+        coupled_scale=scale if model.head2 is not None and cfg.fusion == "adaptive" else None,
+        class_radii=(radius_penult, radius_final))  # fixed by s and the method before training
     # the coupled class of THEORY §2 is SciLT's (two heads, α free); other methods report the Lemma 5.1 sum only
     coupled = _coupled(train_features, num_classes, scale, settings, device) \
         if model.head2 is not None and cfg.fusion == "adaptive" else None
