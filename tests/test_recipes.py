@@ -41,7 +41,7 @@ def _identity(argv, weights=None):
 
 @pytest.mark.parametrize("name", sorted(LEGACY_ARGV))
 def test_a_typed_recipe_is_the_same_run_as_its_old_argument_list(name, tmp_path):
-    assert set(LEGACY_ARGV) == set(recipes.RECIPES)
+    assert set(LEGACY_ARGV) <= set(recipes.RECIPES)  # the recipes the previous release had (a new one needs no row)
     run = ["--dataset", "scitiles-pop", "--method", "car", "--seed", "3"]
     typed = _identity([*run, "--recipe", name, "--out", str(tmp_path / "a")], weights=WEIGHTS)
     legacy = _identity([*run, *LEGACY_ARGV[name], "--out", str(tmp_path / "b")])  # another --out: the same run
