@@ -7,8 +7,8 @@ Map from docs/THEORY.md to this module
   :func:`vector_contraction`, :func:`contraction_factor`; (c) uniform deviation:
   :func:`uniform_deviation_bound`, :func:`confidence_term`.
 * §4 Theorem 5.3: :func:`theorem53_bound`, over a grid: :func:`theorem53_grid_bound`.
-  Corollary 5.4: :func:`corollary54_class_bound`, all classes + groups + worst class:
-  :func:`corollary54_all_classes`. The grid of §4 is scilt_theory/grid.py.
+  Corollary 5.4: :func:`corollary54_class_bound` (every class, the groups and the worst class: the corollary54
+  statement, scilt_theory/statements/margin.py). The grid of §4 is scilt_theory/grid.py.
 * §5 The δ ledger of the Monte Carlo certificates is scilt_theory/confidence.py; the ERC record
   scilt_theory/erc.py.
 * These formulas evaluated as registered statements on a trained fused model: scilt_theory/statements/
@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
@@ -49,19 +49,13 @@ from scilt_theory.erc import ErcSummary, finite_or_none
 from scilt_theory.grid import BoundGrid, GridBoundResult, GridPoint, grid_evaluate
 from scilt_theory.losses import margins as _margins
 from scilt_theory.losses import ramp_loss
-from scilt_theory.metrics import resolve_groups
 
 __all__ = [
     "BoundTerms",
-    "ClassBound",
-    "Corollary54Result",
     "DeviationBound",
-    "GroupBound",
-    "WorstClass",
     "confidence_term",
     "contraction_factor",
     "coupled_margin_bound",
-    "corollary54_all_classes",
     "corollary54_class_bound",
     "NORMS",
     "check_norm",
@@ -629,204 +623,3 @@ def theorem53_grid_bound(margins: Any, rc_penult_unit: float, rc_final_unit: flo
                              grid.size, 1, p.radius_penult, p.radius_final, *labels)
 
     return grid_evaluate(at, grid, radius_penult, radius_final)
-
-
-# ----------------------------------------------------------------------------------------------------------
-# Corollary 5.4 over all classes: per class, groups, worst class
-# ----------------------------------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class ClassBound:
-    """Corollary 5.4 for one class: the best terms over the grid, or None with the reason."""
-
-    class_index: int = field(metadata={"help": "class index"})
-    name: str = field(metadata={"help": "class name"})
-    n_train: int = field(metadata={"help": "n_c, class-c samples in S"})
-    group: str = field(metadata={"help": "many | medium | few (or a user-given group)"})
-    terms: BoundTerms | None = field(default=None, metadata={"help": "best bound over the grid, or None"})
-    reason: str | None = field(default=None, metadata={"help": "why there is no bound"})
-    rc_penult: ErcSummary | None = field(default=None, metadata={"help": "R_hat^v_{S_c}(F_{N-1}) at chosen B_1"})
-    rc_final: ErcSummary | None = field(default=None, metadata={"help": "R_hat^v_{S_c}(F_N) at chosen B_2"})
-    evaluated: tuple[BoundTerms, ...] = field(default=(), metadata={"help": "the bound at every covering grid point"})
-
-    @property
-    def bound(self) -> float | None:
-        return None if self.terms is None else self.terms.bound
-
-    def to_dict(self) -> dict:
-        t = self.terms
-        rc_sum = None if (self.rc_penult is None or self.rc_final is None) else lemma51_sum(self.rc_penult,
-                                                                                          self.rc_final)
-        return to_jsonable({
-            "class": self.class_index, "name": self.name, "n_train": self.n_train, "group": self.group,
-            "bound": None if t is None else t.bound, "reason": self.reason,
-            "train_margin_loss": None if t is None else t.train_margin_loss,
-            "complexity": None if t is None else t.complexity, "confidence": None if t is None else t.confidence,
-            "vacuous": None if t is None else t.vacuous, "rho": None if t is None else t.rho,
-            "terms": t,
-            "rademacher": {"penultimate": self.rc_penult, "final": self.rc_final, "sum": rc_sum},
-        })
-
-
-@dataclass(frozen=True)
-class GroupBound:
-    """A group's balanced-error bound: the mean of its classes' Corollary 5.4 bounds (THEORY §4).
-
-    All class bounds hold simultaneously, so the mean of the bounds bounds the mean of the class errors.
-    ``bound`` averages the classes *with* a bound (classes with n_c = 0 are left out, as bounds.json
-    says); ``bound_all_classes`` also counts each class without a bound as 1 (its error is <= 1), which
-    bounds the balanced error over *all* classes of the group.
-    """
-
-    name: str
-    num_classes: int
-    num_classes_with_bound: int
-    classes: tuple[int, ...]
-    bound: float | None = None
-    bound_all_classes: float | None = None
-    train_margin_loss: float | None = None
-    complexity: float | None = None
-    confidence: float | None = None
-    vacuous: bool | None = None
-    reason: str | None = None
-
-    def to_dict(self) -> dict:
-        return to_jsonable({f.name: getattr(self, f.name) for f in fields(self)})
-
-
-@dataclass(frozen=True)
-class WorstClass:
-    """Worst-class error <= max over classes with n_c >= 1 of the Corollary 5.4 bound (THEORY §4)."""
-
-    class_index: int
-    name: str
-    bound: float
-
-    def to_dict(self) -> dict:
-        return to_jsonable({"bound": self.bound, "bound_class": self.class_index, "bound_class_name": self.name})
-
-
-@dataclass(frozen=True)
-class Corollary54Result:
-    per_class: tuple[ClassBound, ...]
-    groups: dict
-    worst_class: WorstClass | None
-    grid_size: int
-    num_classes: int
-    delta: float
-
-    def to_dict(self) -> dict:
-        return to_jsonable({"per_class": list(self.per_class), "groups": self.groups, "worst_class": self.worst_class,
-                       "grid_size": self.grid_size, "num_classes": self.num_classes, "delta": self.delta})
-
-
-def _group_bound(name: str, members: list[ClassBound]) -> GroupBound:
-    with_bound = [c for c in members if c.terms is not None]
-    classes = tuple(c.class_index for c in members)
-    if not members:
-        return GroupBound(name, 0, 0, classes, reason="no classes in this group")
-    if not with_bound:
-        return GroupBound(name, len(members), 0, classes, bound_all_classes=1.0,
-                          reason="no class of this group has training samples")
-    bounds = [c.terms.bound for c in with_bound]
-    mean = float(np.mean(bounds))
-    missing = len(members) - len(with_bound)
-    reason = None if missing == 0 else f"{missing} class(es) without training samples left out of the mean"
-    return GroupBound(
-        name, len(members), len(with_bound), classes, bound=mean,
-        bound_all_classes=float((sum(bounds) + missing) / len(members)),
-        train_margin_loss=float(np.mean([c.terms.train_margin_loss for c in with_bound])),
-        complexity=float(np.mean([c.terms.complexity for c in with_bound])),
-        confidence=float(np.mean([c.terms.confidence for c in with_bound])),
-        vacuous=bool(mean > 1.0), reason=reason)
-
-
-def corollary54_all_classes(margins: Any, labels: Any, rc_penult_unit: Sequence[Any], rc_final_unit: Sequence[Any],
-                            *, num_classes: int, delta: float, grid: BoundGrid, radius_penult: float,
-                            radius_final: float, class_names: Sequence[str] | None = None,
-                            class_groups: Sequence[str] | Mapping[int, str] | None = None,
-                            class_counts: Sequence[int] | None = None, many_threshold: int = 100,
-                            few_threshold: int = 20, classwise: bool = False) -> Corollary54Result:
-    """Corollary 5.4 for every class, the group means and the worst class (THEORY §4).
-
-    For each class with n_c >= 1, the smallest over covering grid points of::
-
-        R_hat_{S_c,rho}(f) + (4/rho)(B_1 r_1^c + B_2 r_2^c) + 3 sqrt(ln(2 K m/delta)/(2 n_c))
-
-    (all classes and grid points hold simultaneously w.p. >= 1 - delta, so a per-class minimum is valid).
-    Classes with n_c = 0 get ``terms = None`` and the reason "no training samples". A group's bound is
-    the mean of its classes' bounds; the worst-class bound is the max over classes with n_c >= 1.
-
-    Parameters
-    ----------
-    margins : 1-D array
-        ``M_f(x_i, y_i)`` on S.
-    labels : 1-D int array
-        ``y_i`` in [0, num_classes).
-    rc_penult_unit, rc_final_unit : length-K sequences
-        Per-class upper values (floats or Rademacher results) of ``R_hat^v_{S_c}`` at unit radius;
-        entries of classes with n_c = 0 are ignored (may be None).
-    class_groups : optional
-        Group name of each class (sequence or mapping); default: thresholds on ``class_counts``
-        (the training counts; default the counts in ``labels``).
-    classwise : bool
-        The class-wise contraction in place of Lemma 5.2(b) (THEORY §8): on the one-class sample S_c the label row
-        and the K - 1 competitor rows each see S_c once, so the complexity is ``(2/rho)(B_1 r_1^c + B_2 r_2^c)``.
-    """
-    m = _as_margins(margins)
-    k = check_count(num_classes, "num_classes")
-    delta = check_delta(delta)
-    y = np.asarray(labels)
-    if y.ndim != 1 or y.shape[0] != m.shape[0]:
-        raise ValueError(f"labels must be 1-D with one entry per margin ({m.shape[0]}), got shape {y.shape}.")
-    if y.size and not np.issubdtype(y.dtype, np.integer):
-        raise ValueError(f"labels must be integers, got dtype {y.dtype}.")
-    if y.size and (y.min() < 0 or y.max() >= k):
-        raise ValueError(f"labels must lie in [0, {k - 1}], found values in [{y.min()}, {y.max()}].")
-    if len(rc_penult_unit) != k or len(rc_final_unit) != k:
-        raise ValueError(f"per-class Rademacher values must have one entry per class ({k}).")
-    n_c = np.bincount(y.astype(np.int64), minlength=k)
-    names = [str(c) for c in range(k)] if class_names is None else [str(s) for s in class_names]
-    if len(names) != k:
-        raise ValueError(f"class_names has {len(names)} entries for {k} classes.")
-    groups = resolve_groups(k, n_c, class_groups, class_counts, many_threshold, few_threshold)
-    if not isinstance(grid, BoundGrid):
-        raise ValueError(f"grid must be a BoundGrid, got {type(grid).__name__}.")
-
-    per_class: list[ClassBound] = []
-    for c in range(k):
-        if n_c[c] == 0:
-            per_class.append(ClassBound(c, names[c], 0, groups[c], reason="no training samples"))
-            continue
-        mc = m[y == c]
-        e1, e2 = ErcSummary.from_result(_as_erc(rc_penult_unit[c])), ErcSummary.from_result(_as_erc(rc_final_unit[c]))
-
-        def at(p: GridPoint, mc=mc, e1=e1, e2=e2, nc=int(n_c[c])) -> BoundTerms:
-            emp = float(np.mean(ramp_loss(mc, p.rho)))
-            labels = (0.0, 0.0) if classwise else (None, None)  # S_c: rows + label part = R̂ᵛ_{S_c} exactly
-            return _margin_bound("Corollary 5.4", emp, p.radius_penult * e1.upper, p.radius_final * e2.upper, nc,
-                                 p.rho, delta, grid.size, k, p.radius_penult, p.radius_final, *labels)
-
-        res = grid_evaluate(at, grid, radius_penult, radius_final)
-        best = res.best
-        per_class.append(ClassBound(c, names[c], int(n_c[c]), groups[c], terms=best,
-                                    rc_penult=lemma51_scale(e1, best.radius_penult),
-                                    rc_final=lemma51_scale(e2, best.radius_final), evaluated=res.evaluated))
-
-    group_names = list(dict.fromkeys(["many", "medium", "few"] + list(groups))) if class_groups is None \
-        else list(dict.fromkeys(groups))
-    group_bounds = {g: _group_bound(g, [pc for pc in per_class if pc.group == g]) for g in group_names}
-    bounded = [pc for pc in per_class if pc.terms is not None]
-    worst = None
-    if bounded:
-        w = max(bounded, key=lambda pc: pc.terms.bound)
-        worst = WorstClass(w.class_index, w.name, w.terms.bound)
-    return Corollary54Result(tuple(per_class), group_bounds, worst, grid.size, k, delta)
-
-
-def _as_erc(x: Any) -> Any:
-    if _is_number(x):
-        return ErcSummary(value=None, upper=float(x))
-    if x is None:
-        raise ValueError("a class with training samples needs a Rademacher value (got None).")
-    return x

@@ -22,7 +22,6 @@ from scilt_theory import bounds as B
 from scilt_theory.bounds import (
     confidence_term,
     contraction_factor,
-    corollary54_all_classes,
     corollary54_class_bound,
     envelope,
     lemma51_scale,
@@ -40,7 +39,9 @@ from scilt_theory.grid import BoundGrid
 from scilt_theory.losses import margins, ramp_loss, zero_one_error
 from scilt_theory.metrics import class_groups
 from scilt_theory.rademacher import closed_form_bounds
-from scilt_theory.statements import fused_model_bounds
+from scilt_theory.statements import build_context, fused_model_bounds
+from scilt_theory.statements.complexities import Complexities
+from scilt_theory.statements.margin import MARGIN
 
 SQRT2 = math.sqrt(2.0)
 
@@ -264,38 +265,41 @@ def test_corollary54_class_bound_hand_value():
 
 
 def _toy_corollary(**kwargs):
-    # class 0: 4 samples, class 1: 3, class 2: none, class 3: 1
+    """The corollary54 statement's records by target, on a toy sample with given unit complexities (both maps):
+    class 0: 4 samples, class 1: 3, class 2: none, class 3: 1."""
     scores = np.array([[3, 0, 0, 0], [2, 1, 0, 0], [0, 1, 0, 0], [1, 1, 0, 0],
                        [0, 2, 0, 0], [0, 3, 1, 0], [1, 0, 0, 0], [0, 0, 0, 2]], dtype=float)
     labels = np.array([0, 0, 0, 0, 1, 1, 1, 3])
-    rc = [0.05, 0.1, None, 0.2]
-    return corollary54_all_classes(margins(scores, labels), labels, rc, rc, num_classes=4, delta=0.1,
-                                   grid=BoundGrid(rhos=(0.5, 1.0)), radius_penult=2.0, radius_final=1.0, **kwargs)
+    psi = np.eye(8, 4)
+    ctx = build_context(psi, psi, scores, labels, num_classes=4, radius_penult=2.0, radius_final=1.0,
+                        grid=BoundGrid(rhos=(0.5, 1.0)), delta=0.1, n_draws=0, **kwargs)
+    rc = {0: 0.05, 1: 0.1, 3: 0.2}
+    ctx = dataclasses.replace(ctx, complexities=Complexities.given(4, (0.1, 0.1), {c: (u, u) for c, u in rc.items()}))
+    return ctx, {r.target: r for r in MARGIN["corollary54"].evaluate(ctx, 0.1)}
 
 
 def test_corollary54_class_without_samples_gets_none_and_reason():
-    res = _toy_corollary()
-    pc = res.per_class[2]
-    assert pc.terms is None and pc.bound is None and pc.reason == "no training samples" and pc.n_train == 0
+    _, res = _toy_corollary()
+    r = res["class:2"]
+    assert r.bound is None and r.reason == "no training samples" and not r.terms
     with pytest.raises(ValueError, match="no training samples"):
         corollary54_class_bound(0.0, 0.1, 0.1, n_c=0, rho=1.0, delta=0.1, num_classes=3)
 
 
 def test_corollary54_per_class_bound_is_best_over_grid_and_at_least_its_terms():
-    res = _toy_corollary()
+    _, res = _toy_corollary()
     labels = np.array([0, 0, 0, 0, 1, 1, 1, 3])
-    for pc in res.per_class:
-        if pc.terms is None:
-            continue
-        t = pc.terms
-        assert t.bound >= max(t.train_margin_loss, t.complexity, t.confidence)
-        assert t.bound == pytest.approx(t.train_margin_loss + t.complexity + t.confidence)
-        assert t.n == int(np.sum(labels == pc.class_index)) and t.num_classes == 4 and t.grid_size == 2
-        rc = {0: 0.05, 1: 0.1, 3: 0.2}[pc.class_index]
-        candidates = [corollary54_class_bound(t_emp, 2 * rc, rc, t.n, rho, 0.1, 4, grid_size=2).bound
-                      for rho, t_emp in [(r, _class_ramp(pc.class_index, r)) for r in (0.5, 1.0)]]
-        assert t.bound == pytest.approx(min(candidates))
-        assert pc.rc_penult.upper == pytest.approx(2 * rc) and pc.rc_final.upper == pytest.approx(rc)
+    for c in (0, 1, 3):
+        t = res[f"class:{c}"].terms
+        bound = res[f"class:{c}"].bound
+        assert bound >= max(t["train_margin_loss"], t["complexity"], t["confidence"])
+        assert bound == pytest.approx(t["train_margin_loss"] + t["complexity"] + t["confidence"])
+        assert t["n"] == int(np.sum(labels == c)) and t["num_classes"] == 4 and t["grid_size"] == 2
+        rc = {0: 0.05, 1: 0.1, 3: 0.2}[c]
+        candidates = [corollary54_class_bound(t_emp, 2 * rc, rc, t["n"], rho, 0.1, 4, grid_size=2).bound
+                      for rho, t_emp in [(r, _class_ramp(c, r)) for r in (0.5, 1.0)]]
+        assert bound == pytest.approx(min(candidates))
+        assert t["rc_penult"] == pytest.approx(2 * rc) and t["rc_final"] == pytest.approx(rc)
 
 
 def _class_ramp(c, rho):
@@ -306,25 +310,25 @@ def _class_ramp(c, rho):
 
 
 def test_corollary54_group_is_mean_of_class_bounds_and_worst_is_max():
-    groups = ["a", "a", "a", "b"]
-    res = _toy_corollary(class_groups=groups)
-    b = [pc.bound for pc in res.per_class]
-    assert res.groups["a"].bound == pytest.approx((b[0] + b[1]) / 2)          # class 2 has no bound
-    assert res.groups["a"].bound_all_classes == pytest.approx((b[0] + b[1] + 1.0) / 3)
-    assert res.groups["a"].num_classes == 3 and res.groups["a"].num_classes_with_bound == 2
-    assert res.groups["b"].bound == pytest.approx(b[3])
+    _, res = _toy_corollary(class_groups=["a", "a", "a", "b"])
+    b = [res[f"class:{c}"].bound for c in range(4)]
+    a = res["group:a"]
+    assert a.bound == pytest.approx((b[0] + b[1]) / 2)          # class 2 has no bound
+    assert a.terms["bound_all_classes"] == pytest.approx((b[0] + b[1] + 1.0) / 3)
+    assert a.terms["num_classes"] == 3 and a.terms["num_classes_with_bound"] == 2
+    assert res["group:b"].bound == pytest.approx(b[3])
     worst = max((x, c) for c, x in enumerate(b) if x is not None)
-    assert res.worst_class.bound == pytest.approx(worst[0]) and res.worst_class.class_index == worst[1]
+    assert res["worst_class"].bound == pytest.approx(worst[0]) and res["worst_class"].terms["class"] == worst[1]
 
 
 def test_corollary54_groups_from_thresholds():
     assert class_groups([101, 100, 20, 19, 0]) == ["many", "medium", "medium", "few", "few"]
     assert class_groups([5, 3], many_threshold=4, few_threshold=4) == ["many", "few"]
-    res = _toy_corollary(class_counts=[500, 50, 0, 5])
-    assert [pc.group for pc in res.per_class] == ["many", "medium", "few", "few"]
-    assert res.groups["few"].bound == pytest.approx(res.per_class[3].bound)
-    empty = _toy_corollary(class_counts=[50, 50, 50, 50])
-    assert empty.groups["many"].bound is None and empty.groups["many"].reason == "no classes in this group"
+    ctx, res = _toy_corollary(class_counts=[500, 50, 0, 5])
+    assert list(ctx.class_groups) == ["many", "medium", "few", "few"]
+    assert res["group:few"].bound == pytest.approx(res["class:3"].bound)
+    _, empty = _toy_corollary(class_counts=[50, 50, 50, 50])
+    assert empty["group:many"].bound is None and empty["group:many"].reason == "no classes in this group"
 
 
 def test_corollary54_union_over_classes_costs_ln_k():

@@ -59,6 +59,28 @@ from scipy.stats import binom
 from scilt_theory import bounds, rademacher
 from scilt_theory.grid import BoundGrid
 
+
+def _corollary54(margins_, labels, rc_penult, rc_final, k, delta, grid, b1, b2) -> dict[int, dict]:
+    """The corollary54 statement's class terms (with ``bound``) on these margins, with given unit complexities."""
+    import dataclasses
+
+    from scilt_theory.statements import build_context
+    from scilt_theory.statements.complexities import Complexities
+    from scilt_theory.statements.margin import MARGIN
+
+    n = labels.size
+    scores = np.zeros((n, k))
+    scores[np.arange(n), labels] = margins_  # every other score 0: the margin is the label's score
+    psi = np.zeros((n, 1))
+    ctx = build_context(psi, psi, scores, labels, num_classes=k, radius_penult=b1, radius_final=b2, grid=grid,
+                        delta=delta, n_draws=0)
+    given = {c: (rc_penult[c], rc_final[c]) for c in range(k) if rc_penult[c] is not None}
+    ctx = dataclasses.replace(ctx, complexities=Complexities.given(k, (0.0, 0.0), given))
+    records = MARGIN["corollary54"].evaluate(ctx, delta)
+    return {int(r.target.split(":")[1]): {**r.terms, "bound": r.bound} for r in records
+            if r.target.startswith("class:") and r.bound is not None}
+
+
 REL = 1e-12
 
 
@@ -222,21 +244,20 @@ def test_theorem53_grid_entry_point_on_the_switch_class():
 
 def test_corollary54_complexity_term_is_necessary_every_class():
     # two classes, labels fixed (400, 300), all of each class's mass on its own A_c; K = 2 per-class bounds, all at
-    # once: corollary54_class_bound and corollary54_all_classes on the worst scorer
+    # once: corollary54_class_bound and the corollary54 statement on the worst scorer
     counts, rho, delta, k_cls = (400, 300), 0.5, 0.05, 2
     labels = np.repeat(np.arange(k_cls), counts)
     rc = [rho / 8, rho / 8]                  # per class, each half of F, on n_c distinct points
-    res = bounds.corollary54_all_classes(np.full(labels.size, rho), labels, rc, rc, num_classes=k_cls, delta=delta,
-                                         grid=BoundGrid(rhos=(rho,)), radius_penult=1.0, radius_final=1.0)
+    res = _corollary54(np.full(labels.size, rho), labels, rc, rc, k_cls, delta, BoundGrid(rhos=(rho,)), 1.0, 1.0)
     p_collision = float(np.sum(_collision_prob(np.array(counts))))
     assert p_collision <= delta
     for c, n_c in enumerate(counts):
         risk = 1 - n_c / N_POINTS
         single = bounds.corollary54_class_bound(0.0, rho / 8, rho / 8, n_c, rho, delta, k_cls)
-        for name, t in (("corollary54_class_bound", single), ("corollary54_all_classes", res.per_class[c].terms)):
-            assert t.bound >= risk, (f"{name}: class {c} bound {t.bound:.4f} < its worst risk {risk:.6f} on every "
-                                     f"distinct sample (complexity {t.complexity:.4f}, confidence "
-                                     f"{t.confidence:.4f})")
+        for name, t in (("corollary54_class_bound", single.to_dict()), ("corollary54", res[c])):
+            assert t["bound"] >= risk, (f"{name}: class {c} bound {t['bound']:.4f} < its worst risk {risk:.6f} on "
+                                        f"every distinct sample (complexity {t['complexity']:.4f}, confidence "
+                                        f"{t['confidence']:.4f})")
 
 
 def test_weighted_margin_bound_complexity_term_is_necessary_balanced_error():
@@ -460,15 +481,12 @@ def test_grid_and_class_unions_from_the_proof():
                derived_confidence(n, delta, m), "Theorem 5.3 confidence with a grid")
         _close(bounds.corollary54_class_bound(0.1, 0.01, 0.02, n, 0.5, delta, k, grid_size=m).confidence,
                derived_confidence(n, delta, k * m), f"Corollary 5.4 confidence (K={k}, m={m})")
-    # the same through corollary54_all_classes (K = 4 classes, counts 4, 3, 0, 1; grid of 2 rho values)
+    # the same through the corollary54 statement (K = 4 classes, counts 4, 3, 0, 1; grid of 2 rho values)
     labels = np.array([0, 0, 0, 0, 1, 1, 1, 3])
-    res = bounds.corollary54_all_classes(np.linspace(-0.5, 1.5, 8), labels, [0.1, 0.1, None, 0.1],
-                                         [0.05, 0.05, None, 0.05], num_classes=4, delta=0.1,
-                                         grid=BoundGrid(rhos=(0.5, 1.0)), radius_penult=2.0, radius_final=1.0)
-    for pc in res.per_class:
-        if pc.terms is not None:
-            _close(pc.terms.confidence, derived_confidence(pc.n_train, 0.1, 4 * 2),
-                   f"corollary54_all_classes confidence of class {pc.class_index}")
+    res = _corollary54(np.linspace(-0.5, 1.5, 8), labels, [0.1, 0.1, None, 0.1], [0.05, 0.05, None, 0.05], 4, 0.1,
+                       BoundGrid(rhos=(0.5, 1.0)), 2.0, 1.0)
+    for c, t in res.items():
+        _close(t["confidence"], derived_confidence(t["n"], 0.1, 4 * 2), f"corollary54 confidence of class {c}")
 
 
 def test_weighted_confidence_from_mcdiarmid_with_differences_w():

@@ -39,6 +39,19 @@ class Complexities:
         self._coupled_scale = coupled_scale
         self._cache: dict[str, Any] = {}
 
+    @classmethod
+    def given(cls, num_classes: int, overall: tuple[float, float], per_class: Mapping[int, tuple[float, float]]
+              ) -> Complexities:
+        """Upper unit complexities given as numbers (a caller's own estimates, or a test's): S's, and S_c's for the
+        classes in ``per_class`` (the others have no samples)."""
+        out = cls(np.zeros((0, 1)), np.zeros((0, 1)), np.zeros(0, dtype=np.int64), num_classes, "row", 0, 0, None,
+                  None, overall_method="given", class_methods={c: "given" for c in per_class}, weighted={},
+                  weighted_methods={}, coupled_rows={}, coupled_methods={}, coupled_scale=None)
+        out._cache["overall"] = tuple(ErcSummary(None, float(u)) for u in overall)
+        out._cache.update({f"class:{c}": tuple(ErcSummary(None, float(u)) for u in pair)
+                           for c, pair in per_class.items()})
+        return out
+
     @property
     def computed(self) -> tuple[str, ...]:
         """The quantities estimated so far, in the order they were requested."""
