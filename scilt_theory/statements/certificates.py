@@ -24,7 +24,7 @@ from scilt_theory.binomial import clopper_pearson_upper, information_floor, kl_u
 from scilt_theory.schema import StatementRecord
 from scilt_theory.statements.base import Statement
 from scilt_theory.statements.context import BoundContext
-from scilt_theory.statements.margin import class_target, group_target
+from scilt_theory.statements.targets import class_target, group_target
 
 __all__ = ["HOLDOUT_CERTIFICATE", "TESTSET_CERTIFICATE", "CertificateSample"]
 

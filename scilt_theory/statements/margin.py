@@ -50,6 +50,7 @@ from scilt_theory.schema import StatementRecord
 from scilt_theory.statements.base import Statement
 from scilt_theory.statements.context import BoundContext
 from scilt_theory.statements.radii import data_radii_grid, fusion_radii_grid, trained_radii
+from scilt_theory.statements.targets import aggregate_class_family, class_target, group_target
 
 __all__ = ["COMPLEXITIES", "CONTRACTIONS", "COROLLARY54", "FORMS", "MARGIN", "MARGIN_STATEMENTS", "MARGIN_TABLE",
            "RADII", "THEOREM53", "MarginStatement", "Row", "class_family_records", "class_target", "grid_floor",
@@ -62,14 +63,6 @@ _RECORD_FIELDS = ("bound", "vacuous", "delta", "statement")
 def terms_of(t: BoundTerms) -> dict:
     """The terms of a margin bound as a record's ``terms`` (train_margin_loss, complexity, confidence, rho, ...)."""
     return {k: v for k, v in t.to_dict().items() if k not in _RECORD_FIELDS}
-
-
-def class_target(c: int) -> str:
-    return f"class:{c}"
-
-
-def group_target(g: str) -> str:
-    return f"group:{g}"
 
 
 def grid_floor(ctx: BoundContext, evaluated: Sequence[BoundTerms]) -> float:
@@ -116,45 +109,23 @@ def n_for_nonvacuous(curves: Sequence[Sequence[BoundTerms]], n: int, aggregate: 
     return hi * n
 
 
-def _mean(values: list[float]) -> float:
-    return float(np.mean(values))
-
-
 def class_family_records(statement: Statement, ctx: BoundContext, delta: float,
                          per_class: Sequence[tuple[int, BoundTerms | None, Sequence[BoundTerms], str | None]]
                          ) -> list[StatementRecord]:
-    """Records of a margin statement that holds for every class at once: each class, the balanced error (mean over
-    the classes with a bound), each group (mean over its classes with a bound) and the worst class (max)."""
+    """Records of a margin statement that holds for every class at once: each class (its best grid point), then
+    the balanced, group and worst-class records (:func:`~scilt_theory.statements.targets.aggregate_class_family`)."""
     records = []
     bounded = {c: (t, ev) for c, t, ev, _ in per_class if t is not None}
+    floors = {c: grid_floor(ctx, ev) for c, (_, ev) in bounded.items()}
     for c, t, ev, reason in per_class:
         if t is None:
             records.append(statement.record(ctx, class_target(c), None, delta, reason=reason, quantity="class error"))
             continue
         records.append(statement.record(ctx, class_target(c), t.bound, delta, terms_of(t), quantity="class error",
-                                        floor=grid_floor(ctx, ev),
-                                        n_for_nonvacuous=n_for_nonvacuous([ev], ctx.n, max)))
-
-    def aggregate(target: str, members: list[int], how: Callable[[list[float]], float], quantity: str,
-                  extra: dict | None = None) -> StatementRecord:
-        members = [c for c in members if c in bounded]
-        if not members:
-            return statement.record(ctx, target, None, delta, reason="no class of this target has training samples",
-                                    quantity=quantity)
-        terms = {"classes": members, **(extra or {})}
-        return statement.record(ctx, target, how([bounded[c][0].bound for c in members]), delta, terms,
-                                quantity=quantity, floor=how([grid_floor(ctx, bounded[c][1]) for c in members]),
-                                n_for_nonvacuous=n_for_nonvacuous([bounded[c][1] for c in members], ctx.n, how))
-
-    records.append(aggregate("balanced", list(bounded), _mean, "balanced error"))
-    for g in ctx.group_names:
-        records.append(aggregate(group_target(g), ctx.group_members(g), _mean, "group balanced error"))
-    worst = aggregate("worst_class", list(bounded), max, "worst-class error")
-    if worst.bound is not None:
-        c = max(bounded, key=lambda k: bounded[k][0].bound)  # the first class attaining the max, as max() picks
-        worst = replace(worst, terms={**worst.terms, "class": c, "name": ctx.class_names[c]})
-    records.append(worst)
-    return records
+                                        floor=floors[c], n_for_nonvacuous=n_for_nonvacuous([ev], ctx.n, max)))
+    return records + aggregate_class_family(
+        statement, ctx, delta, {c: t.bound for c, (t, _) in bounded.items()}, floors,
+        lambda members, how: n_for_nonvacuous([bounded[c][1] for c in members], ctx.n, how))
 
 
 def group_detail(ctx: BoundContext, group: str, best: dict[int, BoundTerms]) -> tuple[dict, str | None]:

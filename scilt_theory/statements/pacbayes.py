@@ -32,7 +32,7 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 from scipy import special, stats
@@ -41,7 +41,7 @@ from scilt_theory.binomial import kl_inverse_upper, kl_upper
 from scilt_theory.schema import StatementRecord
 from scilt_theory.statements.base import Statement
 from scilt_theory.statements.context import BoundContext
-from scilt_theory.statements.margin import class_target, group_target
+from scilt_theory.statements.targets import aggregate_class_family, class_target
 
 __all__ = ["PAC_BAYES", "PacBayes", "PacBayesGrid", "derandomisation_factor", "gaussian_kl", "gibbs_threshold_counts",
            "log_xi", "pac_bayes_kl_bound"]
@@ -312,26 +312,12 @@ class PacBayes(Statement):
                                        quantity="class error", floor=cv.floor,
                                        n_for_nonvacuous=_n_for_nonvacuous([cv], max, ev, ctx.n)))
 
-        def aggregate(target: str, members: list[int], how: Callable[[list[float]], float], quantity: str,
-                      method: str) -> StatementRecord:
-            members = [c for c in members if c in curves]
-            if not members:
-                return self.record(ctx, target, None, delta, reason="no class of this target has training samples",
-                                   quantity=quantity)
-            terms = {"classes": members, "method": method, "delta_each": ev["delta_split"]["class_each"],
-                     "draws": ev["draws"], "grid_size": self.grid.size, "delta_split": dict(ev["delta_split"])}
-            return self.record(ctx, target, how([curves[c].bound for c in members]), delta, terms,
-                               quantity=quantity, floor=how([curves[c].floor for c in members]),
-                               n_for_nonvacuous=_n_for_nonvacuous([curves[c] for c in members], how, ev, ctx.n))
-
+        records += aggregate_class_family(
+            self, ctx, delta, {c: cv.bound for c, cv in curves.items()}, {c: cv.floor for c, cv in curves.items()},
+            lambda members, how: _n_for_nonvacuous([curves[c] for c in members], how, ev, ctx.n),
+            lambda kind: {"method": f"{kind} of class bounds", "delta_each": ev["delta_split"]["class_each"],
+                          "draws": ev["draws"], "grid_size": self.grid.size, "delta_split": dict(ev["delta_split"])})
         present = list(curves)
-        records.append(aggregate("balanced", present, _mean, "balanced error", "mean of class bounds"))
-        for grp in ctx.group_names:
-            records.append(aggregate(group_target(grp), ctx.group_members(grp), _mean, "group balanced error",
-                                     "mean of class bounds"))
-        worst = aggregate("worst_class", present, max, "worst-class error", "max of class bounds")
-        c_worst = max(present, key=lambda c: curves[c].bound)
-        records.append(replace(worst, terms={**worst.terms, "class": c_worst, "name": ctx.class_names[c_worst]}))
 
         # the prior-weighted error Σ_c (n_c/n) err_c: the pooled event, or the π-weighted class bounds
         pi = {c: curves[c].n / ctx.n for c in present}
@@ -354,10 +340,6 @@ class PacBayes(Statement):
                                    floor=min(pooled.floor, weighted_floor),
                                    n_for_nonvacuous=min(projected) if projected else None))
         return records
-
-
-def _mean(values: list[float]) -> float:
-    return float(np.mean(values))
 
 
 #: sizes t·n at which the projection of n_for_nonvacuous is evaluated (t geometric, ratio √2)

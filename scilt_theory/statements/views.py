@@ -29,7 +29,8 @@ from scilt_theory.schema import (
     WorstClassRow,
 )
 from scilt_theory.statements.context import BoundContext
-from scilt_theory.statements.margin import COROLLARY54, THEOREM53, class_target, group_target
+from scilt_theory.statements.margin import COROLLARY54, THEOREM53
+from scilt_theory.statements.targets import class_target, group_target
 
 __all__ = ["Views", "attach_comparisons", "build_views", "certificate_block", "delta_budget", "find_record",
            "mean_of_present", "prior_weighted", "rank_correlations"]
