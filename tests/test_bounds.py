@@ -39,7 +39,7 @@ from scilt_theory.grid import BoundGrid
 from scilt_theory.losses import margins, ramp_loss, zero_one_error
 from scilt_theory.metrics import class_groups
 from scilt_theory.rademacher import closed_form_bounds
-from scilt_theory.statements import build_context, fused_model_bounds
+from scilt_theory.statements import Estimation, Hypothesis, Sample, build_context, fused_model_bounds
 from scilt_theory.statements.complexities import Complexities
 from scilt_theory.statements.margin import MARGIN
 
@@ -271,8 +271,8 @@ def _toy_corollary(**kwargs):
                        [0, 2, 0, 0], [0, 3, 1, 0], [1, 0, 0, 0], [0, 0, 0, 2]], dtype=float)
     labels = np.array([0, 0, 0, 0, 1, 1, 1, 3])
     psi = np.eye(8, 4)
-    ctx = build_context(psi, psi, scores, labels, num_classes=4, radius_penult=2.0, radius_final=1.0,
-                        grid=BoundGrid(rhos=(0.5, 1.0)), delta=0.1, n_draws=0, **kwargs)
+    ctx = build_context(Sample(psi, psi, scores, labels, 4, **kwargs), Hypothesis(2.0, 1.0),
+                        Estimation(BoundGrid(rhos=(0.5, 1.0)), delta=0.1, n_draws=0))
     rc = {0: 0.05, 1: 0.1, 3: 0.2}
     ctx = dataclasses.replace(ctx, complexities=Complexities.given(4, (0.1, 0.1), {c: (u, u) for c, u in rc.items()}))
     return ctx, {r.target: r for r in MARGIN["corollary54"].evaluate(ctx, 0.1)}

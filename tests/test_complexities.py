@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from scilt_theory.grid import BoundGrid
-from scilt_theory.statements import build_context, fused_model_bounds
+from scilt_theory.statements import Estimation, Hypothesis, Sample, build_context, fused_model_bounds
 
 K = 3
 
@@ -39,8 +39,10 @@ def test_a_complexity_no_statement_reads_is_never_computed_but_keeps_its_certifi
 
 def test_the_order_of_the_reads_does_not_change_a_value():
     psi1, psi2, scores, labels = _sample(1)
-    a = build_context(psi1, psi2, scores, labels, needs=frozenset({"weighted"}), **KW)
-    b = build_context(psi1, psi2, scores, labels, needs=frozenset({"weighted"}), **KW)
+    typed = (Sample(psi1, psi2, scores, labels, K), Hypothesis(4.0, 2.0),
+             Estimation(BoundGrid(rhos=(0.5, 1.0)), method="mc", n_draws=64))
+    a = build_context(*typed, needs=frozenset({"weighted"}))
+    b = build_context(*typed, needs=frozenset({"weighted"}))
     first_a = (a.unit_penult, a.class_unit_final[2], a.weighted_unit["balanced"])
     first_b = (b.weighted_unit["balanced"], b.class_unit_final[2], b.unit_penult)[::-1]
     assert first_a == first_b

@@ -9,6 +9,7 @@ check: a mutant with the ln(ξ(n)/δ) term dropped must fail clearly more often 
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from fractions import Fraction
 
@@ -21,7 +22,7 @@ from test_bound_validity import ROT
 
 from scilt_theory.binomial import kl_bernoulli, kl_inverse_upper, kl_upper
 from scilt_theory.grid import BoundGrid
-from scilt_theory.statements import build_context, fused_model_bounds
+from scilt_theory.statements import Estimation, Hypothesis, Sample, build_context, fused_model_bounds
 from scilt_theory.statements.pacbayes import (
     DRAWS_SHARE,
     PacBayes,
@@ -429,22 +430,26 @@ def run_trials() -> dict:
     rng = np.random.default_rng(7)
     for _ in range(T):
         psi1, psi2, y, hits = draw_sample(rng)
-        common = {"num_classes": K3, "radius_penult": B1, "radius_final": B2, "grid": GRID, "delta": DELTA,
-                  "n_draws": 0, "class_groups": list(GROUPS), "feature_norm_bound": 1.0,
-                  "seed": int(rng.integers(1 << 30))}
+        estimation = Estimation(GRID, delta=DELTA, n_draws=0, seed=int(rng.integers(1 << 30)),
+                                validity="fixed-features")
+
+        def sample(u, v, psi1=psi1, psi2=psi2, y=y):
+            return Sample(psi1, psi2, psi1 @ u.T + psi2 @ v.T, y, K3, class_groups=list(GROUPS))
+
         # (a) the scorer fitted on S (normalised class means), data-free prior
         u = B1 * _unit_rows(np.stack([psi1[y == c].mean(0) for c in range(K3)]))
         v = B2 * _unit_rows(np.stack([psi2[y == c].mean(0) for c in range(K3)]))
-        ctx = build_context(psi1, psi2, psi1 @ u.T + psi2 @ v.T, y, head_weights=(u, v), validity="fixed-features",
-                            **common)
+        ctx = build_context(sample(u, v), Hypothesis(B1, B2, feature_norm_bound=1.0, head_weights=(u, v)), estimation)
         records = {r.target: r for r in TRIAL_STATEMENT.evaluate(ctx, DELTA)}
         risk = class_risks(u, v)
         out["fitted"] += int(any(records[t].bound < target_risk(t, risk) for t in targets))
         out["fitted_bounds"].append((records["overall"].bound, target_risk("overall", risk)))
         # (b) the fixed scorer W* with the prior centred on it (KL = 0 at ratio 1): the statement and the mutant
         # with the ln(ξ(n)/δ) term dropped, from the statement's own grid evaluation
-        ctx = build_context(psi1, psi2, psi1 @ u_star.T + psi2 @ v_star.T, y, head_weights=(u_star, v_star),
-                            prior_head_weights=(u_star, v_star), validity="certified", **common)
+        ctx = build_context(sample(u_star, v_star), Hypothesis(B1, B2, feature_norm_bound=1.0,
+                                                               head_weights=(u_star, v_star),
+                                                               prior_head_weights=(u_star, v_star)),
+                            dataclasses.replace(estimation, validity="certified"))
         ev = TRIAL_STATEMENT._evaluate(ctx, DELTA)
         records = {r.target: r for r in TRIAL_STATEMENT.records(ctx, DELTA, ev)}
         out["fixed"] += int(any(records[t].bound < target_risk(t, risk_star) for t in targets))

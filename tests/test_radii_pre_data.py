@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from scilt_theory.grid import BoundGrid
-from scilt_theory.statements import build_context, fused_model_bounds
+from scilt_theory.statements import Estimation, Hypothesis, Sample, build_context, fused_model_bounds
 from scilt_theory.statements.radii import RADII_SPAN, data_radii_grid, trained_radii
 
 K = 3
@@ -78,11 +78,12 @@ def test_explicit_class_radii_fix_the_grid_and_norms_above_them_get_no_value():
 def test_without_declared_radii_the_class_radii_are_the_radii_every_statement_uses():
     """Cosine heads: the grid declares ρ only and radius_* are the class radii (2s, s) fixed by s and the method."""
     psi1, psi2, scores, labels, heads = _linear_heads()
-    ctx = build_context(psi1, psi2, scores, labels, num_classes=K, radius_penult=4.0, radius_final=2.0,
-                        grid=BoundGrid(rhos=(0.5, 1.0)), n_draws=0, head_weights=heads)
+    sample = Sample(psi1, psi2, scores, labels, K)
+    ctx = build_context(sample, Hypothesis(4.0, 2.0, head_weights=heads), Estimation(BoundGrid(rhos=(0.5, 1.0)),
+                                                                                    n_draws=0))
     assert ctx.class_radii == (4.0, 2.0)
-    pairs = build_context(psi1, psi2, scores, labels, num_classes=K, radius_penult=1.2, radius_final=0.7,
-                          grid=BoundGrid(rhos=(1.0,), radii_pairs=((3.0, 1.0), (2.0, 2.5))), n_draws=0)
+    pairs = build_context(sample, Hypothesis(1.2, 0.7),
+                          Estimation(BoundGrid(rhos=(1.0,), radii_pairs=((3.0, 1.0), (2.0, 2.5))), n_draws=0))
     assert pairs.class_radii == (3.0, 2.5)
 
 
@@ -90,5 +91,5 @@ def test_class_radii_must_be_a_non_negative_pair():
     psi1, psi2, scores, labels, _ = _linear_heads()
     for bad in ((1.0,), (-1.0, 1.0)):
         with pytest.raises(ValueError, match="class_radii"):
-            build_context(psi1, psi2, scores, labels, num_classes=K, radius_penult=1.2, radius_final=0.7,
-                          grid=GRID, n_draws=0, class_radii=bad)
+            build_context(Sample(psi1, psi2, scores, labels, K), Hypothesis(1.2, 0.7, class_radii=bad),
+                          Estimation(GRID, n_draws=0))

@@ -64,7 +64,7 @@ def _corollary54(margins_, labels, rc_penult, rc_final, k, delta, grid, b1, b2) 
     """The corollary54 statement's class terms (with ``bound``) on these margins, with given unit complexities."""
     import dataclasses
 
-    from scilt_theory.statements import build_context
+    from scilt_theory.statements import Estimation, Hypothesis, Sample, build_context
     from scilt_theory.statements.complexities import Complexities
     from scilt_theory.statements.margin import MARGIN
 
@@ -72,8 +72,8 @@ def _corollary54(margins_, labels, rc_penult, rc_final, k, delta, grid, b1, b2) 
     scores = np.zeros((n, k))
     scores[np.arange(n), labels] = margins_  # every other score 0: the margin is the label's score
     psi = np.zeros((n, 1))
-    ctx = build_context(psi, psi, scores, labels, num_classes=k, radius_penult=b1, radius_final=b2, grid=grid,
-                        delta=delta, n_draws=0)
+    ctx = build_context(Sample(psi, psi, scores, labels, k), Hypothesis(b1, b2),
+                        Estimation(grid, delta=delta, n_draws=0))
     given = {c: (rc_penult[c], rc_final[c]) for c in range(k) if rc_penult[c] is not None}
     ctx = dataclasses.replace(ctx, complexities=Complexities.given(k, (0.0, 0.0), given))
     records = MARGIN["corollary54"].evaluate(ctx, delta)

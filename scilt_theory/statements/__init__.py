@@ -28,6 +28,7 @@ from scilt_theory.statements.base import (
 )
 from scilt_theory.statements.certificates import HOLDOUT_CERTIFICATE, TESTSET_CERTIFICATE
 from scilt_theory.statements.context import VALIDITY, BoundContext, build_context
+from scilt_theory.statements.inputs import Estimation, Hypothesis, Sample
 from scilt_theory.statements.margin import MARGIN, MARGIN_STATEMENTS
 from scilt_theory.statements.pacbayes import PAC_BAYES
 from scilt_theory.statements.tighter import TightestUniform
@@ -43,9 +44,9 @@ REGISTERED = (*(MARGIN[n] for n in ("theorem53", "corollary54", "theorem53_bound
 for _statement in REGISTERED:
     register_statement(_statement)
 
-__all__ = ["REGISTERED", "STATEMENTS", "TIGHTEST_UNIFORM", "VALIDITY", "BoundContext", "FusedBounds", "Statement",
-           "Views", "build_context", "build_views", "evaluate_statements", "fused_model_bounds", "get_statement",
-           "headline_statements", "register_statement"]
+__all__ = ["REGISTERED", "STATEMENTS", "TIGHTEST_UNIFORM", "VALIDITY", "BoundContext", "Estimation", "FusedBounds",
+           "Hypothesis", "Sample", "Statement", "Views", "build_context", "build_views", "evaluate_statements",
+           "fused_model_bounds", "get_statement", "headline_statements", "register_statement"]
 
 
 @dataclass(frozen=True)
@@ -80,6 +81,7 @@ def fused_model_bounds(psi_penult: Any, psi_final: Any, scores: Any, labels: Any
                        certificate_samples: Mapping[str, Any] | None = None) -> FusedBounds:
     """Theorem 5.3, Corollary 5.4 and every other selected statement for a trained fused model (THEORY §1, §4, §5).
 
+    The keywords are those of the typed inputs (statements/inputs.py), gathered here for the callers' convenience.
     The sample: ψ₁, ψ₂, scores, labels (the classes, their names, groups, training counts and Many/Few thresholds).
     The scorer's class: its radii (or the trained norms a grid radius must cover), the pre-data ``class_radii`` of
     the data-dependent radii grid, the norm, the heads (U, V), a prior centre (U₀, V₀), the cosine scale, the coupled
@@ -90,12 +92,13 @@ def fused_model_bounds(psi_penult: Any, psi_final: Any, scores: Any, labels: Any
     """
     chosen = select_statements(statements)
     needs = frozenset().union(*(s.needs for s in chosen))
-    ctx = build_context(psi_penult, psi_final, scores, labels, needs=needs, num_classes=num_classes,
-                        radius_penult=radius_penult, radius_final=radius_final, grid=grid, norm=norm,
-                        class_radii=class_radii, delta=delta, method=method, n_draws=n_draws, delta_mc=delta_mc,
-                        seed=seed, device=device, class_names=class_names, class_groups=class_groups,
-                        class_counts=class_counts, many_threshold=many_threshold, few_threshold=few_threshold,
-                        feature_norm_bound=feature_norm_bound, validity=validity, head_weights=head_weights,
-                        prior_head_weights=prior_head_weights, scale=scale, coupled_scale=coupled_scale,
-                        certificate_samples=certificate_samples)
+    sample = Sample(psi_penult, psi_final, scores, labels, num_classes, class_names=class_names,
+                    class_groups=class_groups, class_counts=class_counts, many_threshold=many_threshold,
+                    few_threshold=few_threshold)
+    hypothesis = Hypothesis(radius_penult, radius_final, norm=norm, class_radii=class_radii,
+                            feature_norm_bound=feature_norm_bound, head_weights=head_weights,
+                            prior_head_weights=prior_head_weights, scale=scale, coupled_scale=coupled_scale)
+    estimation = Estimation(grid, delta=delta, method=method, n_draws=n_draws, delta_mc=delta_mc, seed=seed,
+                            device=device, validity=validity)
+    ctx = build_context(sample, hypothesis, estimation, needs=needs, certificate_samples=certificate_samples)
     return FusedBounds(context=ctx, records=tuple(evaluate_statements(ctx, [s.name for s in chosen])))

@@ -26,6 +26,7 @@ from scilt_theory.losses import margins as _margins
 from scilt_theory.metrics import resolve_groups as _resolve_groups
 from scilt_theory.rademacher import LIMITS, METHODS, independent_signs, select_estimator
 from scilt_theory.statements.complexities import Complexities
+from scilt_theory.statements.inputs import Estimation, Hypothesis, Sample
 
 __all__ = ["VALIDITY", "BoundContext", "build_context", "pre_data_radii"]
 
@@ -204,19 +205,10 @@ def _check_heads(heads: Any, k: int, psi1: np.ndarray, psi2: np.ndarray, scores:
     return u, v
 
 
-def build_context(psi_penult: Any, psi_final: Any, scores: Any, labels: Any, *, num_classes: int,
-                  radius_penult: float, radius_final: float, norm: str = "row", grid: BoundGrid,
-                  delta: float = 0.05, method: str = "auto", n_draws: int = 1000, delta_mc: float = 0.01,
-                  seed: int = 0, class_names: Sequence[str] | None = None, many_threshold: int = 100,
-                  few_threshold: int = 20, class_counts: Sequence[int] | None = None,
-                  class_groups: Sequence[str] | Mapping[int, str] | None = None,
-                  feature_norm_bound: float | None = None, validity: str = "diagnostic",
-                  device: Any = None, needs: frozenset[str] = frozenset(),
-                  certificate_samples: Mapping[str, Any] | None = None,
-                  head_weights: tuple[Any, Any] | None = None, prior_head_weights: tuple[Any, Any] | None = None,
-                  scale: float | None = None, coupled_scale: float | None = None,
-                  class_radii: tuple[float, float] | None = None) -> BoundContext:
-    """Validate the inputs and compute the shared quantities (THEORY §1, §4, §5).
+def build_context(sample: Sample, hypothesis: Hypothesis, estimation: Estimation, *,
+                  needs: frozenset[str] = frozenset(), certificate_samples: Mapping[str, Any] | None = None
+                  ) -> BoundContext:
+    """Validate the typed inputs (statements/inputs.py) and plan the shared quantities (THEORY §1, §4, §5).
 
     ``scores = U psi_1 + V psi_2`` is assumed to lie in ``F_{N-1} + F_N`` with the given radii (the caller
     checks the trained weights): for cosine heads ``radius_penult = s (1 + alpha_max) = 2s`` and
@@ -244,6 +236,18 @@ def build_context(psi_penult: Any, psi_final: Any, scores: Any, labels: Any, *, 
     ``coupled_scale`` = s when the scorer lies in the coupled SciLT class H_s (two cosine heads, adaptive α): with
     "coupled" in ``needs`` its complexity is computed on S and on every S_c (THEORY §8).
     """
+    for given, typed in ((sample, Sample), (hypothesis, Hypothesis), (estimation, Estimation)):
+        if not isinstance(given, typed):
+            raise ValueError(f"build_context needs a {typed.__name__}, got {type(given).__name__}.")
+    psi_penult, psi_final, scores, labels = sample.psi_penult, sample.psi_final, sample.scores, sample.labels
+    num_classes, class_names, class_groups = sample.num_classes, sample.class_names, sample.class_groups
+    class_counts, many_threshold, few_threshold = sample.class_counts, sample.many_threshold, sample.few_threshold
+    radius_penult, radius_final, norm = hypothesis.radius_penult, hypothesis.radius_final, hypothesis.norm
+    class_radii, feature_norm_bound = hypothesis.class_radii, hypothesis.feature_norm_bound
+    head_weights, prior_head_weights = hypothesis.head_weights, hypothesis.prior_head_weights
+    scale, coupled_scale = hypothesis.scale, hypothesis.coupled_scale
+    grid, delta, method, n_draws = estimation.grid, estimation.delta, estimation.method, estimation.n_draws
+    delta_mc, seed, device, validity = estimation.delta_mc, estimation.seed, estimation.device, estimation.validity
     k = _check_count(num_classes, "num_classes", 2)
     delta = _check_delta(delta)
     dm = _check_delta(delta_mc, "delta_mc")
