@@ -108,3 +108,21 @@ def fused_model_bounds_names(heads_scale: float) -> set[str]:
                              feature_norm_bound=1.0, head_weights=(u, v), coupled_scale=S,
                              statements=[s.name for s in MARGIN_STATEMENTS if s.radii.key == "fusion"])
     return {r.name for r in rep.records if isinstance(r, StatementRecord) and r.bound is not None}
+
+
+def test_a_new_row_is_a_working_statement_without_other_code():
+    """A combination the table does not register (the weighted form, bounded features, vector contraction, on the
+    fusion-weight grid) evaluates from its axes alone: adding it is one row of MARGIN_TABLE."""
+    new = MarginStatement("weighted", "bounded", "vector", "fusion")
+    assert new.name == "weighted_margin_bounded_features_fusion_radii" and new.name not in STATEMENTS
+    psi1, psi2, scores, labels, heads = _model()
+    ctx = fused_model_bounds(psi1, psi2, scores, labels, num_classes=3, radius_penult=2 * S, radius_final=S,
+                             grid=BoundGrid.geometric(0.2, 4 * S, 4), n_draws=0, feature_norm_bound=1.0,
+                             head_weights=heads, coupled_scale=S, statements=["weighted_margin"]).context
+    assert new.applies(ctx)
+    records = {r.target: r for r in new.evaluate(ctx, 0.05)}
+    assert "balanced" in records and all(t == "balanced" or t.startswith("group:") for t in records)
+    for r in records.values():
+        t = r.terms
+        assert r.bound == pytest.approx(t["train_margin_loss"] + t["complexity"] + t["confidence"])
+        assert t["radius_penult"] + t["radius_final"] <= S * (2 + 1 / 100) + 1e-12  # a fusion-weight pair
