@@ -2,9 +2,10 @@
 
 A :class:`Statement` has a name, the place in docs/THEORY.md where it is stated, the validity regimes in which it is
 a certificate, and ``evaluate(context, delta) -> list[StatementRecord]``: one record per target it bounds (overall,
-each class, each group, the worst class). Adding a statement to the report is one subclass registered with
-:func:`register_statement`, its proof in proofs/ and its tests; the pipeline, bounds.json, report.md and the figures
-pick it up through the registry and the records.
+each class, each group, the worst class), and ``headline`` / ``label`` saying where the report shows it. The
+registry is filled from the declared tuple ``statements.REGISTERED`` (a margin statement is a row of
+statements/margin.MARGIN_TABLE); the pipeline, bounds.json, report.md and the figures pick a statement up through the
+registry and the records.
 """
 
 from __future__ import annotations
