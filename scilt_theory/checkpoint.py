@@ -91,9 +91,6 @@ def atomic_replace(path: str | os.PathLike, write: Callable[[IO], None], *, text
     return Path(path)
 
 
-_atomic_replace = atomic_replace  # the name scilt_theory/pretrained.py imports
-
-
 def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:
     """``torch.save`` to ``path`` atomically (temp file + fsync + rename in the same directory)."""
     return atomic_replace(path, lambda handle: torch.save(obj, handle), text=False)
