@@ -86,7 +86,7 @@ def test_registering_another_uniform_statement_does_not_change_delta_over_j():
     assert after.terms["members"] == before.terms["members"] and _Extra.name not in after.terms["members"]
     assert after.terms["delta_each"] == before.terms["delta_each"] == 0.05 / len(MARGIN_STATEMENTS)
     assert after.bound == before.bound > 0.0
-    assert TIGHTEST_UNIFORM.members == MARGIN_STATEMENTS
+    assert TIGHTEST_UNIFORM.members == MARGIN_STATEMENTS  # every row of today's table, named one by one
 
 
 def test_j_is_fixed_by_the_configuration_not_by_the_trained_norms():

@@ -5,7 +5,8 @@ the δ accounting, computed once) → evaluate the selected statements (:data:`S
 
 The registry is the declared tuple :data:`REGISTERED` below, in report order. Adding a margin statement: one row of
 statements/margin.MARGIN_TABLE (and its formula there if the combination is new), its proof in proofs/ and its tests;
-it joins ``tightest_uniform`` only if added to that statement's members here. Another family: a :class:`Statement`
+it joins ``tightest_uniform`` only if named in :data:`TIGHTEST_MEMBERS` (a new row appended to the table is
+registered after the others). Another family: a :class:`Statement`
 subclass in a module of this package, an instance in :data:`REGISTERED`, its proof and its tests.
 """
 
@@ -34,8 +35,18 @@ from scilt_theory.statements.pacbayes import PAC_BAYES
 from scilt_theory.statements.tighter import TightestUniform
 from scilt_theory.statements.views import Views, build_views
 
-#: the minimum over the margin statements of the table, each at δ/J (J: the members the configuration sets up)
-TIGHTEST_UNIFORM = TightestUniform(members=MARGIN_STATEMENTS)
+#: tightest_uniform's members, by name, each at δ/J (J: the members the configuration sets up): a declared tuple, so
+#: a new table row joins only when named here and J changes only by an edit of this line
+TIGHTEST_MEMBERS = (
+    "theorem53", "corollary54", "theorem53_bounded_features", "corollary54_bounded_features", "weighted_margin",
+    "weighted_margin_bounded_features", "theorem53_classwise", "corollary54_classwise", "weighted_margin_classwise",
+    "theorem53_classwise_bounded_data_radii", "corollary54_classwise_bounded_data_radii",
+    "weighted_margin_classwise_bounded_data_radii", "theorem53_classwise_bounded_fusion_radii",
+    "corollary54_classwise_bounded_fusion_radii", "weighted_margin_classwise_bounded_fusion_radii",
+    "theorem53_data_radii", "corollary54_data_radii", "weighted_margin_data_radii",
+    "weighted_margin_bounded_features_data_radii", "theorem53_bounded_features_data_radii",
+    "corollary54_bounded_features_data_radii", "theorem53_coupled", "corollary54_coupled")
+TIGHTEST_UNIFORM = TightestUniform(members=tuple(MARGIN[n] for n in TIGHTEST_MEMBERS))
 #: every registered statement, in report order (bounds.json, report.md)
 REGISTERED = (*(MARGIN[n] for n in ("theorem53", "corollary54", "theorem53_bounded_features",
                                     "corollary54_bounded_features")),
@@ -44,9 +55,9 @@ REGISTERED = (*(MARGIN[n] for n in ("theorem53", "corollary54", "theorem53_bound
 for _statement in REGISTERED:
     register_statement(_statement)
 
-__all__ = ["REGISTERED", "STATEMENTS", "TIGHTEST_UNIFORM", "VALIDITY", "BoundContext", "Estimation", "FusedBounds",
-           "Hypothesis", "Sample", "Statement", "Views", "build_context", "build_views", "evaluate_statements",
-           "fused_model_bounds", "get_statement", "headline_statements", "register_statement"]
+__all__ = ["REGISTERED", "STATEMENTS", "TIGHTEST_MEMBERS", "TIGHTEST_UNIFORM", "VALIDITY", "BoundContext",
+           "Estimation", "FusedBounds", "Hypothesis", "Sample", "Statement", "Views", "build_context", "build_views",
+           "evaluate_statements", "fused_model_bounds", "get_statement", "headline_statements", "register_statement"]
 
 
 @dataclass(frozen=True)
