@@ -13,8 +13,8 @@ from typing import Any
 
 __all__ = ["ACCURACY_KEYS", "CLASS_RANKED_STATEMENTS", "COLUMNS", "PAIRED_KEYS", "RANKED_STATEMENTS", "RANK_TARGETS",
            "class_rank_correlations", "class_rank_markdown", "compare_markdown", "paired_difference",
-           "paired_differences", "paired_markdown", "rank_correlations", "rank_markdown", "reference_row", "run_row",
-           "summarise"]
+           "paired_differences", "paired_markdown", "probe_markdown", "probe_rows", "rank_correlations",
+           "rank_markdown", "reference_row", "run_row", "summarise"]
 
 #: (key, column title, kind) of the table; kind "acc" is printed in %, "value" as a number
 COLUMNS: tuple[tuple[str, str, str], ...] = (
@@ -194,6 +194,37 @@ def reference_row(method: str, seed: int, metrics: Mapping[str, Any], **extra: A
     return {"method": method, "seed": int(seed), "balanced_accuracy": metrics["balanced_accuracy"],
             "many_accuracy": groups.get("many"), "medium_accuracy": groups.get("medium"),
             "few_accuracy": groups.get("few"), "worst_class_accuracy": metrics["worst_class"]["accuracy"], **extra}
+
+
+def probe_rows(result: Mapping[str, Any], seed: int) -> list[dict[str, Any]]:
+    """The rows linear_probe[VIEW] of one seed's probe result (scilt_theory/linear_probe.py; the CV-chosen C, and
+    C = 1 beside it)."""
+    rows = []
+    for view, entry in result["views"].items():
+        c1 = entry["c1"]["metrics"]
+        rows.append(reference_row(f"linear_probe[{view}]", seed, entry["cv"]["metrics"], probe_c=entry["cv"]["C"],
+                                  c1_balanced_accuracy=c1["balanced_accuracy"],
+                                  c1_few_accuracy=(c1.get("group_accuracy") or {}).get("few"),
+                                  c1_worst_class_accuracy=c1["worst_class"]["accuracy"]))
+    return rows
+
+
+def probe_markdown(summary: Mapping[str, Mapping[str, Any]], rows: Sequence[Mapping[str, Any]],
+                   names: Sequence[str]) -> str:
+    """The linear probe at the CV-chosen C against C = 1 (balanced accuracy, mean ± std over seeds)."""
+    lines = ["## Linear probe: C chosen by cross-validation (main rows) and C = 1", "",
+             "| reference | C chosen per seed | balanced acc, CV C | balanced acc, C = 1 | Few, C = 1 | "
+             "worst class, C = 1 |", "|---|---:|---:|---:|---:|---:|"]
+    for name in names:
+        stats = summary[name]
+        chosen = ", ".join(f"{r['probe_c']:g}" for r in rows if r["method"] == name)
+        lines.append(f"| {name} | {chosen} | {_cell(stats['balanced_accuracy'], 'acc')} | "
+                     f"{_cell(stats['c1_balanced_accuracy'], 'acc')} | {_cell(stats['c1_few_accuracy'], 'acc')} | "
+                     f"{_cell(stats['c1_worst_class_accuracy'], 'acc')} |")
+    lines += ["", "Logistic regression (class_weight balanced, lbfgs) on the frozen backbone's L2-normalised CLS "
+                  "features of the fit split; C from {0.01, 0.1, 1, 10, 100, 1000} by stratified k-fold CV "
+                  "(balanced accuracy, k = min(5, smallest class)). Accuracies in % on the balanced test split."]
+    return "\n".join(lines) + "\n"
 
 
 # ---- paired differences against a reference method -------------------------------------------------------------

@@ -85,6 +85,28 @@ def test_compare_writes_the_table_the_json_and_the_figure_from_the_runs(first):
         assert (out / f"compare_bound_vs_tail_error.{ext}").stat().st_size > 1000
 
 
+def test_compare_writes_the_class_by_class_tau_of_its_runs_reports(first):
+    from scilt_theory.compare import class_rank_correlations
+    from scilt_theory.run_record import read_run
+    from scilt_theory.schema import read_report
+
+    out, payload = first
+    runs = [out / "runs" / r["method"] / f"seed{r['seed']}" for r in payload["rows"]]
+    reports = [read_report(run / "bounds" / "bounds.json") for run in runs]
+    got = payload["class_rank_correlation"]
+    assert got == json.loads(json.dumps(class_rank_correlations(reports)))  # from the 4 runs' own reports
+    across = got["across_runs"]["corollary54"]
+    assert sorted(across) == ["class:0", "class:1", "class:2"] and all(s["n"] == 4 for s in across.values())
+    assert got["within_runs"]["corollary54"]["runs"] == 4
+    table = (out / "compare.md").read_text()
+    section = table[table.index("## Do the class bounds rank runs and classes"):]
+    assert table.index("Kendall τ, Jiang et al.") < table.index("## Do the class bounds rank runs and classes")
+    names = read_run(runs[0] / "run.pt").class_names
+    header = next(line for line in section.splitlines() if line.startswith("| statement |"))
+    assert header == "| statement | " + " | ".join(names) + " |"  # the classes named as the data names them
+    assert "| corollary54 |" in section and "| corollary54 | 4 |" in section
+
+
 def test_finished_runs_are_reused_and_a_killed_run_continues_to_the_same_numbers(first, monkeypatch):
     out, payload = first
     assert compare_cli.main(_argv(out)) == 0
