@@ -150,12 +150,14 @@ def parse(argv: list[str] | None):
     return args, extra, methods, seeds
 
 
-def comparison_config(args: argparse.Namespace, extra: list[str], methods: list[str], seeds: list[int]
-                      ) -> ComparisonConfig:
-    """The comparison the parsed command line asks for (``extra``: the train options given for every run)."""
+def comparison_config(args: argparse.Namespace, extra: list[str], methods: list[str], seeds: list[int], *,
+                      paired: bool = True) -> ComparisonConfig:
+    """The comparison the parsed command line asks for (``extra``: the train options given for every run;
+    ``paired=False``: without the paired tables, for a subset of the methods)."""
+    paired_list = getattr(args, "paired_list", ()) if paired else ()
     return ComparisonConfig(dataset=args.dataset, recipe=args.recipe, methods=tuple(methods), seeds=tuple(seeds),
                             out=args.out, references=tuple(getattr(args, "reference_list", ())),
-                            paired_references=tuple(getattr(args, "paired_list", ())), epochs=args.epochs,
+                            paired_references=tuple(paired_list), epochs=args.epochs,
                             train_overrides=tuple(extra), draws=args.draws, save_every=args.save_every,
                             feature_store=not args.no_feature_store, run_plots=args.run_plots,
                             progress=not args.quiet, weights=getattr(args, "weights", None))
@@ -186,7 +188,7 @@ RESOLVERS = OptionResolvers(train=train_configs, bounds=bounds_settings,
 def run_configs(args: argparse.Namespace, extra: list[str], method: str, seed: int, out):
     """(DataConfig, ModelConfig, TrainConfig, MethodConfig) of one run, resolved and checked as the train command
     would (``args.weights``: the recipe's backbone file once fetched)."""
-    config = comparison_config(args, extra, [method], [seed])
+    config = comparison_config(args, extra, [method], [seed], paired=False)
     return train_configs(config.train_argv(method, seed, out), weights=config.weights)
 
 

@@ -31,6 +31,11 @@ REFERENCES: dict[str, tuple[str, ...]] = {
     "linear_probe": ("linear_probe[penultimate]", "linear_probe[final]", "linear_probe[both]")}
 
 
+def default_paired_references(rows: Sequence[str]) -> tuple[str, ...]:
+    """The paired table a comparison makes unless told: against final_only when it is compared, else none."""
+    return ("final_only",) if "final_only" in rows else ()
+
+
 class ComparisonError(ValueError):
     """A comparison that cannot go on (a run directory of other settings, an unreadable run, a run that failed)."""
 
@@ -69,6 +74,15 @@ class ComparisonConfig:
     progress: bool = True
     #: the recipe's backbone weights file once fetched (run_comparison fills it in)
     weights: str | None = None
+
+    def __post_init__(self) -> None:
+        unknown = [r for r in self.references if r not in REFERENCES]
+        if unknown:
+            raise ValueError(f"unknown reference {unknown[0]!r}; choose from {', '.join(REFERENCES)}")
+        rows = [*self.methods, *self.reference_rows]
+        missing = [name for name in self.paired_references if name not in rows]
+        if missing:
+            raise ValueError(f"paired reference {missing[0]!r} is not compared here; choose from {', '.join(rows)}")
 
     def train_argv(self, method: str, seed: int, out: str | Path) -> list[str]:
         """The arguments of ``python -m experiments.train`` for one run (the options given win over the recipe)."""
@@ -343,8 +357,3 @@ def run_comparison(config: ComparisonConfig, resolvers: OptionResolvers,
     # the figure plots bounds: the methods' rows only (references have none)
     figures = plot_compare({m: summary[m] for m in methods}, out / "compare_bound_vs_tail_error", title=title)
     return ComparisonResult(payload=payload, json_path=json_path, markdown_path=markdown_path, figures=list(figures))
-
-
-def default_paired_references(rows: Sequence[str]) -> tuple[str, ...]:
-    """The paired table a comparison makes unless told: against final_only when it is compared, else none."""
-    return ("final_only",) if "final_only" in rows else ()

@@ -170,6 +170,20 @@ def test_bad_arguments_give_one_line(tmp_path, argv, message):
     assert not (tmp_path / "o" / "compare.json").exists()
 
 
+def test_a_comparison_config_refuses_unknown_references_and_unpaired_names():
+    from scilt_theory.comparison import ComparisonConfig
+
+    base = {"dataset": "synthetic-lt", "recipe": "scratch", "methods": ("scilt", "final_only"), "seeds": (0,),
+            "out": "o"}
+    with pytest.raises(ValueError, match="unknown reference 'nope'"):
+        ComparisonConfig(**base, references=("nope",))
+    with pytest.raises(ValueError, match="paired reference 'linear_probe\\[final\\]' is not compared here"):
+        ComparisonConfig(**base, paired_references=("linear_probe[final]",))
+    config = ComparisonConfig(**base, references=("linear_probe",), paired_references=("linear_probe[final]",))
+    assert config.reference_rows == ["linear_probe[penultimate]", "linear_probe[final]", "linear_probe[both]"]
+    assert config.train_argv("scilt", 3, "D")[-6:] == ["--method", "scilt", "--seed", "3", "--out", "D"]
+
+
 # ---- paired differences (scilt_theory/compare.py) --------------------------------------------------------------
 def test_paired_difference_matches_a_hand_computed_case():
     from scilt_theory.compare import paired_difference
