@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import numpy as np
+from synthetic import class_features
 
 from scilt_theory.grid import BoundGrid
 from scilt_theory.statements import Estimation, Hypothesis, Sample, build_context, fused_model_bounds
@@ -13,10 +14,7 @@ K = 3
 
 def _sample(seed=0, counts=(40, 12, 3), d=4):
     rng = np.random.default_rng(seed)
-    labels = np.concatenate([np.full(c, i) for i, c in enumerate(counts)])
-    psi1 = rng.normal(size=(labels.size, d)) + 2 * np.eye(K, d)[labels]
-    psi1 /= np.linalg.norm(psi1, axis=1, keepdims=True)
-    psi2 = np.roll(psi1, 1, axis=1)
+    labels, psi1, psi2 = class_features(rng, counts, d, K)
     u, v = rng.normal(size=(K, d)), rng.normal(size=(K, d))
     return psi1, psi2, psi1 @ u.T + psi2 @ v.T, labels
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from synthetic import class_features
 
 from scilt_theory.grid import BoundGrid
 from scilt_theory.statements import Estimation, Hypothesis, Sample, build_context, fused_model_bounds
@@ -27,10 +28,7 @@ GRID = BoundGrid.geometric(0.2, 8.0, 4, radii_penult=(1.0, 2.0, 4.0), radii_fina
 def _linear_heads(seed=0, counts=(40, 15, 6), d=5):
     """Unit features and heads with small trained row norms (about 1.1 and 0.6), well inside the grid's top."""
     rng = np.random.default_rng(seed)
-    labels = np.concatenate([np.full(c, i) for i, c in enumerate(counts)])
-    psi1 = rng.normal(size=(labels.size, d)) + 2 * np.eye(K, d)[labels]
-    psi1 /= np.linalg.norm(psi1, axis=1, keepdims=True)
-    psi2 = np.roll(psi1, 1, axis=1)
+    labels, psi1, psi2 = class_features(rng, counts, d, K)
     u, v = rng.normal(size=(K, d)), rng.normal(size=(K, d))
     u *= 1.1 / np.linalg.norm(u, axis=1).max()
     v *= 0.6 / np.linalg.norm(v, axis=1).max()

@@ -3,8 +3,8 @@ members (statements/tighter.py; proofs/data_dependent_radii.md §2)."""
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
+from synthetic import cosine_model as _model
 
 from scilt_theory.grid import BoundGrid
 from scilt_theory.schema import StatementRecord
@@ -46,17 +46,6 @@ def test_the_headline_and_the_figure_come_from_the_statements():
     assert [name for name, _ in figure_statements_drawn()] == ["theorem53", "weighted_margin", "tightest_uniform",
                                                                "pac_bayes", "holdout_certificate",
                                                                "testset_certificate"]
-
-
-def _model(seed=0, counts=(40, 12, 3), d=4, alpha=0.4, k=3):
-    rng = np.random.default_rng(seed)
-    labels = np.concatenate([np.full(c, i) for i, c in enumerate(counts)])
-    psi1 = rng.normal(size=(labels.size, d)) + 2 * np.eye(k, d)[labels]
-    psi1 /= np.linalg.norm(psi1, axis=1, keepdims=True)
-    psi2 = np.roll(psi1, 1, axis=1)
-    w1, w2 = (w / np.linalg.norm(w, axis=1, keepdims=True) for w in (rng.normal(size=(k, d)), rng.normal(size=(k, d))))
-    u, v = S * (alpha * w1 + w2), S * (1 - alpha) * w1
-    return psi1, psi2, psi1 @ u.T + psi2 @ v.T, labels, (u, v)
 
 
 def _tightest(heads_scale=1.0, **kw):

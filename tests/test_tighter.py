@@ -8,6 +8,7 @@ import math
 import numpy as np
 import pytest
 from scipy.stats import kendalltau
+from synthetic import cosine_model as _cosine_model
 
 from scilt_theory.bounds import confidence_term
 from scilt_theory.grid import BoundGrid
@@ -19,18 +20,6 @@ from scilt_theory.statements.radii import RADII_RATIO, data_radii_grid, trained_
 from scilt_theory.statements.views import rank_correlations
 
 S = 2.0  # cosine scale: class radii (2s, s)
-
-
-def _cosine_model(seed=0, counts=(40, 12, 3), d=4, alpha=0.4, k=3):
-    """Unit features, unit-row heads Ŵ1, Ŵ2, the SciLT decomposition U = s(αŴ1 + Ŵ2), V = s(1 − α)Ŵ1."""
-    rng = np.random.default_rng(seed)
-    labels = np.concatenate([np.full(c, i) for i, c in enumerate(counts)])
-    psi1 = rng.normal(size=(labels.size, d)) + 2 * np.eye(k, d)[labels]
-    psi1 /= np.linalg.norm(psi1, axis=1, keepdims=True)
-    psi2 = np.roll(psi1, 1, axis=1)
-    w1, w2 = (w / np.linalg.norm(w, axis=1, keepdims=True) for w in (rng.normal(size=(k, d)), rng.normal(size=(k, d))))
-    u, v = S * (alpha * w1 + w2), S * (1 - alpha) * w1
-    return psi1, psi2, psi1 @ u.T + psi2 @ v.T, labels, (u, v)
 
 
 def _bounds(statements, **kw):
