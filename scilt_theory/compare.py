@@ -94,16 +94,13 @@ RANK_TARGETS: tuple[tuple[str, str], ...] = (
 def rank_correlations(rows: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, dict[str, Any]]]:
     """Kendall τ-b across runs (methods × seeds) between each statement's bound and each error (Jiang et al.
     2020): does a smaller bound go with a smaller error? statement -> target -> {tau, p_value, n}."""
-    from scipy.stats import kendalltau
+    from scilt_theory.metrics import kendall_tau
 
     out: dict[str, dict[str, dict[str, Any]]] = {}
     for key, _ in RANKED_STATEMENTS:
         for target, _ in RANK_TARGETS:
             pairs = [(r[key], r[target]) for r in rows if r.get(key) is not None and r.get(target) is not None]
-            tau = p = None
-            if len(pairs) >= 3 and len({a for a, _ in pairs}) > 1 and len({b for _, b in pairs}) > 1:
-                res = kendalltau(*zip(*pairs))
-                tau, p = float(res.statistic), float(res.pvalue)
+            tau, p = kendall_tau(pairs, min_pairs=3)
             if pairs:
                 out.setdefault(key, {})[target] = {"tau": tau, "p_value": p, "n": len(pairs)}
     return out
@@ -337,9 +334,9 @@ def class_rank_correlations(reports: Sequence[Any], statements: Sequence[str] = 
     runs (mean, min, max, how many positive): does a statement rank one model's classes as their errors do?
     ``reports`` are :class:`~scilt_theory.schema.BoundsReport` objects (or their bounds.json dicts); only their
     ``statements`` and ``rank_correlation`` are read."""
-    from scipy.stats import kendalltau
-
+    from scilt_theory.metrics import kendall_tau
     from scilt_theory.schema import BoundsReport
+    from scilt_theory.statements.views import class_bound_error_pairs
 
     reports = [BoundsReport.from_json(r) if isinstance(r, Mapping) else r for r in reports]
     across: dict[str, dict[str, Any]] = {}
@@ -347,17 +344,10 @@ def class_rank_correlations(reports: Sequence[Any], statements: Sequence[str] = 
     for name in statements:
         by_class: dict[str, list[tuple[float, float]]] = {}
         for report in reports:
-            for record in report.statements:
-                if record.name != name or not record.target.startswith("class:") or record.bound is None:
-                    continue
-                if record.compared_with is None or record.compared_with.value is None:
-                    continue
-                by_class.setdefault(record.target, []).append((record.bound, record.compared_with.value))
+            for target, pair in class_bound_error_pairs(report.statements, name).items():
+                by_class.setdefault(target, []).append(pair)
         for target, pairs in sorted(by_class.items(), key=lambda kv: int(kv[0].split(":", 1)[1])):
-            tau = p = None
-            if len(pairs) >= 3 and len({a for a, _ in pairs}) > 1 and len({b for _, b in pairs}) > 1:
-                res = kendalltau(*zip(*pairs))
-                tau, p = float(res.statistic), float(res.pvalue)
+            tau, p = kendall_tau(pairs, min_pairs=3)
             across.setdefault(name, {})[target] = {"tau": tau, "p_value": p, "n": len(pairs)}
         taus = [rc.tau for report in reports for rc in report.rank_correlation
                 if rc.statement == name and rc.tau is not None]

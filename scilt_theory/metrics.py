@@ -211,3 +211,17 @@ def metrics_markdown(metrics: dict, title: str = "Evaluation") -> str:
                      f"{metrics['test_counts'][c]} | {metrics['groups'][c]} | "
                      f"{_fmt(metrics['per_class_accuracy'][c], pci[c])} |")
     return "\n".join(lines) + "\n"
+
+
+def kendall_tau(pairs: Sequence[tuple[float, float]], min_pairs: int = 2) -> tuple[float | None, float | None]:
+    """Kendall τ-b and its two-sided p-value (scipy.stats.kendalltau) of (x, y) pairs: does a smaller x go with a
+    smaller y? (None, None) with fewer than ``min_pairs`` pairs or with one side constant (τ undefined)."""
+    from scipy.stats import kendalltau
+
+    if len(pairs) < min_pairs:
+        return None, None
+    xs, ys = zip(*pairs)
+    if len(set(xs)) < 2 or len(set(ys)) < 2:
+        return None, None
+    res = kendalltau(xs, ys)
+    return float(res.statistic), float(res.pvalue)

@@ -14,6 +14,7 @@ import numpy as np
 
 from scilt_theory.binomial import clopper_pearson_interval, max_rate_interval, mean_rate_interval
 from scilt_theory.bounds import lemma51_scale, lemma51_sum
+from scilt_theory.metrics import kendall_tau
 from scilt_theory.schema import (
     CertificateBlock,
     CertificateRow,
@@ -230,22 +231,19 @@ def delta_budget(ctx: BoundContext, records: Sequence[StatementRecord]) -> list[
     return out
 
 
+def class_bound_error_pairs(records: Sequence[StatementRecord], name: str) -> dict[str, tuple[float, float]]:
+    """target -> (bound, compared class error) of statement ``name``'s class records that have both."""
+    return {r.target: (r.bound, r.compared_with.value) for r in records
+            if r.name == name and r.target.startswith("class:") and r.bound is not None
+            and r.compared_with is not None and r.compared_with.value is not None}
+
+
 def rank_correlations(records: Sequence[StatementRecord]) -> list[RankCorrelation]:
     """Kendall τ-b per statement between its class bounds and the compared class errors (Jiang et al. 2020)."""
-    from scipy.stats import kendalltau
-
     out = []
-    names = list(dict.fromkeys(r.name for r in records))
-    for name in names:
-        pairs = [(r.bound, r.compared_with.value) for r in records
-                 if r.name == name and r.target.startswith("class:") and r.bound is not None
-                 and r.compared_with is not None and r.compared_with.value is not None]
-        if not pairs:
-            continue
-        tau = p_value = None
-        bounds, errors = zip(*pairs)
-        if len(pairs) >= 2 and len(set(bounds)) > 1 and len(set(errors)) > 1:
-            res = kendalltau(bounds, errors)
-            tau, p_value = float(res.statistic), float(res.pvalue)
-        out.append(RankCorrelation(statement=name, tau=tau, p_value=p_value, n=len(pairs)))
+    for name in dict.fromkeys(r.name for r in records):
+        pairs = list(class_bound_error_pairs(records, name).values())
+        if pairs:
+            tau, p_value = kendall_tau(pairs)
+            out.append(RankCorrelation(statement=name, tau=tau, p_value=p_value, n=len(pairs)))
     return out
