@@ -230,7 +230,7 @@ class _Comparison:
         except CheckpointError as exc:
             raise ComparisonError(str(exc)) from None
         return {"metrics": record.metrics, "bounds": report, "class_names": list(record.class_names),
-                "timing": timing}
+                "data_config": record.data_config, "timing": timing}
 
     def run_reference(self, name: str, seed: int, ref_dir: Path) -> dict:
         """Compute (or reuse) one reference result (``linear_probe``) of one seed; returns its JSON."""
@@ -254,6 +254,29 @@ class _Comparison:
         atomic_write_text(json.dumps({"run": wanted}, indent=1) + "\n", sidecar)
         atomic_write_text(json.dumps(result, indent=1, allow_nan=False) + "\n", result_path)
         return {**result, "reused": False}
+
+
+def population_of(data_config: Any, test_counts: Sequence[int] | None, test_same_distribution: bool) -> dict:
+    """What the comparison's test errors estimate, for compare.json's ``population``: the data set's stated law
+    (registry ``DatasetSpec.law``) when it has one, the test sample's size, and how the paired differences use it."""
+    from scilt_theory.data.registry import DATASETS
+
+    spec = DATASETS[data_config.name]
+    law = spec.law(data_config) if spec.law is not None else None
+    counts = [int(c) for c in test_counts] if test_counts is not None else None
+    if law is not None:
+        estimate = ("every test error is an estimate of the population error under this law: each seed draws its "
+                    "own test sample, i.i.d. from the law and independent of its training sample; paired "
+                    "differences compare methods on the same seed's test sample, and the spread over seeds includes "
+                    "the test sample's own binomial noise")
+    elif test_same_distribution:
+        estimate = ("no stated law: test errors are errors on a held-out split that follows the training "
+                    "distribution class by class (an estimate of the error on the finite pool it was split from)")
+    else:
+        estimate = ("no stated law, and the test split does not follow the training distribution: test errors are "
+                    "errors on that split only")
+    return {"dataset": data_config.name, "law": law, "test_per_class": counts,
+            "test_same_distribution": bool(test_same_distribution), "errors_estimate": estimate}
 
 
 def _named(what: str, step: Callable[..., dict], *args: Any) -> dict:
@@ -301,6 +324,7 @@ def run_comparison(config: ComparisonConfig, resolvers: OptionResolvers,
     started = time.perf_counter()
     rows, runs, reports = [], [], []
     class_names: list[str] | None = None
+    population: dict | None = None
     total = len(methods) * len(seeds)
     for i, (method, seed) in enumerate(((m, s) for m in methods for s in seeds), start=1):
         run_dir = out / "runs" / method / f"seed{seed}"
@@ -309,6 +333,8 @@ def run_comparison(config: ComparisonConfig, resolvers: OptionResolvers,
         report = BoundsReport.from_json(result["bounds"])
         reports.append(report)
         class_names = class_names or result["class_names"]
+        population = population or population_of(result["data_config"], result["metrics"].get("test_counts"),
+                                                  report.test_same_distribution)
         row = run_row(method, seed, result["metrics"], report)
         rows.append(row)
         runs.append({"method": method, "seed": seed, "dir": str(run_dir), **result["timing"]})
@@ -340,8 +366,8 @@ def run_comparison(config: ComparisonConfig, resolvers: OptionResolvers,
                      "the C = 1 numbers are in the table below and in compare.json")
     title = f"Methods on {config.dataset} (recipe {config.recipe}), seeds {','.join(map(str, seeds))}"
     recipe = config.train_argv("METHOD", 0, "DIR")
-    payload = {"dataset": config.dataset, "recipe": config.recipe, "methods": methods, "seeds": seeds,
-               "train_args": recipe,
+    payload = {"dataset": config.dataset, "population": population, "recipe": config.recipe, "methods": methods,
+               "seeds": seeds, "train_args": recipe,
                "references": references, "reference_rows": reference_names, "paired": paired,
                "summary": summary, "rank_correlation": ranks, "class_rank_correlation": class_ranks,
                "rows": rows, "runs": runs, "notes": notes,
@@ -351,8 +377,11 @@ def run_comparison(config: ComparisonConfig, resolvers: OptionResolvers,
     atomic_write_text(json.dumps(payload, indent=2, allow_nan=False) + "\n", json_path)
     sections = [probe_markdown(summary, rows, reference_names)] if reference_names else []
     sections += [rank_markdown(ranks), class_rank_markdown(class_ranks, class_names=class_names)]
+    population_notes = [] if population is None else [
+        f"population: {population['law'] or 'none stated'} ({population['errors_estimate']})"]
     atomic_write_text(compare_markdown(summary, title=title, notes=[
-        f"recipe: python -m experiments.train {' '.join(recipe)}", *notes], paired=paired, sections=sections),
+        f"recipe: python -m experiments.train {' '.join(recipe)}", *population_notes, *notes], paired=paired,
+        sections=sections),
         markdown_path)
     # the figure plots bounds: the methods' rows only (references have none)
     figures = plot_compare({m: summary[m] for m in methods}, out / "compare_bound_vs_tail_error", title=title)

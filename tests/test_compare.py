@@ -347,3 +347,32 @@ def test_bad_reference_arguments_give_one_line(tmp_path, argv, message):
         code = run_main(compare_cli.main, ["--out", str(tmp_path / "o"), "--methods", "scilt", *argv])
     lines = err.getvalue().strip().splitlines()
     assert code == 2 and len(lines) == 1 and message in lines[0], lines
+
+
+def test_compare_json_names_what_its_test_errors_estimate(first):
+    out, payload = first
+    population = payload["population"]
+    # synthetic-lt states no law: the block says so instead of naming one
+    assert population["dataset"] == "synthetic-lt" and population["law"] is None
+    assert population["test_per_class"] == [4, 4, 4]
+    assert "no stated law" in population["errors_estimate"]
+    assert "population: none stated" in (out / "compare.md").read_text()
+
+
+def test_a_data_set_with_a_stated_law_is_named_by_that_law():
+    from scilt_theory.comparison import population_of
+    from scilt_theory.data import DataConfig
+    from scilt_theory.data.population import law_of
+
+    config = DataConfig(name="scitiles-pop", image_size=32, photons=50.0)
+    block = population_of(config, [500] * 9, True)
+    assert block["law"] == law_of(config).sentence() and "Poisson(50 v)/50" in block["law"]
+    assert block["test_per_class"] == [500] * 9 and "estimate of the population error" in block["errors_estimate"]
+    assert population_of(DataConfig(name="digits-lt"), None, True)["law"] is None
+
+
+def test_a_dataset_spec_refuses_a_law_that_is_not_callable():
+    from scilt_theory.data.registry import DatasetSpec, build_dataset
+
+    with pytest.raises(ValueError, match="law of 'x' must be None or callable"):
+        DatasetSpec("x", build_dataset, reads_files=False, law="P_c")

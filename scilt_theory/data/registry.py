@@ -24,7 +24,7 @@ from scilt_theory.data.digits import build_digits
 from scilt_theory.data.imagefolder import build_imagefolder
 from scilt_theory.data.isic import build_isic2019
 from scilt_theory.data.nih import build_nih_cxr_lt, build_nih_profile, build_nih_profile_single
-from scilt_theory.data.population import build_scitiles_pop
+from scilt_theory.data.population import build_scitiles_pop, law_of
 from scilt_theory.data.scitiles import build_scitiles
 from scilt_theory.data.synthetic import build_synthetic
 
@@ -54,6 +54,9 @@ class DatasetSpec:
     timm_preprocessing : its images are resized with the model's timm eval transform, so ``experiments.train``
         fills ``interpolation`` / ``crop_pct`` from the model (which are then implied in ``options``).
     summary : one line for listings.
+    law : for a data set drawn from a stated law, ``DataConfig -> str``: the law as a sentence (every split an
+        i.i.d. sample of it, so test errors estimate its population errors); None for a finite pool or a copy on
+        disk, which states no law.
     """
 
     name: str
@@ -62,6 +65,7 @@ class DatasetSpec:
     options: frozenset[str] = frozenset()
     timm_preprocessing: bool = False
     summary: str = ""
+    law: Callable[[DataConfig], str] | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
@@ -92,6 +96,8 @@ class DatasetSpec:
             options |= TIMM_OPTIONS
         if not isinstance(self.summary, str):
             raise ValueError(f"the summary of {self.name!r} must be a string")
+        if self.law is not None and not callable(self.law):
+            raise ValueError(f"the law of {self.name!r} must be None or callable (DataConfig -> sentence)")
         object.__setattr__(self, "options", options)
 
     def accepts(self, option: str) -> bool:
@@ -126,7 +132,8 @@ for _spec in (
         DatasetSpec("scitiles-pop", build_scitiles_pop, reads_files=False,
                     options=frozenset({"crop_size", "photons", "read_noise"}),
                     summary="a stated law of noisy crops of 9 of scikit-image's bundled scientific images; every split "
-                            "an i.i.d. draw (embedded, the default and the demo's)"),
+                            "an i.i.d. draw (embedded, the default and the demo's)",
+                    law=lambda config: law_of(config).sentence()),
         DatasetSpec("scitiles-lt", build_scitiles, reads_files=False,
                     summary="legacy: block-split patches of the same 9 images (splits not i.i.d.; kept for old runs)"),
         DatasetSpec("digits-lt", build_digits, reads_files=False,
